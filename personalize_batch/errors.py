@@ -1,0 +1,46 @@
+"""The exceptions a user can see. Each carries the exit code the CLI maps it to (A.10)."""
+
+from __future__ import annotations
+
+
+class PbatchError(Exception):
+    """A failure the user can act on: printed as one line, no traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(PbatchError):
+    """Wrong options or arguments (click's convention: exit 2)."""
+
+    exit_code = 2
+
+
+class SolutionError(PbatchError):
+    """A solution file that is missing, damaged or of an unknown format."""
+
+
+class DataError(PbatchError):
+    """Training data that cannot be read (names the file, line and reason)."""
+
+
+class StorageError(PbatchError):
+    """An input or output that cannot be read, listed or written (local or S3)."""
+
+
+class JobFailed(PbatchError):
+    """A batch inference job ended CREATE FAILED."""
+
+
+class Interrupted(PbatchError):
+    """The job was stopped by a signal (exit 128 + signal number, as shells do)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,0 +1,332 @@
+"""Inputs and outputs: local files, directories, `-`, gzip/bz2 and s3:// URLs (A.8).
+
+Reading goes through smart_open. Writing is atomic: a local output is written to a
+temporary file in the same folder and renamed at the end; an S3 output is a multipart
+upload completed only on success and aborted on failure. Compression of outputs is done
+here (gzip on top of the raw stream), so that a failure can always abort the raw stream
+before anything is completed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import posixpath
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from .errors import StorageError
+
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
+OUT_SUFFIX = ".out"
+
+
+def is_s3(path: str) -> bool:
+    """True for an `s3://bucket/key` URL."""
+    return path.startswith("s3://")
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> (`bucket`, `some/key`)."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise StorageError(f"not an S3 URL: {url}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def _endpoint(endpoint_url: str | None) -> str | None:
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+        "AWS_ENDPOINT_URL"
+    )
+
+
+_clients: dict[str | None, Any] = {}
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 S3 client (imported only when an s3:// path is used)."""
+    endpoint = _endpoint(endpoint_url)
+    if endpoint not in _clients:
+        import boto3  # noqa: PLC0415  (deferred: keeps `pbatch` start-up cheap)
+        from botocore.config import Config  # noqa: PLC0415
+
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10)
+        _clients[endpoint] = boto3.client("s3", endpoint_url=endpoint, config=config)
+    return _clients[endpoint]
+
+
+def describe_s3_error(exc: BaseException) -> str:
+    """A one-line reason for an S3/botocore failure, never including credentials."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error", {})
+        code = err.get("Code") or "error"
+        msg = err.get("Message") or ""
+        return f"S3 {code}" + (f" ({msg})" if msg else "")
+    name = type(exc).__name__
+    if name == "NoCredentialsError":
+        return "S3 credentials not found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)"
+    if name in ("EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError"):
+        return f"S3 endpoint unreachable ({exc})"
+    return f"S3 {name}: {exc}"
+
+
+def _s3_exceptions() -> tuple[type[BaseException], ...]:
+    if "botocore" not in sys.modules:
+        return ()
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    return (BotoCoreError, ClientError)
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One input of a job: its URL and the name its output is derived from."""
+
+    url: str
+    name: str
+
+
+def _safe_relative(name: str) -> str:
+    """A relative output name that cannot climb out of the output folder."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if not parts:
+        raise StorageError(f"cannot derive an output name from {name!r}")
+    return "/".join(parts)
+
+
+def list_inputs(path: str, endpoint_url: str | None = None) -> list[InputRef]:
+    """Expand `--input` into the files a job reads, in a stable (sorted) order."""
+    if path == "-":
+        return [InputRef("-", "-")]
+    if is_s3(path):
+        return _list_s3(path, endpoint_url)
+    if os.path.isdir(path):
+        names = sorted(
+            n
+            for n in os.listdir(path)
+            if not n.startswith(".") and not n.endswith(OUT_SUFFIX)
+            and not n.endswith(OUT_SUFFIX + ".gz")
+            and os.path.isfile(os.path.join(path, n))
+        )
+        if not names:
+            raise StorageError(f"input directory {path} holds no input files")
+        return [InputRef(os.path.join(path, n), n) for n in names]
+    if not os.path.exists(path):
+        raise StorageError(f"input not found: {path}")
+    return [InputRef(path, os.path.basename(path))]
+
+
+def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
+    bucket, key = split_s3(url)
+    client = s3_client(endpoint_url)
+    errors = _s3_exceptions()
+    try:
+        if key and not key.endswith("/"):
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+                return [InputRef(url, posixpath.basename(key))]
+            except errors as exc:  # a missing key may still be a prefix
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                if code not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        base = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        refs = []
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                k = obj["Key"]
+                rel = k[len(base) :]
+                leaf = posixpath.basename(k)
+                if k.endswith("/") or leaf.startswith(".") or leaf.endswith(OUT_SUFFIX):
+                    continue
+                if leaf.endswith(OUT_SUFFIX + ".gz"):
+                    continue
+                refs.append(InputRef(f"s3://{bucket}/{k}", _safe_relative(rel)))
+    except errors as exc:
+        raise StorageError(f"cannot list {url}: {describe_s3_error(exc)}") from None
+    if not refs:
+        raise StorageError(f"input not found: no objects under {url}")
+    return sorted(refs, key=lambda r: r.url)
+
+
+def default_output(path: str) -> str:
+    """Where outputs go without `--output`: beside the input (stdout for stdin)."""
+    if path == "-":
+        return "-"
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        base = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        return f"s3://{bucket}/{base}"
+    if os.path.isdir(path):
+        return path
+    return os.path.dirname(os.path.abspath(path))
+
+
+def output_url(output: str, name: str, compress: str | None) -> str:
+    """The output URL for the input called `name` (`batch.json` -> `batch.json.out`)."""
+    suffix = OUT_SUFFIX + (".gz" if compress == "gzip" else "")
+    if output == "-":
+        return "-"
+    leaf = "stdin" if name == "-" else _safe_relative(name)
+    if is_s3(output):
+        return output.rstrip("/") + "/" + leaf + suffix
+    return os.path.join(output, *leaf.split("/")) + suffix
+
+
+def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
+    """A binary stream of an input, decompressed by its extension."""
+    if url == "-":
+        return sys.stdin.buffer
+    import smart_open  # noqa: PLC0415  (deferred import)
+
+    params = {"client": s3_client(endpoint_url)} if is_s3(url) else {}
+    errors = _s3_exceptions()
+    try:
+        return smart_open.open(url, "rb", transport_params=params)
+    except errors as exc:
+        raise StorageError(f"cannot read {url}: {describe_s3_error(exc)}") from None
+    except OSError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if is_s3(url) and cause is not None:
+            raise StorageError(f"cannot read {url}: {describe_s3_error(cause)}") from None
+        raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
+
+
+class AtomicOutput:
+    """A binary output that appears only when closed successfully.
+
+    `with AtomicOutput(url) as out: out.write(b"...")` – on an exception nothing appears
+    and an existing file at `url` is left as it was.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        self.url = url
+        self.endpoint_url = endpoint_url
+        self.gzip = url.endswith(".gz")
+        self.compresslevel = compresslevel if compresslevel is not None else 1
+        self._raw: Any = None
+        self._tmp: str | None = None
+        self._stream: Any = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.url == "-":
+            self._raw = sys.stdout.buffer
+        elif is_s3(self.url):
+            self._raw = self._open_s3()
+        else:
+            self._raw = self._open_local()
+        if self.gzip:
+            self._stream = gzip.GzipFile(
+                filename="", mode="wb", fileobj=self._raw,
+                compresslevel=self.compresslevel, mtime=0,
+            )
+        else:
+            self._stream = self._raw
+        return self._stream
+
+    def _open_local(self) -> IO[bytes]:
+        folder = os.path.dirname(os.path.abspath(self.url))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(
+                prefix="." + os.path.basename(self.url) + ".", suffix=".tmp", dir=folder
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+        return os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def _open_s3(self) -> Any:
+        from smart_open import s3 as s3_transport  # noqa: PLC0415
+
+        bucket, key = split_s3(self.url)
+        errors = _s3_exceptions()
+        try:
+            return s3_transport.open(
+                bucket, key, "wb", client=s3_client(self.endpoint_url),
+                min_part_size=16 * 1024 * 1024,
+            )
+        except (ValueError, *errors) as exc:
+            cause = exc.__cause__ if isinstance(exc, ValueError) else exc
+            reason = describe_s3_error(cause) if cause is not None else str(exc)
+            raise StorageError(f"cannot write {self.url}: {reason}") from None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def commit(self) -> None:
+        """Finish the output and make it visible under its name."""
+        errors = _s3_exceptions()
+        try:
+            if self._stream is not self._raw:
+                self._stream.close()
+            if self.url == "-":
+                self._raw.flush()
+                return
+            if is_s3(self.url):
+                self._raw.close()
+                return
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            os.replace(self._tmp, self.url)
+            self._tmp = None
+        except errors as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}") from None
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+
+    def abort(self) -> None:
+        """Drop everything written: remove the temp file or abort the multipart upload."""
+        if self.url == "-" or self._raw is None:
+            return
+        if is_s3(self.url):
+            terminate = getattr(self._raw, "terminate", None)
+            if terminate is not None and not getattr(self._raw, "closed", False):
+                try:
+                    terminate()
+                except _s3_exceptions():
+                    pass  # the upload expires server-side; the object never appeared
+            return
+        try:
+            self._raw.close()
+        except OSError:
+            pass  # closing a temp file we are about to delete
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+
+def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """Yield (line, too_long) from a binary stream without ever holding more than
+    `max_bytes` of one line: an over-long line yields its first `max_bytes` bytes and
+    True, and the rest of it is skipped."""
+    while True:
+        line = stream.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            head = line[:max_bytes]
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(1 << 20)
+            yield head, True
+            continue
+        yield line, False

@@ -1,0 +1,214 @@
+"""The job store: one SQLite database (WAL mode) of batch inference job records (A.9).
+
+Concurrent `pbatch run` processes each write their own row in short transactions; a
+busy timeout makes them wait for each other instead of failing. A job whose process
+died is reported CREATE FAILED ("process exited") as soon as anyone reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import PbatchError, StorageError, UsageError
+
+PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREATE FAILED"
+STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
+ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
+SUMMARY_KEYS = ("batchInferenceJobArn", "jobName", "status", "creationDateTime",
+                "lastUpdatedDateTime", "failureReason", "solutionVersionArn")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    solution TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    pid INTEGER,
+    pid_start TEXT,
+    host TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
+"""
+
+
+def default_home() -> Path:
+    """$PBATCH_HOME, else the user's data dir ($XDG_DATA_HOME/pbatch)."""
+    home = os.environ.get("PBATCH_HOME")
+    if home:
+        return Path(home)
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                             "share")
+    return Path(data) / "pbatch"
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_name(name: str) -> str:
+    """Personalize's job-name rule: 1-63 chars, ^[a-zA-Z0-9][a-zA-Z0-9\\-_]*$."""
+    if not (1 <= len(name) <= 63) or not NAME_RE.match(name):
+        raise UsageError(
+            f"invalid job name {name!r}: 1-63 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def job_name_from(name_or_arn: str) -> str:
+    """Accept a job name or its ARN."""
+    return name_or_arn[len(ARN_PREFIX):] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (field 22 of /proc/PID/stat), to detect pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    current = _process_start(pid)
+    return start is None or current is None or current == start
+
+
+class JobStore:
+    """Batch inference job records in $PBATCH_HOME/jobs.db."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.path = self.home / "jobs.db"
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the job store {self.path}: {exc}") from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a new PENDING job owned by this process; a used name is a usage error."""
+        now = now_iso()
+        record = {**record, "status": PENDING, "creationDateTime": now,
+                  "lastUpdatedDateTime": now}
+        pid = os.getpid()
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO jobs (name, solution, status, created, pid, pid_start, host,"
+                    " record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record["jobName"], record["solutionVersionArn"], PENDING, now, pid,
+                     _process_start(pid), socket.gethostname(), orjson.dumps(record).decode()),
+                )
+        except StorageError as exc:
+            if "UNIQUE constraint" in str(exc):
+                raise UsageError(
+                    f"a job named {record['jobName']!r} already exists; choose another --job-name"
+                ) from None
+            raise
+        return record
+
+    def update(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Merge fields into a job's record (status changes update the status column)."""
+        with self._tx() as db:
+            row = db.execute("SELECT record FROM jobs WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise PbatchError(f"no batch inference job named {name!r}")
+            record = orjson.loads(row[0])
+            record.update(fields)
+            record["lastUpdatedDateTime"] = now_iso()
+            db.execute("UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",
+                       (orjson.dumps(record).decode(), record["status"],
+                        record["solutionVersionArn"], name))
+        return record
+
+    def _reap(self, name: str, status: str, pid: int | None, start: str | None,
+              host: str | None, record: dict[str, Any]) -> dict[str, Any]:
+        if status in (PENDING, IN_PROGRESS) and pid and host == socket.gethostname() \
+                and not _alive(pid, start):
+            return self.update(name, status=FAILED, failureReason="process exited")
+        return record
+
+    def get(self, name_or_arn: str) -> dict[str, Any]:
+        """One job's record (DescribeBatchInferenceJob's batchInferenceJob)."""
+        name = job_name_from(name_or_arn)
+        try:
+            row = self.db.execute(
+                "SELECT status, pid, pid_start, host, record FROM jobs WHERE name = ?", (name,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
+        if row is None:
+            raise PbatchError(f"no batch inference job named {name!r}")
+        status, pid, start, host, record = row
+        return self._reap(name, status, pid, start, host, orjson.loads(record))
+
+    def list(self, solution: str | None = None, status: str | None = None,
+             max_results: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        """Newest first, shaped like ListBatchInferenceJobs (with nextToken paging)."""
+        offset = int(next_token) if next_token and next_token.isdigit() else 0
+        try:
+            rows = self.db.execute(
+                "SELECT name, status, pid, pid_start, host, record FROM jobs"
+                " ORDER BY created DESC, name DESC"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
+        records = [self._reap(n, s, p, st, h, orjson.loads(r)) for n, s, p, st, h, r in rows]
+        if solution is not None:
+            records = [r for r in records if _matches_solution(r, solution)]
+        if status is not None:
+            records = [r for r in records if r["status"] == status]
+        page = records[offset: offset + max_results]
+        more = offset + max_results < len(records)
+        return {
+            "batchInferenceJobs": [{k: r.get(k) for k in SUMMARY_KEYS if r.get(k) is not None}
+                                   for r in page],
+            "nextToken": str(offset + max_results) if more else None,
+        }
+
+
+def _matches_solution(record: dict[str, Any], solution: str) -> bool:
+    arn = record.get("solutionVersionArn", "")
+    path = record.get("solutionPath", "")
+    return solution in (arn, path) or os.path.abspath(solution) == path

@@ -1,0 +1,143 @@
+"""Input lines: parse and validate each JSON Lines record once, at the edge (A.3).
+
+A line becomes either a Request (the echoed input plus the ids it asks about) or an
+error message; the job goes on either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAX_LINE_BYTES = 1 << 20  # 1 MiB
+MAX_ID_LENGTH = 256
+MAX_LIST = 500
+BOM = b"\xef\xbb\xbf"
+BLANK = b" \t\r\n"
+
+# recipe -> what a line asks for
+QUERY = {
+    "user-personalization": "user",
+    "popularity-count": "any",
+    "personalized-ranking": "ranking",
+    "sims": "item",
+}
+LIST_KEYS = ("itemList", "itemIds", "inputList")
+
+
+@dataclass(slots=True)
+class Request:
+    """A valid line: the echoed object and the ids it asks about."""
+
+    obj: dict[str, Any]
+    user: str | None = None
+    item: str | None = None
+    items: list[str] | None = None
+
+
+@dataclass(slots=True)
+class BadLine:
+    """An invalid line: what to echo (object or raw text) and what was wrong."""
+
+    echo: Any
+    error: str
+
+
+def is_blank(raw: bytes) -> bool:
+    """Nothing but spaces, tabs and line endings (A.3): no output line."""
+    return not raw.strip(BLANK)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _id(obj: dict[str, Any], key: str) -> str | None:
+    """The id under `key`, or raise ValueError with the line's error message."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    if not value:
+        raise ValueError(f"{key} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{key} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _item_list(obj: dict[str, Any]) -> list[str]:
+    key = next((k for k in LIST_KEYS if k in obj), None)
+    if key is None:
+        raise ValueError('personalized-ranking needs "itemList" (or "itemIds", "inputList")')
+    value = obj[key]
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of item ids")
+    if not value:
+        raise ValueError(f"{key} must not be empty")
+    if len(value) > MAX_LIST:
+        raise ValueError(f"{key} has {len(value)} items (at most {MAX_LIST})")
+    for member in value:
+        if not isinstance(member, str) or not member:
+            raise ValueError(f"{key} members must be non-empty strings")
+        if len(member) > MAX_ID_LENGTH:
+            raise ValueError(f"{key} has an id longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadLine:
+    """Parse one non-blank line for a recipe's query kind ("user", "any", "ranking", "item")."""
+    if too_long:
+        return BadLine(_text(raw[:1024]), f"line is longer than {MAX_LINE_BYTES} bytes (1 MiB)")
+    line = raw.rstrip(b"\r\n")
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadLine(_text(line), f"line is not valid UTF-8 (byte {exc.start})")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(_text(line), f"invalid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return BadLine(_text(line), "line is not a JSON object")
+    try:
+        filter_values = obj.get("filterValues")
+        if filter_values is not None and not isinstance(filter_values, dict):
+            raise ValueError("filterValues must be an object of strings")
+        if query == "user":
+            user = _id(obj, "userId")
+            if user is None:
+                raise ValueError('user-personalization needs "userId"')
+            return Request(obj, user=user)
+        if query == "any":
+            return Request(obj, user=_id(obj, "userId"))
+        if query == "ranking":
+            user = _id(obj, "userId")
+            if user is None:
+                raise ValueError('personalized-ranking needs "userId"')
+            return Request(obj, user=user, items=_item_list(obj))
+        item = _id(obj, "itemId")
+        if item is None and "items" in obj:
+            item = _id(obj, "items")
+        if item is None:
+            raise ValueError('sims needs "itemId"')
+        return Request(obj, item=item)
+    except ValueError as exc:
+        return BadLine(obj, str(exc))
+
+
+def success_line(obj: dict[str, Any], items: list[str], scores: list[float]) -> bytes:
+    """One output line (A.4), with its newline."""
+    return orjson.dumps(
+        {"input": obj, "output": {"recommendedItems": items, "scores": scores}, "error": None},
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+def error_line(echo: Any, error: str) -> bytes:
+    """One error line (A.4), with its newline."""
+    return orjson.dumps(
+        {"input": echo, "output": None, "error": error}, option=orjson.OPT_APPEND_NEWLINE
+    )

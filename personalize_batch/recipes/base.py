@@ -1,0 +1,195 @@
+"""What every recipe shares: the registry, exact top-k with a fixed tie-break, score
+rounding, popularity order and the seen-items matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import UsageError
+
+# canonical name -> accepted aliases (A.1)
+ALIASES = {
+    "user-personalization": ("aws-user-personalization", "aws-hrnn", "hrnn"),
+    "popularity-count": ("aws-popularity-count",),
+    "personalized-ranking": ("aws-personalized-ranking",),
+    "sims": ("aws-sims",),
+}
+RECIPE_TYPES = {
+    "user-personalization": "USER_PERSONALIZATION",
+    "popularity-count": "USER_PERSONALIZATION",
+    "personalized-ranking": "PERSONALIZED_RANKING",
+    "sims": "RELATED_ITEMS",
+}
+
+
+def canonical_recipe(name: str) -> str:
+    """The canonical recipe name for a name or alias (A.1), or a usage error."""
+    key = name.strip().lower()
+    if key.startswith("arn:aws:personalize:::recipe/"):
+        key = key.rsplit("/", 1)[1]
+    for canon, aliases in ALIASES.items():
+        if key == canon or key in aliases:
+            return canon
+    known = ", ".join(ALIASES)
+    raise UsageError(f"unknown recipe {name!r} (known: {known})")
+
+
+@dataclass
+class HyperParameter:
+    """One documented hyperparameter with its default and range."""
+
+    name: str
+    default: Any
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+    def parse(self, raw: str) -> Any:
+        if self.kind is bool:
+            low = raw.strip().lower()
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+            raise UsageError(f"hyperparameter {self.name} must be true or false, not {raw!r}")
+        try:
+            value = self.kind(raw)
+        except ValueError:
+            raise UsageError(
+                f"hyperparameter {self.name} must be {self.kind.__name__}, not {raw!r}"
+            ) from None
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise UsageError(
+                f"hyperparameter {self.name} must be in [{self.low}, {self.high}], not {raw}"
+            )
+        return value
+
+
+@dataclass
+class HyperParameters:
+    """A recipe's hyperparameter table; parses `--hp key=value` strings."""
+
+    params: list[HyperParameter] = field(default_factory=list)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def parse(self, pairs: list[str] | tuple[str, ...], recipe: str) -> dict[str, Any]:
+        values = self.defaults()
+        table = {p.name: p for p in self.params}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            key = key.strip()
+            if not sep:
+                raise UsageError(f"--hp takes key=value, not {pair!r}")
+            if key not in table:
+                known = ", ".join(table) or "none"
+                raise UsageError(f"{recipe} has no hyperparameter {key!r} (known: {known})")
+            values[key] = table[key].parse(raw)
+        return values
+
+
+def round_sig(x: np.ndarray, digits: int = 6) -> np.ndarray:
+    """Round to `digits` significant digits, vectorized and deterministic (A.4)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros_like(x)
+    nz = (x != 0) & np.isfinite(x)
+    if nz.any():
+        v = x[nz]
+        exp = digits - 1 - np.floor(np.log10(np.abs(v)))
+        scale = np.power(10.0, exp)
+        out[nz] = np.round(v * scale) / scale
+    return out
+
+
+def topk(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k per row: (indices, lengths).
+
+    Order: key descending, then column index ascending – never left to the sort
+    algorithm, so the result is the same on every CPU. Entries equal to -inf are
+    excluded items; a row's length is the number of finite entries it has (at most k).
+    """
+    rows, n = keys.shape
+    k = min(k, n)
+    if rows == 0 or k == 0:
+        return np.zeros((rows, 0), dtype=np.int64), np.zeros(rows, dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), (rows, n)).copy()
+    vals = np.take_along_axis(keys, part, axis=1)
+    kth = vals.min(axis=1)
+    if k < n:
+        # a row whose k-th value is shared with an unchosen entry: pick the lowest indices
+        tied = np.flatnonzero(((keys >= kth[:, None]).sum(axis=1) > k) & np.isfinite(kth))
+        for r in tied:
+            above = np.flatnonzero(keys[r] > kth[r])
+            equal = np.flatnonzero(keys[r] == kth[r])[: k - len(above)]
+            part[r] = np.concatenate([above, equal])
+            vals[r] = keys[r, part[r]]
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    lengths = np.minimum(np.isfinite(keys).sum(axis=1), k)
+    return idx, lengths
+
+
+def popularity_rank(counts: np.ndarray) -> np.ndarray:
+    """rank[i] = position of item i in popularity order (count desc, then index asc)."""
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    rank = np.empty(len(counts), dtype=np.int64)
+    rank[order] = np.arange(len(counts))
+    return rank
+
+
+def fill_keys(counts: np.ndarray) -> np.ndarray:
+    """Keys below every model score (all model scores are >= 0) that order the
+    remaining items by popularity: the fill of A.5."""
+    return (-1.0 - popularity_rank(counts)).astype(np.float64)
+
+
+def csr_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, n_cols: int,
+             data: np.ndarray | None = None) -> sp.csr_matrix:
+    """Rows `rows` of a CSR matrix given by its parts; rows < 0 give empty rows."""
+    n_rows = len(indptr) - 1
+    if data is None:
+        data = np.ones(len(indices), dtype=np.float32)
+    m = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    safe = np.where(rows >= 0, rows, 0)
+    sub = m[safe]
+    if (rows < 0).any():
+        keep = sp.diags((rows >= 0).astype(np.float32))
+        sub = keep @ sub
+        sub.eliminate_zeros()
+    return sub.tocsr()
+
+
+def mask_rows(keys: np.ndarray, sub: sp.csr_matrix, value: float = -np.inf) -> None:
+    """Set keys[r, c] = value for every stored entry (r, c) of `sub` (same row count)."""
+    r, c = sub.nonzero()
+    keys[r, c] = value
+
+
+def seen_arrays(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+                ) -> dict[str, np.ndarray]:
+    """The user x item 'seen' matrix as CSR parts (A.5 exclusion of training items)."""
+    m = sp.csr_matrix(
+        (np.ones(len(users), dtype=np.int8), (users, items)), shape=(n_users, n_items)
+    )
+    m.sum_duplicates()
+    m.sort_indices()
+    return {
+        "seen_indptr": m.indptr.astype(np.int64),
+        "seen_indices": m.indices.astype(np.int32),
+    }
+
+
+def chunk_rows(n_items: int, budget_bytes: int = 64 << 20, max_rows: int = 2048) -> int:
+    """How many rows of a dense chunk x items matrix fit a memory budget."""
+    return int(max(16, min(max_rows, budget_bytes // max(1, 8 * n_items))))

@@ -1,0 +1,129 @@
+"""sims: item-to-item cosine over user co-interactions, with Personalize's
+hyperparameters (A.1, B.4). Neighbours are computed at training time with blocked sparse
+products (never a dense item x item matrix) and stored sorted."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import Interactions
+from .base import HyperParameter, HyperParameters, csr_rows, fill_keys, topk
+
+MAX_NEIGHBOURS = 500  # the largest numResults
+
+HYPERPARAMETERS = HyperParameters([
+    HyperParameter("popularity_discount_factor", 0.5, float, 0.0, 1.0,
+                   "0 = plain cosine; higher values favour less popular neighbours"),
+    HyperParameter("min_cointeraction_count", 3, int, 0, 10,
+                   "item pairs shared by fewer users are not neighbours"),
+    HyperParameter("min_user_history_length_percentile", 0.005, float, 0.0, 1.0,
+                   "users with shorter histories than this percentile are left out"),
+    HyperParameter("max_user_history_length_percentile", 0.995, float, 0.0, 1.0,
+                   "users with longer histories than this percentile are left out"),
+    HyperParameter("min_item_interaction_count_percentile", 0.01, float, 0.0, 1.0,
+                   "items rarer than this interaction-weighted percentile are never"
+                   " neighbours"),
+    HyperParameter("max_item_interaction_count_percentile", 0.9, float, 0.0, 1.0,
+                   "items more popular than this interaction-weighted percentile are never"
+                   " neighbours"),
+])
+
+
+def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The binary user x item matrix after the user-history percentile bounds, and the
+    items within the interaction-count percentile bounds (the possible neighbours)."""
+    x = data.matrix()
+    lengths = np.diff(x.indptr)
+    lo, hi = np.quantile(lengths, [hp["min_user_history_length_percentile"],
+                                   hp["max_user_history_length_percentile"]])
+    keep_users = (lengths >= lo) & (lengths <= hi)
+    x = sp.diags(keep_users.astype(np.float32)) @ x
+    x = x.tocsr()
+    x.eliminate_zeros()
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    keep_items = counts > 0
+    if counts.sum() > 0:
+        # percentiles of the item count seen by a random interaction (weighted by count)
+        order = np.sort(counts[counts > 0])
+        cum = np.cumsum(order) / order.sum()
+        def at(q: float) -> float:
+            return float(order[min(len(order) - 1, np.searchsorted(cum, q, side="left"))])
+        lo_c, hi_c = at(hp["min_item_interaction_count_percentile"]), at(
+            hp["max_item_interaction_count_percentile"])
+        keep_items &= (counts >= lo_c) & (counts <= hi_c)
+    return x, keep_items
+
+
+def neighbours(x: sp.csr_matrix, k: int, discount: float, min_co: int,
+               candidates: np.ndarray | None = None, block: int = 1024
+               ) -> dict[str, np.ndarray]:
+    """Top-k discounted-cosine neighbours of every item, as sorted CSR parts.
+
+    sim(i, j) = C_ij / (sqrt(n_i) * n_j ** (0.5 + discount)), C_ij = users sharing i and
+    j, n_i = users of i; pairs with C_ij < min_co (or 0) are dropped, and so are
+    neighbours j outside `candidates` (when given). Row order: sim
+    descending, then item index ascending.
+    """
+    n = x.shape[1]
+    xt = x.T.tocsr()
+    counts = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    indptr = [np.zeros(1, dtype=np.int64)]
+    indices, data = [], []
+    total = 0
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        c = (xt[start:stop] @ x).tocoo()
+        rows, cols, co = c.row, c.col, c.data.astype(np.float64)
+        keep = (rows + start != cols) & (co >= max(1, min_co))
+        if candidates is not None:
+            keep &= candidates[cols]
+        rows, cols, co = rows[keep], cols[keep], co[keep]
+        sim = co / (np.sqrt(counts[rows + start]) * counts[cols] ** (0.5 + discount))
+        sim = sim.astype(np.float32)
+        order = np.lexsort((cols, -sim, rows))
+        rows, cols, sim = rows[order], cols[order], sim[order]
+        row_start = np.searchsorted(rows, np.arange(stop - start))
+        rank = np.arange(len(rows)) - row_start[rows]
+        keep = rank < k
+        rows, cols, sim = rows[keep], cols[keep], sim[keep]
+        per_row = np.bincount(rows, minlength=stop - start)
+        indptr.append(total + np.cumsum(per_row))
+        total += len(rows)
+        indices.append(cols.astype(np.int32))
+        data.append(sim)
+    return {
+        "indptr": np.concatenate(indptr).astype(np.int64),
+        "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
+        "data": np.concatenate(data) if data else np.zeros(0, np.float32),
+    }
+
+
+def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
+    x, candidates = training_matrix(data, hp)
+    nb = neighbours(x, MAX_NEIGHBOURS, hp["popularity_discount_factor"],
+                    hp["min_cointeraction_count"], candidates)
+    return {f"sims_{k}": v for k, v in nb.items()}
+
+
+class Scorer:
+    """Answers a chunk of item queries: neighbours first, then popular items (A.5)."""
+
+    def __init__(self, solution) -> None:
+        self.solution = solution
+        a = solution.arrays
+        self.n_items = len(solution.item_ids)
+        self.indptr, self.indices, self.data = a["sims_indptr"], a["sims_indices"], a["sims_data"]
+        self.keys = fill_keys(a["item_counts"])
+
+    def recommend(self, items: np.ndarray, k: int, include_seen: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sims = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
+        keys = np.tile(self.keys, (len(items), 1))
+        coo = sims.tocoo()
+        keys[coo.row, coo.col] = coo.data
+        known = np.flatnonzero(items >= 0)
+        keys[known, items[known]] = -np.inf  # never the query item itself
+        idx, lengths = topk(keys, k)
+        scores = np.take_along_axis(keys, idx, axis=1)
+        return idx, np.where(scores > 0, scores, 0.0), lengths

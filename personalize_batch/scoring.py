@@ -1,0 +1,73 @@
+"""Answer a chunk of valid requests with the recipe's scorer: ids -> indices, one
+vectorized scoring call, indices -> ids. `run`, `recommend` and `rank` all use this."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .lines import QUERY, Request
+from .recipes import recipe_module
+from .recipes.base import round_sig
+from .solution import Solution
+
+
+class Answerer:
+    """Turns requests into (recommendedItems, scores) pairs for one solution."""
+
+    def __init__(self, solution: Solution, num_results: int = 25,
+                 include_seen: bool = False) -> None:
+        self.solution = solution
+        self.query = QUERY[solution.recipe]
+        self.num_results = num_results
+        self.include_seen = include_seen
+        self.scorer = recipe_module(solution.recipe).Scorer(solution)
+        self.item_objs = solution.item_ids.astype(object)
+        self.unknown_users = 0
+        self.unknown_items = 0
+
+    def _users(self, requests: list[Request]) -> np.ndarray:
+        index = self.solution.user_index
+        users = np.array([index.get(r.user, -1) if r.user is not None else -1
+                          for r in requests], dtype=np.int64)
+        self.unknown_users += sum(1 for r, u in zip(requests, users) if r.user and u < 0)
+        return users
+
+    def answer(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
+        """The answers to a chunk of requests, in order."""
+        if not requests:
+            return []
+        if self.query == "ranking":
+            return self._rank(requests)
+        if self.query == "item":
+            index = self.solution.item_index
+            queries = np.array([index.get(r.item, -1) for r in requests], dtype=np.int64)
+            self.unknown_items += int((queries < 0).sum())
+        else:
+            queries = self._users(requests)
+        idx, scores, lengths = self.scorer.recommend(queries, self.num_results,
+                                                     self.include_seen)
+        scores = round_sig(scores)
+        out = []
+        for r in range(len(requests)):
+            n = int(lengths[r])
+            out.append((self.item_objs[idx[r, :n]].tolist(), scores[r, :n].tolist()))
+        return out
+
+    def _rank(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
+        index = self.solution.item_index
+        users = self._users(requests)
+        known_lists, unknown_lists = [], []
+        for r in requests:
+            distinct = list(dict.fromkeys(r.items or ()))
+            known_lists.append(np.array([index[i] for i in distinct if i in index],
+                                        dtype=np.int64))
+            unknown = [i for i in distinct if i not in index]
+            self.unknown_items += len(unknown)
+            unknown_lists.append(unknown)
+        ranked = self.scorer.rank(users, known_lists)
+        out = []
+        for (idx, probs), unknown in zip(ranked, unknown_lists):
+            items = self.item_objs[idx].tolist() + unknown
+            scores = round_sig(probs).tolist() + [0.0] * len(unknown)
+            out.append((items, scores))
+        return out

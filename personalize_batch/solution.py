@@ -1,0 +1,250 @@
+"""The solution file: one `.npz` of plain numpy arrays, never pickle (A.2).
+
+Keys: `format_version` (int), `meta` (a JSON string: recipe, hyperparameters, training
+metadata, metrics), `user_ids` and `item_ids` (unicode arrays), `item_counts`,
+`seen_indptr`/`seen_indices` (CSR parts of the user x item training matrix), and the
+recipe's own arrays. Loading checks everything – version, recipe, keys, dtypes, shapes,
+index ranges, finite values – and turns any damage into one SolutionError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import scipy.sparse as sp
+
+from . import __version__
+from .errors import PbatchError, SolutionError, StorageError
+from .recipes import canonical_recipe
+from .recipes.base import csr_rows
+
+FORMAT_VERSION = 1
+
+# name -> (dtype kinds allowed, ndim); "U" unicode, "i" signed int, "f" float
+COMMON = {
+    "format_version": ("i", 0),
+    "meta": ("U", 0),
+    "user_ids": ("U", 1),
+    "item_ids": ("U", 1),
+    "item_counts": ("i", 1),
+    "seen_indptr": ("i", 1),
+    "seen_indices": ("i", 1),
+}
+UP = {
+    "up_history_indptr": ("i", 1),
+    "up_history_items": ("i", 1),
+    "up_history_times": ("i", 1),
+    "up_nb_indptr": ("i", 1),
+    "up_nb_indices": ("i", 1),
+    "up_nb_data": ("f", 1),
+    "up_trans_indptr": ("i", 1),
+    "up_trans_indices": ("i", 1),
+    "up_trans_data": ("f", 1),
+    "up_prior": ("f", 1),
+}
+RECIPE_ARRAYS = {
+    "popularity-count": {},
+    "sims": {"sims_indptr": ("i", 1), "sims_indices": ("i", 1), "sims_data": ("f", 1)},
+    "user-personalization": UP,
+    "personalized-ranking": UP,
+}
+# CSR triples to check: (indptr, indices, data or None, rows, cols) with rows/cols as
+# "users" or "items"
+CSR = {
+    "seen": ("seen_indptr", "seen_indices", None, "users", "items"),
+    "sims": ("sims_indptr", "sims_indices", "sims_data", "items", "items"),
+    "history": ("up_history_indptr", "up_history_items", "up_history_times", "users", "items"),
+    "neighbours": ("up_nb_indptr", "up_nb_indices", "up_nb_data", "items", "items"),
+    "transitions": ("up_trans_indptr", "up_trans_indices", "up_trans_data", "items", "items"),
+}
+PER_ITEM = ("item_counts", "up_prior")
+
+
+@dataclass
+class Solution:
+    """A loaded, validated solution."""
+
+    path: str
+    recipe: str
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    sha256: str = ""
+    _user_index: dict[str, int] | None = field(default=None, repr=False)
+    _item_index: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.arrays["user_ids"]
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.arrays["item_ids"]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.meta["hyperparameters"]
+
+    @property
+    def user_index(self) -> dict[str, int]:
+        if self._user_index is None:
+            self._user_index = {u: k for k, u in enumerate(self.user_ids.tolist())}
+        return self._user_index
+
+    @property
+    def item_index(self) -> dict[str, int]:
+        if self._item_index is None:
+            self._item_index = {i: k for k, i in enumerate(self.item_ids.tolist())}
+        return self._item_index
+
+    def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        """The training items of each user (unknown users: none)."""
+        return csr_rows(self.arrays["seen_indptr"], self.arrays["seen_indices"], users,
+                        len(self.item_ids))
+
+    def describe(self) -> dict[str, Any]:
+        """What `pbatch describe` prints."""
+        return {
+            "solution": self.path,
+            "sha256": self.sha256,
+            "formatVersion": FORMAT_VERSION,
+            "recipe": self.recipe,
+            **{k: v for k, v in self.meta.items() if k != "recipe"},
+        }
+
+
+def build_meta(recipe: str, hp: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+    """The JSON metadata stored in a solution."""
+    return {
+        "recipe": recipe,
+        "hyperparameters": hp,
+        "training": {
+            **training,
+            "createdAt": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "pbatchVersion": __version__,
+        },
+        "metrics": {},
+    }
+
+
+def save(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write a solution atomically (temp file in the same folder, then rename)."""
+    payload = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "meta": np.array(orjson.dumps(meta).decode()),
+        **arrays,
+    }
+    for name, arr in payload.items():
+        if arr.dtype.hasobject:
+            raise ValueError(f"{name} is an object array; solutions hold plain arrays only")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".solution.", suffix=".npz", dir=folder)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(path: str) -> Solution:
+    """Load and validate a solution; any problem is one SolutionError."""
+    if not os.path.exists(path):
+        raise SolutionError(f"solution not found: {path}")
+    if os.path.isdir(path):
+        raise SolutionError(f"solution {path} is a directory, not a .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise SolutionError(
+                f"{path}: holds an object array (pickled data); refusing to load it"
+            ) from None
+        raise SolutionError(f"{path}: not a pbatch solution ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
+        reason = "damaged or truncated" if not isinstance(exc, OSError) else str(exc)
+        raise SolutionError(f"{path}: not a readable solution file ({reason})") from None
+    sol = _validate(path, arrays)
+    sol.sha256 = _file_sha256(path)
+    return sol
+
+
+def _fail(path: str, msg: str) -> SolutionError:
+    return SolutionError(f"{path}: invalid solution: {msg}")
+
+
+def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
+    if "format_version" not in arrays or "meta" not in arrays:
+        raise _fail(path, "no format_version/meta (not a pbatch solution)")
+    version = arrays["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise _fail(path, "format_version is not an integer")
+    if int(version) != FORMAT_VERSION:
+        raise SolutionError(
+            f"{path}: solution format {int(version)} is not supported "
+            f"(this pbatch {__version__} reads format {FORMAT_VERSION}); retrain it"
+        )
+    try:
+        meta = orjson.loads(str(arrays["meta"]))
+        recipe = canonical_recipe(meta["recipe"])
+        hp = meta["hyperparameters"]
+        if not isinstance(hp, dict):
+            raise TypeError("hyperparameters is not an object")
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise _fail(path, f"bad meta ({exc})") from None
+    except PbatchError as exc:  # an unknown recipe name
+        raise _fail(path, f"bad meta ({exc})") from None
+    expected = {**COMMON, **RECIPE_ARRAYS[recipe]}
+    for name, (kinds, ndim) in expected.items():
+        if name not in arrays:
+            raise _fail(path, f"array {name!r} is missing")
+        arr = arrays[name]
+        if arr.dtype.kind not in kinds or arr.ndim != ndim:
+            raise _fail(path, f"array {name!r} has dtype {arr.dtype} and {arr.ndim} dimensions")
+    n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+    sizes = {"users": n_users, "items": n_items}
+    for name in PER_ITEM:
+        if name in expected and arrays[name].shape != (n_items,):
+            raise _fail(path, f"{name} has {arrays[name].shape[0]} entries for {n_items} items")
+    if (arrays["item_counts"] < 0).any():
+        raise _fail(path, "item_counts has negative counts")
+    for what, (ip, ix, dv, rows, cols) in CSR.items():
+        if ip not in expected:
+            continue
+        indptr, indices = arrays[ip], arrays[ix]
+        if len(indptr) != sizes[rows] + 1 or indptr[0] != 0 or indptr[-1] != len(indices):
+            raise _fail(path, f"{what} matrix: {ip} does not match its shape")
+        if (np.diff(indptr) < 0).any():
+            raise _fail(path, f"{what} matrix: {ip} is not increasing")
+        if len(indices) and (indices.min() < 0 or indices.max() >= sizes[cols]):
+            raise _fail(path, f"{what} matrix: {ix} out of range")
+        if dv is not None and len(arrays[dv]) != len(indices):
+            raise _fail(path, f"{what} matrix: {dv} has the wrong length")
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise _fail(path, f"array {name!r} has NaN or infinite values")
+    if len(np.unique(arrays["item_ids"])) != n_items or len(np.unique(arrays["user_ids"])) != n_users:
+        raise _fail(path, "duplicate ids in user_ids or item_ids")
+    return Solution(path=path, recipe=recipe, meta=meta, arrays=arrays)

@@ -1,0 +1,77 @@
+"""`pbatch train`: CSV -> recipe fit -> solution file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import solution as solution_mod
+from .data import read_interactions, read_items
+from .recipes import canonical_recipe, recipe_module
+from .recipes.base import seen_arrays
+
+
+def train(
+    recipe: str,
+    interactions: str,
+    output: str,
+    *,
+    items: str | None = None,
+    hp_pairs: tuple[str, ...] = (),
+    event_type: str | None = None,
+    event_value_threshold: float | None = None,
+    endpoint_url: str | None = None,
+    warn: Any = None,
+) -> dict[str, Any]:
+    """Train a solution and write it to `output`; returns its description."""
+    recipe = canonical_recipe(recipe)
+    module = recipe_module(recipe)
+    hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
+    data = read_interactions(interactions, event_type=event_type,
+                             event_value_threshold=event_value_threshold,
+                             endpoint_url=endpoint_url)
+    for message in data.warnings:
+        if warn is not None:
+            warn(message)
+    item_meta = read_items(items, endpoint_url) if items else None
+    if item_meta is not None:
+        # items only in the items data join the catalogue (cold items, no interactions)
+        extra = np.setdiff1d(item_meta.item_ids, data.item_ids)
+        if len(extra):
+            all_ids = np.concatenate([data.item_ids, extra])
+            order = np.argsort(all_ids, kind="stable")
+            remap = np.empty(len(all_ids), dtype=np.int32)
+            remap[order] = np.arange(len(all_ids), dtype=np.int32)
+            data.items = remap[data.items]
+            data.item_ids = all_ids[order]
+    arrays = module.fit(data, hp)
+    arrays.update(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
+        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
+    )
+    if item_meta is not None:
+        pos = np.searchsorted(data.item_ids, item_meta.item_ids)
+        for name, col in item_meta.columns.items():
+            full = np.full(data.n_items, "", dtype=col.dtype)
+            full[pos] = col
+            arrays[f"items_{name}"] = full
+    training = {
+        "interactions": interactions,
+        "interactionsSha256": data.sha256,
+        "rowsRead": data.rows_read,
+        "interactionsUsed": int(len(data.users)),
+        "users": int(data.n_users),
+        "items": int(data.n_items),
+        "hasTimestamps": data.has_timestamps,
+        "eventType": event_type,
+        "eventValueThreshold": event_value_threshold,
+    }
+    if item_meta is not None:
+        training.update(itemsData=items, itemsSha256=item_meta.sha256,
+                        itemColumns=sorted(item_meta.columns))
+    meta = solution_mod.build_meta(recipe, hp, training)
+    solution_mod.save(output, meta, arrays)
+    return meta
