@@ -19,8 +19,16 @@ from typing import IO, Any
 from . import io as pio
 from . import jobs as jobs_mod
 from .errors import Interrupted, JobFailed, PbatchError, StorageError, UsageError
-from .lines import BOM, MAX_LINE_BYTES, QUERY, BadLine, Request, error_line, is_blank, \
-    parse_line, success_line
+from .lines import (
+    BOM,
+    MAX_LINE_BYTES,
+    BadLine,
+    Request,
+    error_line,
+    is_blank,
+    parse_line,
+    success_line,
+)
 from .recipes.base import chunk_rows
 from .scoring import Answerer
 from .solution import Solution, load
@@ -55,8 +63,12 @@ class Counts:
     blank: int = 0
 
     def as_record(self) -> dict[str, int]:
-        return {"linesRead": self.read, "linesAnswered": self.answered,
-                "linesWithErrors": self.errors, "blankLinesSkipped": self.blank}
+        return {
+            "linesRead": self.read,
+            "linesAnswered": self.answered,
+            "linesWithErrors": self.errors,
+            "blankLinesSkipped": self.blank,
+        }
 
 
 def new_job_name() -> str:
@@ -83,15 +95,14 @@ def check_params(p: JobParams) -> JobParams:
     return p
 
 
-def iter_requests(stream: IO[bytes], query: str, counts: Counts
-                  ) -> Iterator[Request | BadLine]:
+def iter_requests(stream: IO[bytes], query: str, counts: Counts) -> Iterator[Request | BadLine]:
     """Parse a stream's non-blank lines, in order (UTF-8 BOM and CRLF accepted)."""
     first = True
     for raw, too_long in pio.iter_lines(stream, MAX_LINE_BYTES):
         if first:
             first = False
             if raw.startswith(BOM):
-                raw = raw[len(BOM):]
+                raw = raw[len(BOM) :]
         if not too_long and is_blank(raw):
             counts.blank += 1
             continue
@@ -99,8 +110,14 @@ def iter_requests(stream: IO[bytes], query: str, counts: Counts
         yield parse_line(raw, query, too_long)
 
 
-def answer_stream(stream: IO[bytes], out: IO[bytes], answerer: Answerer, counts: Counts,
-                  chunk_lines: int, tick: Callable[[], None] | None = None) -> None:
+def answer_stream(
+    stream: IO[bytes],
+    out: IO[bytes],
+    answerer: Answerer,
+    counts: Counts,
+    chunk_lines: int,
+    tick: Callable[[], None] | None = None,
+) -> None:
     """Score a stream chunk by chunk and write one output line per input line."""
     query = answerer.query
     pending: list[Request | BadLine] = []
@@ -143,8 +160,9 @@ class _Progress:
             return
         self.last = now
         rate = self.counts.read / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.counts.read:,} lines, {rate:,.0f} lines/s, "
-                         f"{self.counts.errors:,} errors")
+        sys.stderr.write(
+            f"\r{self.counts.read:,} lines, {rate:,.0f} lines/s, {self.counts.errors:,} errors"
+        )
         sys.stderr.flush()
 
     def done(self) -> None:
@@ -156,8 +174,13 @@ def _raise_on_signal(signum: int, frame: Any) -> None:
     raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
 
-def run_job(p: JobParams, store: jobs_mod.JobStore, *, progress: bool = False,
-            on_solution: Callable[[Solution], None] | None = None) -> dict[str, Any]:
+def run_job(
+    p: JobParams,
+    store: jobs_mod.JobStore,
+    *,
+    progress: bool = False,
+    on_solution: Callable[[Solution], None] | None = None,
+) -> dict[str, Any]:
     """Run one batch inference job to ACTIVE (returning its record) or raise JobFailed.
 
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
@@ -165,18 +188,20 @@ def run_job(p: JobParams, store: jobs_mod.JobStore, *, progress: bool = False,
     check_params(p)
     name = p.job_name or new_job_name()
     output = p.output or (pio.default_output(p.input) if p.input else "-")
-    record = store.create({
-        "jobName": name,
-        "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
-        "solutionVersionArn": solution_arn(p.solution),
-        "solutionPath": os.path.abspath(p.solution),
-        "numResults": p.num_results,
-        "jobInput": {"s3DataSource": {"path": p.input}},
-        "jobOutput": {"s3DataDestination": {"path": output}},
-        "batchInferenceJobConfig": p.config,
-        "batchInferenceJobMode": "BATCH_INFERENCE",
-        "includeSeen": p.include_seen,
-    })
+    store.create(
+        {
+            "jobName": name,
+            "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
+            "solutionVersionArn": solution_arn(p.solution),
+            "solutionPath": os.path.abspath(p.solution),
+            "numResults": p.num_results,
+            "jobInput": {"s3DataSource": {"path": p.input}},
+            "jobOutput": {"s3DataDestination": {"path": output}},
+            "batchInferenceJobConfig": p.config,
+            "batchInferenceJobMode": "BATCH_INFERENCE",
+            "includeSeen": p.include_seen,
+        }
+    )
     counts = Counts()
     started = time.monotonic()
     old_handlers = {}
@@ -188,9 +213,12 @@ def run_job(p: JobParams, store: jobs_mod.JobStore, *, progress: bool = False,
     outputs: list[str] = []
     try:
         solution = load(p.solution)
-        record = store.update(name, status=jobs_mod.IN_PROGRESS,
-                              solutionVersionArn=solution_arn(p.solution, solution.sha256),
-                              recipe=solution.recipe)
+        store.update(
+            name,
+            status=jobs_mod.IN_PROGRESS,
+            solutionVersionArn=solution_arn(p.solution, solution.sha256),
+            recipe=solution.recipe,
+        )
         if on_solution is not None:
             on_solution(solution)
         answerer = Answerer(solution, p.num_results, p.include_seen)
@@ -201,8 +229,9 @@ def run_job(p: JobParams, store: jobs_mod.JobStore, *, progress: bool = False,
             url = pio.output_url(output, ref.name, p.compress)
             stream = pio.open_input(ref.url, p.endpoint_url)
             try:
-                with pio.AtomicOutput(url, endpoint_url=p.endpoint_url,
-                                      compresslevel=p.compress_level) as out:
+                with pio.AtomicOutput(
+                    url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
+                ) as out:
                     _answer_guarded(stream, out, answerer, counts, chunk, tick, ref.url)
             finally:
                 if stream is not sys.stdin.buffer:
@@ -210,28 +239,49 @@ def run_job(p: JobParams, store: jobs_mod.JobStore, *, progress: bool = False,
             outputs.append(url)
         tick.done()
     except PbatchError as exc:
-        store.update(name, status=jobs_mod.FAILED, failureReason=str(exc),
-                     durationSeconds=round(time.monotonic() - started, 3),
-                     outputs=outputs, **counts.as_record())
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=str(exc),
+            durationSeconds=round(time.monotonic() - started, 3),
+            outputs=outputs,
+            **counts.as_record(),
+        )
         if isinstance(exc, Interrupted):
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
     except BaseException as exc:  # a bug or a broken pipe: the record must still tell
-        store.update(name, status=jobs_mod.FAILED,
-                     failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else
-                     type(exc).__name__, outputs=outputs, **counts.as_record())
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            outputs=outputs,
+            **counts.as_record(),
+        )
         raise
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-    return store.update(name, status=jobs_mod.ACTIVE,
-                        durationSeconds=round(time.monotonic() - started, 3),
-                        outputs=outputs, unknownUsers=answerer.unknown_users,
-                        unknownItems=answerer.unknown_items, **counts.as_record())
+    return store.update(
+        name,
+        status=jobs_mod.ACTIVE,
+        durationSeconds=round(time.monotonic() - started, 3),
+        outputs=outputs,
+        unknownUsers=answerer.unknown_users,
+        unknownItems=answerer.unknown_items,
+        **counts.as_record(),
+    )
 
 
-def _answer_guarded(stream: IO[bytes], out: IO[bytes], answerer: Answerer, counts: Counts,
-                    chunk: int, tick: Callable[[], None], url: str) -> None:
+def _answer_guarded(
+    stream: IO[bytes],
+    out: IO[bytes],
+    answerer: Answerer,
+    counts: Counts,
+    chunk: int,
+    tick: Callable[[], None],
+    url: str,
+) -> None:
     """answer_stream, with read/write failures turned into one StorageError."""
     try:
         answer_stream(stream, out, answerer, counts, chunk, tick)
@@ -244,8 +294,9 @@ def _answer_guarded(stream: IO[bytes], out: IO[bytes], answerer: Answerer, count
     except Exception as exc:
         name = type(exc).__module__
         if name.startswith("botocore") or name.startswith("urllib3"):
-            raise StorageError(f"{url}: failed after {counts.read} lines: "
-                               f"{pio.describe_s3_error(exc)}") from None
+            raise StorageError(
+                f"{url}: failed after {counts.read} lines: {pio.describe_s3_error(exc)}"
+            ) from None
         raise
 
 

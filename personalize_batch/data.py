@@ -180,7 +180,9 @@ def read_interactions(
             try:
                 value = float(raw)
             except ValueError:
-                raise DataError(f"{path}: line {line}: EVENT_VALUE {raw!r} is not a number") from None
+                raise DataError(
+                    f"{path}: line {line}: EVENT_VALUE {raw!r} is not a number"
+                ) from None
             if not math.isfinite(value):
                 raise DataError(f"{path}: line {line}: EVENT_VALUE {raw!r} is not finite")
             if value < event_value_threshold:
@@ -198,7 +200,9 @@ def read_interactions(
         raise DataError(f"{path}: no interactions left to train on")
     user_ids, u_idx = np.unique(np.array(users), return_inverse=True)
     item_ids, i_idx = np.unique(np.array(items), return_inverse=True)
-    ts = np.array(times, dtype=np.int64) if ct is not None else np.arange(len(users), dtype=np.int64)
+    ts = (
+        np.array(times, dtype=np.int64) if ct is not None else np.arange(len(users), dtype=np.int64)
+    )
     order = np.lexsort((np.arange(len(users)), ts, u_idx))
     return Interactions(
         user_ids=user_ids,
@@ -237,7 +241,7 @@ def read_items(path: str, endpoint_url: str | None = None) -> Items:
             cols[k].append(v)
 
     _read_rows(path, reader, len(header), handle)
-    columns = {
-        name: np.array(cols[k], dtype=str) for k, name in enumerate(header) if k != ci
-    }
-    return Items(item_ids=np.array(ids, dtype=str), columns=columns, sha256=hashing.hash.hexdigest())
+    columns = {name: np.array(cols[k], dtype=str) for k, name in enumerate(header) if k != ci}
+    return Items(
+        item_ids=np.array(ids, dtype=str), columns=columns, sha256=hashing.hash.hexdigest()
+    )

@@ -25,8 +25,15 @@ PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREA
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
 ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
-SUMMARY_KEYS = ("batchInferenceJobArn", "jobName", "status", "creationDateTime",
-                "lastUpdatedDateTime", "failureReason", "solutionVersionArn")
+SUMMARY_KEYS = (
+    "batchInferenceJobArn",
+    "jobName",
+    "status",
+    "creationDateTime",
+    "lastUpdatedDateTime",
+    "failureReason",
+    "solutionVersionArn",
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,8 +55,9 @@ def default_home() -> Path:
     home = os.environ.get("PBATCH_HOME")
     if home:
         return Path(home)
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "share")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(data) / "pbatch"
 
 
@@ -70,7 +78,7 @@ def check_name(name: str) -> str:
 
 def job_name_from(name_or_arn: str) -> str:
     """Accept a job name or its ARN."""
-    return name_or_arn[len(ARN_PREFIX):] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
+    return name_or_arn[len(ARN_PREFIX) :] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
 
 
 def _process_start(pid: int) -> str | None:
@@ -129,16 +137,23 @@ class JobStore:
     def create(self, record: dict[str, Any]) -> dict[str, Any]:
         """Insert a new PENDING job owned by this process; a used name is a usage error."""
         now = now_iso()
-        record = {**record, "status": PENDING, "creationDateTime": now,
-                  "lastUpdatedDateTime": now}
+        record = {**record, "status": PENDING, "creationDateTime": now, "lastUpdatedDateTime": now}
         pid = os.getpid()
         try:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO jobs (name, solution, status, created, pid, pid_start, host,"
                     " record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (record["jobName"], record["solutionVersionArn"], PENDING, now, pid,
-                     _process_start(pid), socket.gethostname(), orjson.dumps(record).decode()),
+                    (
+                        record["jobName"],
+                        record["solutionVersionArn"],
+                        PENDING,
+                        now,
+                        pid,
+                        _process_start(pid),
+                        socket.gethostname(),
+                        orjson.dumps(record).decode(),
+                    ),
                 )
         except StorageError as exc:
             if "UNIQUE constraint" in str(exc):
@@ -157,15 +172,32 @@ class JobStore:
             record = orjson.loads(row[0])
             record.update(fields)
             record["lastUpdatedDateTime"] = now_iso()
-            db.execute("UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",
-                       (orjson.dumps(record).decode(), record["status"],
-                        record["solutionVersionArn"], name))
+            db.execute(
+                "UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",
+                (
+                    orjson.dumps(record).decode(),
+                    record["status"],
+                    record["solutionVersionArn"],
+                    name,
+                ),
+            )
         return record
 
-    def _reap(self, name: str, status: str, pid: int | None, start: str | None,
-              host: str | None, record: dict[str, Any]) -> dict[str, Any]:
-        if status in (PENDING, IN_PROGRESS) and pid and host == socket.gethostname() \
-                and not _alive(pid, start):
+    def _reap(
+        self,
+        name: str,
+        status: str,
+        pid: int | None,
+        start: str | None,
+        host: str | None,
+        record: dict[str, Any],
+    ) -> dict[str, Any]:
+        if (
+            status in (PENDING, IN_PROGRESS)
+            and pid
+            and host == socket.gethostname()
+            and not _alive(pid, start)
+        ):
             return self.update(name, status=FAILED, failureReason="process exited")
         return record
 
@@ -183,8 +215,13 @@ class JobStore:
         status, pid, start, host, record = row
         return self._reap(name, status, pid, start, host, orjson.loads(record))
 
-    def list(self, solution: str | None = None, status: str | None = None,
-             max_results: int = 100, next_token: str | None = None) -> dict[str, Any]:
+    def list(
+        self,
+        solution: str | None = None,
+        status: str | None = None,
+        max_results: int = 100,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
         """Newest first, shaped like ListBatchInferenceJobs (with nextToken paging)."""
         offset = int(next_token) if next_token and next_token.isdigit() else 0
         try:
@@ -199,11 +236,12 @@ class JobStore:
             records = [r for r in records if _matches_solution(r, solution)]
         if status is not None:
             records = [r for r in records if r["status"] == status]
-        page = records[offset: offset + max_results]
+        page = records[offset : offset + max_results]
         more = offset + max_results < len(records)
         return {
-            "batchInferenceJobs": [{k: r.get(k) for k in SUMMARY_KEYS if r.get(k) is not None}
-                                   for r in page],
+            "batchInferenceJobs": [
+                {k: r.get(k) for k in SUMMARY_KEYS if r.get(k) is not None} for r in page
+            ],
             "nextToken": str(offset + max_results) if more else None,
         }
 

@@ -14,8 +14,9 @@ from .solution import Solution
 class Answerer:
     """Turns requests into (recommendedItems, scores) pairs for one solution."""
 
-    def __init__(self, solution: Solution, num_results: int = 25,
-                 include_seen: bool = False) -> None:
+    def __init__(
+        self, solution: Solution, num_results: int = 25, include_seen: bool = False
+    ) -> None:
         self.solution = solution
         self.query = QUERY[solution.recipe]
         self.num_results = num_results
@@ -27,9 +28,12 @@ class Answerer:
 
     def _users(self, requests: list[Request]) -> np.ndarray:
         index = self.solution.user_index
-        users = np.array([index.get(r.user, -1) if r.user is not None else -1
-                          for r in requests], dtype=np.int64)
-        self.unknown_users += sum(1 for r, u in zip(requests, users) if r.user and u < 0)
+        users = np.array(
+            [index.get(r.user, -1) if r.user is not None else -1 for r in requests], dtype=np.int64
+        )
+        self.unknown_users += sum(
+            1 for r, u in zip(requests, users, strict=True) if r.user and u < 0
+        )
         return users
 
     def answer(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
@@ -44,8 +48,7 @@ class Answerer:
             self.unknown_items += int((queries < 0).sum())
         else:
             queries = self._users(requests)
-        idx, scores, lengths = self.scorer.recommend(queries, self.num_results,
-                                                     self.include_seen)
+        idx, scores, lengths = self.scorer.recommend(queries, self.num_results, self.include_seen)
         scores = round_sig(scores)
         out = []
         for r in range(len(requests)):
@@ -59,14 +62,13 @@ class Answerer:
         known_lists, unknown_lists = [], []
         for r in requests:
             distinct = list(dict.fromkeys(r.items or ()))
-            known_lists.append(np.array([index[i] for i in distinct if i in index],
-                                        dtype=np.int64))
+            known_lists.append(np.array([index[i] for i in distinct if i in index], dtype=np.int64))
             unknown = [i for i in distinct if i not in index]
             self.unknown_items += len(unknown)
             unknown_lists.append(unknown)
         ranked = self.scorer.rank(users, known_lists)
         out = []
-        for (idx, probs), unknown in zip(ranked, unknown_lists):
+        for (idx, probs), unknown in zip(ranked, unknown_lists, strict=True):
             items = self.item_objs[idx].tolist() + unknown
             scores = round_sig(probs).tolist() + [0.0] * len(unknown)
             out.append((items, scores))

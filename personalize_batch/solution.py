@@ -107,8 +107,9 @@ class Solution:
 
     def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
         """The training items of each user (unknown users: none)."""
-        return csr_rows(self.arrays["seen_indptr"], self.arrays["seen_indices"], users,
-                        len(self.item_ids))
+        return csr_rows(
+            self.arrays["seen_indptr"], self.arrays["seen_indices"], users, len(self.item_ids)
+        )
 
     def describe(self) -> dict[str, Any]:
         """What `pbatch describe` prints."""
@@ -245,6 +246,9 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     for name, arr in arrays.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(path, f"array {name!r} has NaN or infinite values")
-    if len(np.unique(arrays["item_ids"])) != n_items or len(np.unique(arrays["user_ids"])) != n_users:
+    if (
+        len(np.unique(arrays["item_ids"])) != n_items
+        or len(np.unique(arrays["user_ids"])) != n_users
+    ):
         raise _fail(path, "duplicate ids in user_ids or item_ids")
     return Solution(path=path, recipe=recipe, meta=meta, arrays=arrays)

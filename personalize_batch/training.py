@@ -28,9 +28,12 @@ def train(
     recipe = canonical_recipe(recipe)
     module = recipe_module(recipe)
     hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
-    data = read_interactions(interactions, event_type=event_type,
-                             event_value_threshold=event_value_threshold,
-                             endpoint_url=endpoint_url)
+    data = read_interactions(
+        interactions,
+        event_type=event_type,
+        event_value_threshold=event_value_threshold,
+        endpoint_url=endpoint_url,
+    )
     for message in data.warnings:
         if warn is not None:
             warn(message)
@@ -70,8 +73,9 @@ def train(
         "eventValueThreshold": event_value_threshold,
     }
     if item_meta is not None:
-        training.update(itemsData=items, itemsSha256=item_meta.sha256,
-                        itemColumns=sorted(item_meta.columns))
+        training.update(
+            itemsData=items, itemsSha256=item_meta.sha256, itemColumns=sorted(item_meta.columns)
+        )
     meta = solution_mod.build_meta(recipe, hp, training)
     solution_mod.save(output, meta, arrays)
     return meta

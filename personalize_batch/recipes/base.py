@@ -154,8 +154,13 @@ def fill_keys(counts: np.ndarray) -> np.ndarray:
     return (-1.0 - popularity_rank(counts)).astype(np.float64)
 
 
-def csr_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, n_cols: int,
-             data: np.ndarray | None = None) -> sp.csr_matrix:
+def csr_rows(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    rows: np.ndarray,
+    n_cols: int,
+    data: np.ndarray | None = None,
+) -> sp.csr_matrix:
     """Rows `rows` of a CSR matrix given by its parts; rows < 0 give empty rows."""
     n_rows = len(indptr) - 1
     if data is None:
@@ -176,8 +181,9 @@ def mask_rows(keys: np.ndarray, sub: sp.csr_matrix, value: float = -np.inf) -> N
     keys[r, c] = value
 
 
-def seen_arrays(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
-                ) -> dict[str, np.ndarray]:
+def seen_arrays(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+) -> dict[str, np.ndarray]:
     """The user x item 'seen' matrix as CSR parts (A.5 exclusion of training items)."""
     m = sp.csr_matrix(
         (np.ones(len(users), dtype=np.int8), (users, items)), shape=(n_users, n_items)

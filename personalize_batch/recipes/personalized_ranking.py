@@ -17,8 +17,9 @@ fit = up.fit
 class Scorer(up.Scorer):
     """Ranks each line's known items by the user model."""
 
-    def rank(self, users: np.ndarray, lists: list[np.ndarray]
-             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def rank(
+        self, users: np.ndarray, lists: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each user, its list's item indices best first, with their probabilities."""
         if not lists:
             return []

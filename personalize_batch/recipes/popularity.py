@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import Interactions
-from .base import HyperParameters, csr_rows, fill_keys, mask_rows, topk
+from .base import HyperParameters, fill_keys, mask_rows, topk
 
 HYPERPARAMETERS = HyperParameters([])
 
@@ -25,8 +25,9 @@ class Scorer:
         total = counts.sum()
         self.share = counts / total if total else counts.astype(np.float64)
 
-    def recommend(self, users: np.ndarray, k: int, include_seen: bool
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def recommend(
+        self, users: np.ndarray, k: int, include_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         keys = np.tile(self.keys, (len(users), 1))
         if not include_seen:
             mask_rows(keys, self.solution.seen_rows(users))

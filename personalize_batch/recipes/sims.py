@@ -12,22 +12,58 @@ from .base import HyperParameter, HyperParameters, csr_rows, fill_keys, topk
 
 MAX_NEIGHBOURS = 500  # the largest numResults
 
-HYPERPARAMETERS = HyperParameters([
-    HyperParameter("popularity_discount_factor", 0.5, float, 0.0, 1.0,
-                   "0 = plain cosine; higher values favour less popular neighbours"),
-    HyperParameter("min_cointeraction_count", 3, int, 0, 10,
-                   "item pairs shared by fewer users are not neighbours"),
-    HyperParameter("min_user_history_length_percentile", 0.005, float, 0.0, 1.0,
-                   "users with shorter histories than this percentile are left out"),
-    HyperParameter("max_user_history_length_percentile", 0.995, float, 0.0, 1.0,
-                   "users with longer histories than this percentile are left out"),
-    HyperParameter("min_item_interaction_count_percentile", 0.01, float, 0.0, 1.0,
-                   "items rarer than this interaction-weighted percentile are never"
-                   " neighbours"),
-    HyperParameter("max_item_interaction_count_percentile", 0.9, float, 0.0, 1.0,
-                   "items more popular than this interaction-weighted percentile are never"
-                   " neighbours"),
-])
+HYPERPARAMETERS = HyperParameters(
+    [
+        HyperParameter(
+            "popularity_discount_factor",
+            0.5,
+            float,
+            0.0,
+            1.0,
+            "0 = plain cosine; higher values favour less popular neighbours",
+        ),
+        HyperParameter(
+            "min_cointeraction_count",
+            3,
+            int,
+            0,
+            10,
+            "item pairs shared by fewer users are not neighbours",
+        ),
+        HyperParameter(
+            "min_user_history_length_percentile",
+            0.005,
+            float,
+            0.0,
+            1.0,
+            "users with shorter histories than this percentile are left out",
+        ),
+        HyperParameter(
+            "max_user_history_length_percentile",
+            0.995,
+            float,
+            0.0,
+            1.0,
+            "users with longer histories than this percentile are left out",
+        ),
+        HyperParameter(
+            "min_item_interaction_count_percentile",
+            0.01,
+            float,
+            0.0,
+            1.0,
+            "items rarer than this interaction-weighted percentile are never neighbours",
+        ),
+        HyperParameter(
+            "max_item_interaction_count_percentile",
+            0.9,
+            float,
+            0.0,
+            1.0,
+            "items more popular than this interaction-weighted percentile are never neighbours",
+        ),
+    ]
+)
 
 
 def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -35,8 +71,10 @@ def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.nda
     items within the interaction-count percentile bounds (the possible neighbours)."""
     x = data.matrix()
     lengths = np.diff(x.indptr)
-    lo, hi = np.quantile(lengths, [hp["min_user_history_length_percentile"],
-                                   hp["max_user_history_length_percentile"]])
+    lo, hi = np.quantile(
+        lengths,
+        [hp["min_user_history_length_percentile"], hp["max_user_history_length_percentile"]],
+    )
     keep_users = (lengths >= lo) & (lengths <= hi)
     x = sp.diags(keep_users.astype(np.float32)) @ x
     x = x.tocsr()
@@ -47,17 +85,26 @@ def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.nda
         # percentiles of the item count seen by a random interaction (weighted by count)
         order = np.sort(counts[counts > 0])
         cum = np.cumsum(order) / order.sum()
+
         def at(q: float) -> float:
             return float(order[min(len(order) - 1, np.searchsorted(cum, q, side="left"))])
-        lo_c, hi_c = at(hp["min_item_interaction_count_percentile"]), at(
-            hp["max_item_interaction_count_percentile"])
+
+        lo_c, hi_c = (
+            at(hp["min_item_interaction_count_percentile"]),
+            at(hp["max_item_interaction_count_percentile"]),
+        )
         keep_items &= (counts >= lo_c) & (counts <= hi_c)
     return x, keep_items
 
 
-def neighbours(x: sp.csr_matrix, k: int, discount: float, min_co: int,
-               candidates: np.ndarray | None = None, block: int = 1024
-               ) -> dict[str, np.ndarray]:
+def neighbours(
+    x: sp.csr_matrix,
+    k: int,
+    discount: float,
+    min_co: int,
+    candidates: np.ndarray | None = None,
+    block: int = 1024,
+) -> dict[str, np.ndarray]:
     """Top-k discounted-cosine neighbours of every item, as sorted CSR parts.
 
     sim(i, j) = C_ij / (sqrt(n_i) * n_j ** (0.5 + discount)), C_ij = users sharing i and
@@ -101,8 +148,13 @@ def neighbours(x: sp.csr_matrix, k: int, discount: float, min_co: int,
 
 def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
     x, candidates = training_matrix(data, hp)
-    nb = neighbours(x, MAX_NEIGHBOURS, hp["popularity_discount_factor"],
-                    hp["min_cointeraction_count"], candidates)
+    nb = neighbours(
+        x,
+        MAX_NEIGHBOURS,
+        hp["popularity_discount_factor"],
+        hp["min_cointeraction_count"],
+        candidates,
+    )
     return {f"sims_{k}": v for k, v in nb.items()}
 
 
@@ -116,8 +168,9 @@ class Scorer:
         self.indptr, self.indices, self.data = a["sims_indptr"], a["sims_indices"], a["sims_data"]
         self.keys = fill_keys(a["item_counts"])
 
-    def recommend(self, items: np.ndarray, k: int, include_seen: bool
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def recommend(
+        self, items: np.ndarray, k: int, include_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sims = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
         keys = np.tile(self.keys, (len(items), 1))
         coo = sims.tocoo()

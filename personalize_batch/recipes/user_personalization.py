@@ -21,24 +21,54 @@ from ..data import Interactions
 from .base import HyperParameter, HyperParameters, csr_rows, mask_rows, topk
 from .sims import neighbours
 
-HYPERPARAMETERS = HyperParameters([
-    HyperParameter("max_history_length", 100, int, 1, 10000,
-                   "most recent items of a user that the model reads (like HRNN's bptt)"),
-    HyperParameter("recency_mask", True, bool, help="weigh recent items more (false: order-blind)"),
-    HyperParameter("recency_half_life", 8.0, float, 0.1, 10000.0,
-                   "history positions after which an item's weight halves"),
-    HyperParameter("neighbours", 100, int, 1, 1000, "item-item neighbours kept per item"),
-    HyperParameter("min_cointeraction_count", 2, int, 1, 100,
-                   "item pairs shared by fewer users are not neighbours"),
-    HyperParameter("neighbour_weight", 1.0, float, 0.0, 100.0, "weight of the item-kNN term"),
-    HyperParameter("transition_weight", 0.5, float, 0.0, 100.0,
-                   "weight of the next-item transition term"),
-    HyperParameter("popularity_weight", 0.3, float, 0.0, 100.0,
-                   "weight of the recent-popularity term"),
-    HyperParameter("popularity_half_life_days", 30.0, float, 0.01, 100000.0,
-                   "age after which an interaction counts half towards popularity"),
-    HyperParameter("temperature", 0.1, float, 1e-4, 100.0, "softmax temperature of the scores"),
-])
+HYPERPARAMETERS = HyperParameters(
+    [
+        HyperParameter(
+            "max_history_length",
+            100,
+            int,
+            1,
+            10000,
+            "most recent items of a user that the model reads (like HRNN's bptt)",
+        ),
+        HyperParameter(
+            "recency_mask", True, bool, help="weigh recent items more (false: order-blind)"
+        ),
+        HyperParameter(
+            "recency_half_life",
+            8.0,
+            float,
+            0.1,
+            10000.0,
+            "history positions after which an item's weight halves",
+        ),
+        HyperParameter("neighbours", 100, int, 1, 1000, "item-item neighbours kept per item"),
+        HyperParameter(
+            "min_cointeraction_count",
+            2,
+            int,
+            1,
+            100,
+            "item pairs shared by fewer users are not neighbours",
+        ),
+        HyperParameter("neighbour_weight", 1.0, float, 0.0, 100.0, "weight of the item-kNN term"),
+        HyperParameter(
+            "transition_weight", 0.5, float, 0.0, 100.0, "weight of the next-item transition term"
+        ),
+        HyperParameter(
+            "popularity_weight", 0.3, float, 0.0, 100.0, "weight of the recent-popularity term"
+        ),
+        HyperParameter(
+            "popularity_half_life_days",
+            30.0,
+            float,
+            0.01,
+            100000.0,
+            "age after which an interaction counts half towards popularity",
+        ),
+        HyperParameter("temperature", 0.1, float, 1e-4, 100.0, "softmax temperature of the scores"),
+    ]
+)
 
 
 def _histories(data: Interactions, max_len: int) -> dict[str, np.ndarray]:
@@ -69,8 +99,10 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
     same = data.users[1:] == data.users[:-1]
     a, b = data.items[:-1][same], data.items[1:][same]
     keep = a != b
-    m = sp.csr_matrix((np.ones(keep.sum(), dtype=np.float64), (a[keep], b[keep])),
-                      shape=(data.n_items, data.n_items))
+    m = sp.csr_matrix(
+        (np.ones(keep.sum(), dtype=np.float64), (a[keep], b[keep])),
+        shape=(data.n_items, data.n_items),
+    )
     m.sum_duplicates()
     out = np.asarray(m.sum(axis=1)).ravel()
     m = sp.diags(1.0 / np.maximum(out, 1.0)) @ m
@@ -121,12 +153,15 @@ class Scorer:
         lengths = np.diff(self.h_indptr)
         owner = np.repeat(np.arange(len(lengths)), lengths)
         self.h_age = (self.h_indptr[owner + 1] - 1 - np.arange(len(self.h_items))).astype(
-            np.float32)
+            np.float32
+        )
         n = self.n_items
-        self.sim = sp.csr_matrix((a["up_nb_data"], a["up_nb_indices"], a["up_nb_indptr"]),
-                                 shape=(n, n))
+        self.sim = sp.csr_matrix(
+            (a["up_nb_data"], a["up_nb_indices"], a["up_nb_indptr"]), shape=(n, n)
+        )
         self.trans = sp.csr_matrix(
-            (a["up_trans_data"], a["up_trans_indices"], a["up_trans_indptr"]), shape=(n, n))
+            (a["up_trans_data"], a["up_trans_indices"], a["up_trans_indptr"]), shape=(n, n)
+        )
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
 
     def history_matrix(self, users: np.ndarray) -> sp.csr_matrix:
@@ -149,7 +184,8 @@ class Scorer:
             weights = sp.diags(1.0 / np.maximum(norm, 1e-12)) @ weights
             out += hp["neighbour_weight"] * (weights @ self.sim).toarray()
             last = sp.csr_matrix(
-                ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape)
+                ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
+            )
             last.eliminate_zeros()
             if hp["transition_weight"] and last.nnz:
                 out += hp["transition_weight"] * (last @ self.trans).toarray()
@@ -162,8 +198,9 @@ class Scorer:
         denom = np.exp(z - zmax).sum(axis=1, keepdims=True)
         return np.exp(np.take_along_axis(z, idx, axis=1) - zmax) / denom
 
-    def recommend(self, users: np.ndarray, k: int, include_seen: bool
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def recommend(
+        self, users: np.ndarray, k: int, include_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         logits = self.logits(users)
         keys = logits.copy()
         if not include_seen:

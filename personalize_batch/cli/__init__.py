@@ -1,0 +1,98 @@
+"""The `pbatch` command line: parse options, call one library function, print JSON.
+
+One small module per command group; this one holds the group, the shared options
+and the error mapping.
+
+Errors are mapped to exit codes in one place (`Group.main`): 1 for a failure the user
+can act on, 2 for usage, 3 when a job finished with error lines (A.10).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from .. import __version__
+from ..errors import PbatchError
+
+RECIPE_HELP = "user-personalization, popularity-count, personalized-ranking or sims"
+
+
+def emit(obj: Any) -> None:
+    """Print one JSON document on stdout (indented, as the aws CLI does)."""
+    click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def warn(message: str) -> None:
+    click.echo(f"pbatch: warning: {message}", err=True)
+
+
+class Group(click.Group):
+    """Maps pbatch's exceptions to one stderr line and an exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except PbatchError as exc:
+            click.echo(f"pbatch: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (`| head`): stop quietly
+            sys.exit(1)
+
+
+def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value is not None and not 1 <= value <= 500:
+        raise click.BadParameter("must be 1-500")
+    return value
+
+
+ENDPOINT = click.option(
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="S3-compatible endpoint for s3:// paths (or $AWS_ENDPOINT_URL).",
+)
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+SOLUTION = click.option(
+    "--solution",
+    "-s",
+    required=True,
+    metavar="PATH",
+    help="The solution file (.npz) made by `pbatch train`.",
+)
+NUM_RESULTS = click.option(
+    "--num-results",
+    "-n",
+    type=int,
+    default=25,
+    show_default=True,
+    callback=_num_results,
+    help="Items per list, 1-500.",
+)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="pbatch")
+def main() -> None:
+    """pbatch: Amazon Personalize batch inference, offline.
+
+    Train a solution from a Personalize interactions CSV, then run batch inference jobs
+    over JSON Lines files: each input NAME gives NAME.out, one answer per line.
+    """
+
+
+# the commands register themselves on `main`
+from . import answer, jobs, run, solution, train  # noqa: E402, F401

@@ -1,0 +1,71 @@
+"""`pbatch train`."""
+
+from __future__ import annotations
+
+import click
+
+from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
+
+
+@main.command()
+@click.option("--recipe", "-r", required=True, help=f"Recipe: {RECIPE_HELP} (or aws-* names).")
+@click.option(
+    "--interactions",
+    "-i",
+    required=True,
+    metavar="PATH",
+    help="Interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...); .gz and s3:// too.",
+)
+@click.option(
+    "--items",
+    metavar="PATH",
+    default=None,
+    help="Items CSV (ITEM_ID plus metadata columns), kept in the solution.",
+)
+@click.option(
+    "--hp", multiple=True, metavar="KEY=VALUE", help="A recipe hyperparameter; repeat for several."
+)
+@click.option("--event-type", default=None, help="Train only on interactions of this type.")
+@click.option(
+    "--event-value-threshold",
+    type=float,
+    default=None,
+    help="Drop interactions whose EVENT_VALUE is below this.",
+)
+@click.option(
+    "--output", "-o", required=True, metavar="PATH", help="Where to write the solution (.npz)."
+)
+@ENDPOINT
+@QUIET
+def train(
+    recipe: str,
+    interactions: str,
+    items: str | None,
+    hp: tuple[str, ...],
+    event_type: str | None,
+    event_value_threshold: float | None,
+    output: str,
+    endpoint_url: str | None,
+    quiet: bool,
+) -> None:
+    """Train a solution (a versioned .npz file) from an interactions CSV."""
+    from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
+
+    meta = train_solution(
+        recipe,
+        interactions,
+        output,
+        items=items,
+        hp_pairs=hp,
+        event_type=event_type,
+        event_value_threshold=event_value_threshold,
+        endpoint_url=endpoint_url,
+        warn=None if quiet else warn,
+    )
+    if not quiet:
+        t = meta["training"]
+        click.echo(
+            f"pbatch: trained {meta['recipe']} on {t['interactionsUsed']:,} interactions "
+            f"({t['users']:,} users, {t['items']:,} items) -> {output}",
+            err=True,
+        )
