@@ -5,4 +5,37 @@ _TESTS_DIR = str(Path(__file__).parent)
 if _TESTS_DIR not in sys.path:  # tests/ is not a package
     sys.path.insert(0, _TESTS_DIR)
 
+import pytest  # noqa: E402
 from s3server import s3_bucket, s3_client, s3_env, s3_server  # noqa: E402, F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+RECIPES = ("user-personalization", "popularity-count", "personalized-ranking", "sims")
+EXAMPLE_INPUTS = {
+    "user-personalization": "users.json",
+    "popularity-count": "popularity.json",
+    "personalized-ranking": "ranking.json",
+    "sims": "items.json",
+}
+
+
+@pytest.fixture(autouse=True)
+def pbatch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own job store, never the user's."""
+    home = tmp_path_factory.mktemp("pbatch-home")
+    monkeypatch.setenv("PBATCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def solutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One solution per recipe, trained on the bundled example data."""
+    from personalize_batch.training import train
+
+    folder = tmp_path_factory.mktemp("solutions")
+    out = {}
+    for recipe in RECIPES:
+        path = folder / f"{recipe}.npz"
+        train(recipe, str(EXAMPLES / "interactions.csv"), str(path))
+        out[recipe] = path
+    return out

@@ -161,18 +161,20 @@ def csr_rows(
     n_cols: int,
     data: np.ndarray | None = None,
 ) -> sp.csr_matrix:
-    """Rows `rows` of a CSR matrix given by its parts; rows < 0 give empty rows."""
-    n_rows = len(indptr) - 1
-    if data is None:
-        data = np.ones(len(indices), dtype=np.float32)
-    m = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
-    safe = np.where(rows >= 0, rows, 0)
-    sub = m[safe]
-    if (rows < 0).any():
-        keep = sp.diags((rows >= 0).astype(np.float32))
-        sub = keep @ sub
-        sub.eliminate_zeros()
-    return sub.tocsr()
+    """Rows `rows` of a CSR matrix given by its parts; rows < 0 give empty rows.
+
+    A pure gather: each row keeps its stored order, whatever else is in the chunk, so
+    later sums add in the same order on every run (byte-identical output, A.4).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    starts = np.where(known, indptr[safe], 0)
+    lengths = np.where(known, indptr[safe + 1] - starts, 0)
+    new_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    pos = np.repeat(starts - new_indptr[:-1], lengths) + np.arange(new_indptr[-1])
+    values = data[pos] if data is not None else np.ones(len(pos), dtype=np.float32)
+    return sp.csr_matrix((values, indices[pos], new_indptr), shape=(len(rows), n_cols))
 
 
 def mask_rows(keys: np.ndarray, sub: sp.csr_matrix, value: float = -np.inf) -> None:

@@ -153,14 +153,16 @@ class Scorer:
         lengths = np.diff(self.h_indptr)
         owner = np.repeat(np.arange(len(lengths)), lengths)
         self.h_age = (self.h_indptr[owner + 1] - 1 - np.arange(len(self.h_items))).astype(
-            np.float32
+            np.float64
         )
         n = self.n_items
         self.sim = sp.csr_matrix(
-            (a["up_nb_data"], a["up_nb_indices"], a["up_nb_indptr"]), shape=(n, n)
+            (a["up_nb_data"].astype(np.float64), a["up_nb_indices"], a["up_nb_indptr"]),
+            shape=(n, n),
         )
         self.trans = sp.csr_matrix(
-            (a["up_trans_data"], a["up_trans_indices"], a["up_trans_indptr"]), shape=(n, n)
+            (a["up_trans_data"].astype(np.float64), a["up_trans_indices"], a["up_trans_indptr"]),
+            shape=(n, n),
         )
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
 

@@ -1,0 +1,148 @@
+"""Solution files: what training writes loads back; anything damaged is refused clearly."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import orjson
+import pytest
+
+from personalize_batch.errors import SolutionError
+from personalize_batch.solution import FORMAT_VERSION, load
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _rewrite(src, dst, **changes) -> None:
+    arrays = _arrays(src)
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_roundtrip_and_describe(solutions):
+    for recipe, path in solutions.items():
+        sol = load(str(path))
+        assert sol.recipe == recipe
+        d = sol.describe()
+        assert d["formatVersion"] == FORMAT_VERSION
+        assert d["training"]["interactionsUsed"] == 10025
+        assert d["training"]["users"] == 801 and d["training"]["items"] == 3114
+        assert len(d["sha256"]) == 64
+        assert isinstance(d["hyperparameters"], dict)
+
+
+def test_solution_holds_no_pickle(solutions):
+    for path in solutions.values():
+        for name, arr in _arrays(path).items():
+            assert not arr.dtype.hasobject, name
+
+
+@pytest.mark.parametrize("cut", [0, 10, 100, 1000, -100, -1])
+def test_truncated_file_is_refused(solutions, tmp_path, cut):
+    data = solutions["sims"].read_bytes()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(data[:cut] if cut else b"")
+    with pytest.raises(SolutionError, match="not a readable solution|not a pbatch solution"):
+        load(str(bad))
+
+
+def test_wrong_version(solutions, tmp_path):
+    bad = tmp_path / "v99.npz"
+    _rewrite(solutions["popularity-count"], bad, format_version=np.array(99))
+    with pytest.raises(SolutionError, match="format 99 is not supported"):
+        load(str(bad))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"item_counts": np.zeros(3, dtype=np.int64)}, "item_counts has 3 entries"),
+        ({"seen_indptr": np.zeros(5, dtype=np.int64)}, "seen matrix"),
+        ({"sims_indices": None}, "'sims_indices' is missing"),
+        ({"sims_data": np.array([np.nan] * 10, dtype=np.float32)}, "wrong length|NaN"),
+        ({"item_ids": np.array([[1, 2]])}, "'item_ids' has dtype"),
+        ({"meta": np.array("{not json")}, "bad meta"),
+    ],
+)
+def test_wrong_shapes_and_values(solutions, tmp_path, change, message):
+    bad = tmp_path / "bad.npz"
+    _rewrite(solutions["sims"], bad, **change)
+    with pytest.raises(SolutionError, match=message):
+        load(str(bad))
+
+
+def test_out_of_range_and_non_finite(solutions, tmp_path):
+    arrays = _arrays(solutions["sims"])
+    idx = arrays["sims_indices"].copy()
+    idx[0] = len(arrays["item_ids"])
+    bad = tmp_path / "range.npz"
+    _rewrite(solutions["sims"], bad, sims_indices=idx)
+    with pytest.raises(SolutionError, match="out of range"):
+        load(str(bad))
+    data = arrays["sims_data"].copy()
+    data[0] = np.inf
+    _rewrite(solutions["sims"], bad, sims_data=data)
+    with pytest.raises(SolutionError, match="NaN or infinite"):
+        load(str(bad))
+
+
+def test_object_array_is_refused_without_unpickling(solutions, tmp_path):
+    bad = tmp_path / "pickle.npz"
+    arrays = _arrays(solutions["popularity-count"])
+    arrays["user_ids"] = np.array([{"a": 1}, "x"], dtype=object)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, arr in arrays.items():
+            member = io.BytesIO()
+            np.save(member, arr, allow_pickle=True)
+            z.writestr(name + ".npy", member.getvalue())
+    bad.write_bytes(buf.getvalue())
+    with pytest.raises(SolutionError, match="object array"):
+        load(str(bad))
+
+
+def test_not_a_solution(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.arange(3))
+    with pytest.raises(SolutionError, match="not a pbatch solution"):
+        load(str(other))
+    with pytest.raises(SolutionError, match="not found"):
+        load(str(tmp_path / "missing.npz"))
+    with pytest.raises(SolutionError, match="directory"):
+        load(str(tmp_path))
+
+
+def test_cli_bad_solution_is_one_line_exit_1(solutions, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(solutions["sims"].read_bytes()[:500])
+    for args in (["describe", str(bad)], ["recommend", "-s", str(bad), "--item-id", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "personalize_batch.cli", *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert proc.stdout == ""
+        assert proc.stderr.startswith("pbatch: error: ") and proc.stderr.count("\n") == 1
+        assert "Traceback" not in proc.stderr
+
+
+def test_describe_prints_json(solutions, tmp_path):
+    copy = tmp_path / "m.npz"
+    shutil.copy(solutions["sims"], copy)
+    proc = subprocess.run([sys.executable, "-m", "personalize_batch.cli", "describe", str(copy)],
+                          capture_output=True, text=True, check=True)
+    d = orjson.loads(proc.stdout)
+    assert d["recipe"] == "sims"
+    assert d["hyperparameters"]["popularity_discount_factor"] == 0.5
+    assert d["hyperparameters"]["min_cointeraction_count"] == 3
