@@ -8,8 +8,9 @@ A user is the ordered list of their most recent items. The score of an item is
 
 with w_j decaying with the distance of h_j from the end of the history (half-life
 `recency_half_life` positions) when `recency_mask` is true, and uniform otherwise (the
-order-blind ablation). Output scores are the softmax of logit / temperature over all
-items, as Personalize's are. An unknown user has no history: the popularity term alone.
+order-blind ablation, which also drops the transition term). Output scores are the
+softmax of logit / temperature over all items, as Personalize's are. An unknown user
+has no history: the popularity term alone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ HYPERPARAMETERS = HyperParameters(
             "most recent items of a user that the model reads (like HRNN's bptt)",
         ),
         HyperParameter(
-            "recency_mask", True, bool, help="weigh recent items more (false: order-blind)"
+            "recency_mask",
+            True,
+            bool,
+            help="weigh recent items more (false: order-blind, no transitions)",
         ),
         HyperParameter(
             "recency_half_life",
@@ -189,7 +193,7 @@ class Scorer:
                 ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
             )
             last.eliminate_zeros()
-            if hp["transition_weight"] and last.nnz:
+            if hp["recency_mask"] and hp["transition_weight"] and last.nnz:
                 out += hp["transition_weight"] * (last @ self.trans).toarray()
         return out
 
