@@ -13,9 +13,16 @@ from ..errors import UsageError
 from . import NUM_RESULTS, SOLUTION, emit, main
 
 
-def _recommendation_id(sha: str, request: dict[str, Any]) -> str:
-    """A recommendationId that is the same for the same solution and request."""
-    digest = hashlib.sha256(sha.encode() + orjson.dumps(request, option=orjson.OPT_SORT_KEYS))
+def _recommendation_id(model: dict[str, Any], request: dict[str, Any]) -> str:
+    """A recommendationId that is the same for the same model and request (a retrained
+    solution on the same data with the same hyperparameters keeps its ids)."""
+    key = {
+        "recipe": model["recipe"],
+        "hp": model["hyperparameters"],
+        "data": model["training"].get("interactionsSha256"),
+        "request": request,
+    }
+    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS))
     return "RID-" + str(uuid.UUID(bytes=digest.digest()[:16]))
 
 
@@ -31,7 +38,7 @@ def _one(
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
     [(items, scores)] = Answerer(sol, num_results, include_seen).answer([parsed])
-    return items, scores, _recommendation_id(sol.sha256, request)
+    return items, scores, _recommendation_id(sol.meta, request)
 
 
 @main.command()

@@ -97,15 +97,30 @@ class HyperParameters:
 
 
 def round_sig(x: np.ndarray, digits: int = 6) -> np.ndarray:
-    """Round to `digits` significant digits, vectorized and deterministic (A.4)."""
+    """Round to `digits` significant digits (A.4), as `float(f"{v:.6g}")` would.
+
+    Vectorized for the usual case; values whose scaled form lands near a half (where the
+    float product may round the other way) or whose power of ten is not exact in binary
+    are rounded one by one through Python's correctly rounded formatting.
+    """
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros_like(x)
     nz = (x != 0) & np.isfinite(x)
-    if nz.any():
-        v = x[nz]
-        exp = digits - 1 - np.floor(np.log10(np.abs(v)))
-        scale = np.power(10.0, exp)
-        out[nz] = np.round(v * scale) / scale
+    if not nz.any():
+        return out
+    v = x[nz]
+    exp = digits - 1 - np.floor(np.log10(np.abs(v)))
+    exact = (exp >= 0) & (exp <= 22)  # 10**exp is exact in binary
+    scale = np.power(10.0, np.where(exact, exp, 0.0))
+    y = v * scale
+    frac = np.abs(y - np.trunc(y))
+    fast = exact & (np.abs(frac - 0.5) > 1e-6)
+    r = np.where(fast, np.round(y) / scale, 0.0)
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        fmt = f"{{:.{digits}g}}"
+        r[slow] = [float(fmt.format(val)) for val in v[slow].tolist()]
+    out[nz] = r
     return out
 
 
