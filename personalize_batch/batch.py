@@ -188,6 +188,7 @@ def run_job(
     check_params(p)
     name = p.job_name or new_job_name()
     output = p.output or (pio.default_output(p.input) if p.input else "-")
+    shown_input, shown_output = pio.display_path(p.input), pio.display_path(output)
     store.create(
         {
             "jobName": name,
@@ -195,8 +196,8 @@ def run_job(
             "solutionVersionArn": solution_arn(p.solution),
             "solutionPath": os.path.abspath(p.solution),
             "numResults": p.num_results,
-            "jobInput": {"s3DataSource": {"path": p.input}},
-            "jobOutput": {"s3DataDestination": {"path": output}},
+            "jobInput": {"s3DataSource": {"path": shown_input}},
+            "jobOutput": {"s3DataDestination": {"path": shown_output}},
             "batchInferenceJobConfig": p.config,
             "batchInferenceJobMode": "BATCH_INFERENCE",
             "includeSeen": p.include_seen,

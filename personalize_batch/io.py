@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from .errors import StorageError
 
@@ -31,16 +30,20 @@ def is_s3(path: str) -> bool:
 
 
 def split_s3(url: str) -> tuple[str, str]:
-    """`s3://bucket/some/key` -> (`bucket`, `some/key`)."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
+    """`s3://bucket/some/key` -> (`bucket`, `some/key`).
+
+    Not urlsplit: `?` and `#` are ordinary characters of an S3 key (`a?b.json`), and
+    urlsplit would cut the key there (the output of `in/a?b.json` went to `out/a`).
+    """
+    bucket, _, key = url[len("s3://") :].partition("/") if is_s3(url) else ("", "", "")
+    if not bucket:
         raise StorageError(f"not an S3 URL: {url}")
-    return parts.netloc, parts.path.lstrip("/")
+    return bucket, key.lstrip("/")
 
 
 def _endpoint(endpoint_url: str | None) -> str | None:
-    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-        "AWS_ENDPOINT_URL"
+    return (
+        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     )
 
 
@@ -109,7 +112,8 @@ def list_inputs(path: str, endpoint_url: str | None = None) -> list[InputRef]:
         names = sorted(
             n
             for n in os.listdir(path)
-            if not n.startswith(".") and not n.endswith(OUT_SUFFIX)
+            if not n.startswith(".")
+            and not n.endswith(OUT_SUFFIX)
             and not n.endswith(OUT_SUFFIX + ".gz")
             and os.path.isfile(os.path.join(path, n))
         )
@@ -142,7 +146,8 @@ def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
                 k = obj["Key"]
                 rel = k[len(base) :]
                 leaf = posixpath.basename(k)
-                if k.endswith("/") or leaf.startswith(".") or leaf.endswith(OUT_SUFFIX):
+                hidden = any(part.startswith(".") for part in rel.split("/"))
+                if k.endswith("/") or hidden or leaf.endswith(OUT_SUFFIX):
                     continue
                 if leaf.endswith(OUT_SUFFIX + ".gz"):
                     continue
@@ -152,6 +157,11 @@ def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
     if not refs:
         raise StorageError(f"input not found: no objects under {url}")
     return sorted(refs, key=lambda r: r.url)
+
+
+def display_path(path: str) -> str:
+    """A path as job records show it: local paths absolute, URLs and `-` as given."""
+    return path if path == "-" or is_s3(path) else os.path.abspath(path)
 
 
 def default_output(path: str) -> str:
@@ -197,6 +207,12 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
         raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class AtomicOutput:
     """A binary output that appears only when closed successfully.
 
@@ -228,8 +244,11 @@ class AtomicOutput:
             self._raw = self._open_local()
         if self.gzip:
             self._stream = gzip.GzipFile(
-                filename="", mode="wb", fileobj=self._raw,
-                compresslevel=self.compresslevel, mtime=0,
+                filename="",
+                mode="wb",
+                fileobj=self._raw,
+                compresslevel=self.compresslevel,
+                mtime=0,
             )
         else:
             self._stream = self._raw
@@ -242,6 +261,7 @@ class AtomicOutput:
             fd, self._tmp = tempfile.mkstemp(
                 prefix="." + os.path.basename(self.url) + ".", suffix=".tmp", dir=folder
             )
+            os.fchmod(fd, 0o666 & ~_umask())  # as an ordinary new file (mkstemp gives 0600)
         except OSError as exc:
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
         return os.fdopen(fd, "wb", buffering=1 << 20)
@@ -249,14 +269,21 @@ class AtomicOutput:
     def _open_s3(self) -> Any:
         from smart_open import s3 as s3_transport  # noqa: PLC0415
 
+        # smart_open retries EndpointConnectionError itself, 6 times with 10 s sleeps, on
+        # top of botocore's retries (s3_client): a refused endpoint took 62 s and ended in
+        # a bare OSError. botocore's retries are enough.
+        s3_transport.RETRY.exceptions = []
         bucket, key = split_s3(self.url)
         errors = _s3_exceptions()
         try:
             return s3_transport.open(
-                bucket, key, "wb", client=s3_client(self.endpoint_url),
+                bucket,
+                key,
+                "wb",
+                client=s3_client(self.endpoint_url),
                 min_part_size=16 * 1024 * 1024,
             )
-        except (ValueError, *errors) as exc:
+        except (ValueError, OSError, *errors) as exc:
             cause = exc.__cause__ if isinstance(exc, ValueError) else exc
             reason = describe_s3_error(cause) if cause is not None else str(exc)
             raise StorageError(f"cannot write {self.url}: {reason}") from None

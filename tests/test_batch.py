@@ -62,8 +62,12 @@ def test_output_line_i_answers_input_line_i(solutions, lines, chunk):
 
 
 def _run(solution, *args, env=None, input_bytes=None):
-    return subprocess.run([*PBATCH, "run", "-s", str(solution), "-q", *args],
-                          capture_output=True, input=input_bytes, env=env)
+    return subprocess.run(
+        [*PBATCH, "run", "-s", str(solution), "-q", *args],
+        capture_output=True,
+        input=input_bytes,
+        env=env,
+    )
 
 
 def test_stdin_to_stdout(solutions):
@@ -95,11 +99,13 @@ def test_directory_gzip_input_and_compressed_output(solutions, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(os.listdir(out)) == ["a.json.out", "b.json.gz.out"]
     assert (out / "a.json.out").read_bytes() == (out / "b.json.gz.out").read_bytes()
-    proc = _run(solutions["user-personalization"], "-i", str(folder), "-o", str(out),
-                "--compress", "gzip")
+    proc = _run(
+        solutions["user-personalization"], "-i", str(folder), "-o", str(out), "--compress", "gzip"
+    )
     assert proc.returncode == 0, proc.stderr
-    assert gzip.decompress((out / "a.json.out.gz").read_bytes()) == (
-        out / "a.json.out").read_bytes()
+    assert (
+        gzip.decompress((out / "a.json.out.gz").read_bytes()) == (out / "a.json.out").read_bytes()
+    )
 
 
 def test_failure_midway_leaves_no_output_and_old_output_untouched(solutions, tmp_path):
@@ -110,8 +116,9 @@ def test_failure_midway_leaves_no_output_and_old_output_untouched(solutions, tmp
     out.mkdir()
     old = out / "users.json.gz.out"
     old.write_bytes(b"previous complete output\n")
-    proc = _run(solutions["user-personalization"], "-i", str(src), "-o", str(out),
-                "--job-name", "midway")
+    proc = _run(
+        solutions["user-personalization"], "-i", str(src), "-o", str(out), "--job-name", "midway"
+    )
     assert proc.returncode == 1
     assert proc.stderr.decode().startswith("pbatch: error: job midway failed:")
     assert b"Traceback" not in proc.stderr
@@ -125,9 +132,22 @@ def test_sigterm_stops_cleanly(solutions, tmp_path, pbatch_home):
     fifo = tmp_path / "in.json"
     os.mkfifo(fifo)
     out = tmp_path / "out"
-    proc = subprocess.Popen([*PBATCH, "run", "-s", str(solutions["popularity-count"]),
-                             "-i", str(fifo), "-o", str(out), "-q", "--job-name", "term"],
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            *PBATCH,
+            "run",
+            "-s",
+            str(solutions["popularity-count"]),
+            "-i",
+            str(fifo),
+            "-o",
+            str(out),
+            "-q",
+            "--job-name",
+            "term",
+        ],
+        stderr=subprocess.PIPE,
+    )
     with open(fifo, "wb") as w:
         w.write(b'{"userId": "653"}\n' * 3000)
         w.flush()
@@ -148,12 +168,16 @@ def test_same_input_same_bytes(solutions, tmp_path):
     for recipe in solutions:
         outs = []
         for k in range(2):
-            rec = run_job(JobParams(solution=str(solutions[recipe]),
-                                    input=str(EXAMPLES / "users.json") if recipe not in (
-                                        "sims", "personalized-ranking") else
-                                    str(EXAMPLES / ("items.json" if recipe == "sims"
-                                                    else "ranking.json")),
-                                    output=str(tmp_path / f"{recipe}{k}"),
-                                    chunk_lines=3 + k * 100), JobStore())
+            rec = run_job(
+                JobParams(
+                    solution=str(solutions[recipe]),
+                    input=str(EXAMPLES / "users.json")
+                    if recipe not in ("sims", "personalized-ranking")
+                    else str(EXAMPLES / ("items.json" if recipe == "sims" else "ranking.json")),
+                    output=str(tmp_path / f"{recipe}{k}"),
+                    chunk_lines=3 + k * 100,
+                ),
+                JobStore(),
+            )
             outs.append(open(rec["outputs"][0], "rb").read())
         assert outs[0] == outs[1]

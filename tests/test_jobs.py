@@ -29,20 +29,32 @@ def test_name_rules():
 
 def test_record_of_a_successful_job(solutions, tmp_path):
     store = JobStore()
-    record = run_job(JobParams(solution=str(solutions["user-personalization"]),
-                               input=str(EXAMPLES / "bad.json"), output=str(tmp_path),
-                               job_name="rec-1", num_results=7), store)
+    record = run_job(
+        JobParams(
+            solution=str(solutions["user-personalization"]),
+            input=str(EXAMPLES / "bad.json"),
+            output=str(tmp_path),
+            job_name="rec-1",
+            num_results=7,
+        ),
+        store,
+    )
     assert record["status"] == ACTIVE
     assert record["jobName"] == "rec-1"
     assert record["batchInferenceJobArn"] == "arn:pbatch:local:batch-inference-job/rec-1"
     assert record["solutionVersionArn"].startswith("arn:pbatch:local:solution-version/")
-    assert record["solutionVersionArn"].endswith("@sha256:" + store.get("rec-1")[
-        "solutionVersionArn"].rsplit(":", 1)[1])
+    assert record["solutionVersionArn"].endswith(
+        "@sha256:" + store.get("rec-1")["solutionVersionArn"].rsplit(":", 1)[1]
+    )
     assert record["numResults"] == 7
     assert record["jobInput"] == {"s3DataSource": {"path": str(EXAMPLES / "bad.json")}}
     assert record["jobOutput"] == {"s3DataDestination": {"path": str(tmp_path)}}
-    assert (record["linesRead"], record["linesAnswered"], record["linesWithErrors"],
-            record["blankLinesSkipped"]) == (7, 2, 5, 1)
+    assert (
+        record["linesRead"],
+        record["linesAnswered"],
+        record["linesWithErrors"],
+        record["blankLinesSkipped"],
+    ) == (7, 2, 5, 1)
     assert record["durationSeconds"] >= 0
     assert record["creationDateTime"] <= record["lastUpdatedDateTime"]
     assert record["outputs"] == [str(tmp_path / "bad.json.out")]
@@ -53,8 +65,14 @@ def test_record_of_a_successful_job(solutions, tmp_path):
 def test_failed_job_keeps_its_reason(solutions, tmp_path):
     store = JobStore()
     with pytest.raises(JobFailed, match="input not found"):
-        run_job(JobParams(solution=str(solutions["sims"]), input=str(tmp_path / "nope.json"),
-                          job_name="fail-1"), store)
+        run_job(
+            JobParams(
+                solution=str(solutions["sims"]),
+                input=str(tmp_path / "nope.json"),
+                job_name="fail-1",
+            ),
+            store,
+        )
     record = store.get("fail-1")
     assert record["status"] == FAILED
     assert "input not found" in record["failureReason"]
@@ -63,18 +81,36 @@ def test_failed_job_keeps_its_reason(solutions, tmp_path):
 def test_list_filters_and_pages(solutions, tmp_path):
     store = JobStore()
     for k in range(5):
-        run_job(JobParams(solution=str(solutions["popularity-count"]),
-                          input=str(EXAMPLES / "popularity.json"), output=str(tmp_path),
-                          job_name=f"pop-{k}"), store)
+        run_job(
+            JobParams(
+                solution=str(solutions["popularity-count"]),
+                input=str(EXAMPLES / "popularity.json"),
+                output=str(tmp_path),
+                job_name=f"pop-{k}",
+            ),
+            store,
+        )
     with pytest.raises(JobFailed):
         run_job(JobParams(solution=str(solutions["sims"]), input="nope", job_name="s-x"), store)
     everything = store.list()
     assert [j["jobName"] for j in everything["batchInferenceJobs"]] == [
-        "s-x", "pop-4", "pop-3", "pop-2", "pop-1", "pop-0"]
+        "s-x",
+        "pop-4",
+        "pop-3",
+        "pop-2",
+        "pop-1",
+        "pop-0",
+    ]
     assert everything["nextToken"] is None
     assert set(everything["batchInferenceJobs"][0]) == {
-        "batchInferenceJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
-        "failureReason", "solutionVersionArn"}
+        "batchInferenceJobArn",
+        "jobName",
+        "status",
+        "creationDateTime",
+        "lastUpdatedDateTime",
+        "failureReason",
+        "solutionVersionArn",
+    }
     page = store.list(max_results=4)
     assert len(page["batchInferenceJobs"]) == 4 and page["nextToken"]
     rest = store.list(max_results=4, next_token=page["nextToken"])
@@ -88,8 +124,7 @@ def test_dead_process_is_reported_failed(pbatch_home):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     store.create({"jobName": "ghost", "solutionVersionArn": "arn:x"})
-    store.db.execute("UPDATE jobs SET pid = ?, pid_start = NULL WHERE name = 'ghost'",
-                     (proc.pid,))
+    store.db.execute("UPDATE jobs SET pid = ?, pid_start = NULL WHERE name = 'ghost'", (proc.pid,))
     store.update("ghost", status=IN_PROGRESS)
     record = store.get("ghost")
     assert record["status"] == FAILED
@@ -102,22 +137,38 @@ def test_four_concurrent_runs_leave_four_complete_records(solutions, tmp_path, p
     lines = (EXAMPLES / "users.json").read_bytes()
     big.write_bytes(lines * 200)
     procs = [
-        subprocess.Popen([*PBATCH, "run", "-s", str(solutions["user-personalization"]),
-                          "-i", str(big), "-o", str(tmp_path / f"out{k}"), "-q",
-                          "--job-name", f"conc-{k}"], env=env, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [
+                *PBATCH,
+                "run",
+                "-s",
+                str(solutions["user-personalization"]),
+                "-i",
+                str(big),
+                "-o",
+                str(tmp_path / f"out{k}"),
+                "-q",
+                "--job-name",
+                f"conc-{k}",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+        )
         for k in range(4)
     ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    listing = subprocess.run([*PBATCH, "jobs", "list"], env=env, capture_output=True,
-                             check=True)
+    listing = subprocess.run([*PBATCH, "jobs", "list"], env=env, capture_output=True, check=True)
     jobs = orjson.loads(listing.stdout)["batchInferenceJobs"]
     assert sorted(j["jobName"] for j in jobs) == [f"conc-{k}" for k in range(4)]
     expected = (tmp_path / "out0" / "users.json.out").read_bytes()
     for k in range(4):
-        rec = orjson.loads(subprocess.run([*PBATCH, "jobs", "describe", f"conc-{k}"], env=env,
-                                          capture_output=True, check=True).stdout)
+        rec = orjson.loads(
+            subprocess.run(
+                [*PBATCH, "jobs", "describe", f"conc-{k}"], env=env, capture_output=True, check=True
+            ).stdout
+        )
         job = rec["batchInferenceJob"]
         assert job["status"] == ACTIVE
         assert job["linesRead"] == job["linesAnswered"] == 4000
@@ -129,9 +180,22 @@ def test_killed_run_is_reported_failed_and_leaves_no_output(solutions, tmp_path,
     fifo = tmp_path / "in.json"
     os.mkfifo(fifo)
     out = tmp_path / "out"
-    proc = subprocess.Popen([*PBATCH, "run", "-s", str(solutions["popularity-count"]),
-                             "-i", str(fifo), "-o", str(out), "-q", "--job-name", "killed"],
-                            env=env)
+    proc = subprocess.Popen(
+        [
+            *PBATCH,
+            "run",
+            "-s",
+            str(solutions["popularity-count"]),
+            "-i",
+            str(fifo),
+            "-o",
+            str(out),
+            "-q",
+            "--job-name",
+            "killed",
+        ],
+        env=env,
+    )
     with open(fifo, "wb") as w:
         w.write(b'{"userId": "653"}\n' * 5000)
         w.flush()

@@ -129,8 +129,9 @@ def test_cli_bad_solution_is_one_line_exit_1(solutions, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(solutions["sims"].read_bytes()[:500])
     for args in (["describe", str(bad)], ["recommend", "-s", str(bad), "--item-id", "1"]):
-        proc = subprocess.run([sys.executable, "-m", "personalize_batch.cli", *args],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "personalize_batch.cli", *args], capture_output=True, text=True
+        )
         assert proc.returncode == 1
         assert proc.stdout == ""
         assert proc.stderr.startswith("pbatch: error: ") and proc.stderr.count("\n") == 1
@@ -140,8 +141,12 @@ def test_cli_bad_solution_is_one_line_exit_1(solutions, tmp_path):
 def test_describe_prints_json(solutions, tmp_path):
     copy = tmp_path / "m.npz"
     shutil.copy(solutions["sims"], copy)
-    proc = subprocess.run([sys.executable, "-m", "personalize_batch.cli", "describe", str(copy)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "personalize_batch.cli", "describe", str(copy)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     d = orjson.loads(proc.stdout)
     assert d["recipe"] == "sims"
     assert d["hyperparameters"]["popularity_discount_factor"] == 0.5

@@ -61,9 +61,9 @@ def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 ENDPOINT = click.option(
     "--endpoint-url",
-    envvar="AWS_ENDPOINT_URL",
+    envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
     default=None,
-    help="S3-compatible endpoint for s3:// paths (or $AWS_ENDPOINT_URL).",
+    help="S3-compatible endpoint for s3:// paths ($AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL).",
 )
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 SOLUTION = click.option(

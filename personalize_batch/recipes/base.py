@@ -114,7 +114,12 @@ def round_sig(x: np.ndarray, digits: int = 6) -> np.ndarray:
     scale = np.power(10.0, np.where(exact, exp, 0.0))
     y = v * scale
     frac = np.abs(y - np.trunc(y))
-    fast = exact & (np.abs(frac - 0.5) > 1e-6)
+    # a log10 off by one near a power of ten (libm differs between CPUs) would round to
+    # 5 or 7 digits: such values take the slow path too
+    mant = np.abs(np.round(y))
+    fast = (
+        exact & (np.abs(frac - 0.5) > 1e-6) & (mant >= 10.0 ** (digits - 1)) & (mant < 10.0**digits)
+    )
     r = np.where(fast, np.round(y) / scale, 0.0)
     slow = np.flatnonzero(~fast)
     if len(slow):
