@@ -6,6 +6,7 @@ the input's length. Every non-blank input line gives exactly one output line, in
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -29,9 +30,9 @@ from .lines import (
     parse_line,
     success_line,
 )
-from .recipes.base import chunk_rows
 from .scoring import Answerer
 from .solution import Solution, load
+from .workers import ChunkResult, WorkerPool, default_workers
 
 MAX_RESULTS = 500
 
@@ -50,6 +51,7 @@ class JobParams:
     compress_level: int = 1
     endpoint_url: str | None = None
     chunk_lines: int = 1024
+    workers: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,8 +64,20 @@ class Counts:
     errors: int = 0
     blank: int = 0
 
+    unknown_users: int = 0
+    unknown_items: int = 0
+
+    def add(self, result: ChunkResult) -> None:
+        """Count what one answered chunk did."""
+        self.answered += result.answered
+        self.errors += result.errors
+        self.unknown_users += result.unknown_users
+        self.unknown_items += result.unknown_items
+
     def as_record(self) -> dict[str, int]:
         return {
+            "unknownUsers": self.unknown_users,
+            "unknownItems": self.unknown_items,
             "linesRead": self.read,
             "linesAnswered": self.answered,
             "linesWithErrors": self.errors,
@@ -88,6 +102,8 @@ def check_params(p: JobParams) -> JobParams:
         raise UsageError(f"--num-results must be 1-{MAX_RESULTS}, not {p.num_results}")
     if p.compress not in (None, "gzip"):
         raise UsageError(f"--compress takes gzip, not {p.compress!r}")
+    if p.workers is not None and not 1 <= p.workers <= 256:
+        raise UsageError(f"--workers must be 1-256, not {p.workers}")
     if not 1 <= p.compress_level <= 9:
         raise UsageError("--compress-level must be 1-9")
     if p.job_name is not None:
@@ -95,8 +111,12 @@ def check_params(p: JobParams) -> JobParams:
     return p
 
 
-def iter_requests(stream: IO[bytes], query: str, counts: Counts) -> Iterator[Request | BadLine]:
-    """Parse a stream's non-blank lines, in order (UTF-8 BOM and CRLF accepted)."""
+def read_chunks(
+    stream: IO[bytes], counts: Counts, chunk_lines: int
+) -> Iterator[list[tuple[bytes, bool]]]:
+    """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order
+    (a UTF-8 BOM at the start and CRLF endings are accepted; blank lines are counted)."""
+    chunk: list[tuple[bytes, bool]] = []
     first = True
     for raw, too_long in pio.iter_lines(stream, MAX_LINE_BYTES):
         if first:
@@ -107,7 +127,34 @@ def iter_requests(stream: IO[bytes], query: str, counts: Counts) -> Iterator[Req
             counts.blank += 1
             continue
         counts.read += 1
-        yield parse_line(raw, query, too_long)
+        chunk.append((raw, too_long))
+        if len(chunk) >= chunk_lines:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def answer_chunk(answerer: Answerer, chunk: list[tuple[bytes, bool]]) -> ChunkResult:
+    """Parse, score and serialize one chunk of lines: the bytes of its output lines."""
+    parsed = [parse_line(raw, answerer.query, too_long) for raw, too_long in chunk]
+    valid = [r for r in parsed if isinstance(r, Request)]
+    users0, items0 = answerer.unknown_users, answerer.unknown_items
+    answers = iter(answerer.answer(valid))
+    buf = []
+    for r in parsed:
+        if isinstance(r, BadLine):
+            buf.append(error_line(r.echo, r.error))
+        else:
+            items, scores = next(answers)
+            buf.append(success_line(r.obj, items, scores))
+    return ChunkResult(
+        b"".join(buf),
+        answered=len(valid),
+        errors=len(parsed) - len(valid),
+        unknown_users=answerer.unknown_users - users0,
+        unknown_items=answerer.unknown_items - items0,
+    )
 
 
 def answer_stream(
@@ -117,34 +164,20 @@ def answer_stream(
     counts: Counts,
     chunk_lines: int,
     tick: Callable[[], None] | None = None,
+    pool: WorkerPool | None = None,
 ) -> None:
-    """Score a stream chunk by chunk and write one output line per input line."""
-    query = answerer.query
-    pending: list[Request | BadLine] = []
-
-    def flush() -> None:
-        valid = [r for r in pending if isinstance(r, Request)]
-        answers = iter(answerer.answer(valid))
-        buf = []
-        for r in pending:
-            if isinstance(r, BadLine):
-                counts.errors += 1
-                buf.append(error_line(r.echo, r.error))
-            else:
-                items, scores = next(answers)
-                counts.answered += 1
-                buf.append(success_line(r.obj, items, scores))
-        out.write(b"".join(buf))
-        pending.clear()
+    """Score a stream chunk by chunk and write one output line per input line, in order
+    (on `pool`'s worker processes when given)."""
+    chunks = read_chunks(stream, counts, chunk_lines)
+    if pool is None:
+        results = (answer_chunk(answerer, chunk) for chunk in chunks)
+    else:
+        results = pool.map_ordered(chunks)
+    for result in results:
+        out.write(result.data)
+        counts.add(result)
         if tick is not None:
             tick()
-
-    for request in iter_requests(stream, query, counts):
-        pending.append(request)
-        if len(pending) >= chunk_lines:
-            flush()
-    if pending:
-        flush()
 
 
 class _Progress:
@@ -212,6 +245,7 @@ def run_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
+    pool: WorkerPool | None = None
     try:
         solution = load(p.solution)
         store.update(
@@ -223,8 +257,10 @@ def run_job(
         if on_solution is not None:
             on_solution(solution)
         answerer = Answerer(solution, p.num_results, p.include_seen)
-        chunk = min(p.chunk_lines, chunk_rows(len(solution.item_ids)))
         refs = pio.list_inputs(p.input, p.endpoint_url)
+        workers = p.workers or default_workers()
+        if workers > 1:
+            pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
         tick = _Progress(counts, progress)
         for ref in refs:
             url = pio.output_url(output, ref.name, p.compress)
@@ -233,7 +269,9 @@ def run_job(
                 with pio.AtomicOutput(
                     url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
                 ) as out:
-                    _answer_guarded(stream, out, answerer, counts, chunk, tick, ref.url)
+                    _answer_guarded(
+                        stream, out, answerer, counts, p.chunk_lines, tick, ref.url, pool
+                    )
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
@@ -261,6 +299,8 @@ def run_job(
         )
         raise
     finally:
+        if pool is not None:
+            pool.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     return store.update(
@@ -268,8 +308,7 @@ def run_job(
         status=jobs_mod.ACTIVE,
         durationSeconds=round(time.monotonic() - started, 3),
         outputs=outputs,
-        unknownUsers=answerer.unknown_users,
-        unknownItems=answerer.unknown_items,
+        workers=workers,
         **counts.as_record(),
     )
 
@@ -282,10 +321,11 @@ def _answer_guarded(
     chunk: int,
     tick: Callable[[], None],
     url: str,
+    pool: WorkerPool | None,
 ) -> None:
     """answer_stream, with read/write failures turned into one StorageError."""
     try:
-        answer_stream(stream, out, answerer, counts, chunk, tick)
+        answer_stream(stream, out, answerer, counts, chunk, tick, pool)
     except PbatchError:
         raise
     except (OSError, EOFError, zlib.error) as exc:

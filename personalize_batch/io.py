@@ -9,6 +9,7 @@ before anything is completed.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import os
 import posixpath
@@ -192,9 +193,11 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
     """A binary stream of an input, decompressed by its extension."""
     if url == "-":
         return sys.stdin.buffer
-    import smart_open  # noqa: PLC0415  (deferred import)
+    if not is_s3(url):
+        return _open_local_input(url)
+    import smart_open  # noqa: PLC0415  (deferred: it imports boto3)
 
-    params = {"client": s3_client(endpoint_url)} if is_s3(url) else {}
+    params = {"client": s3_client(endpoint_url)}
     errors = _s3_exceptions()
     try:
         return smart_open.open(url, "rb", transport_params=params)
@@ -205,6 +208,19 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
         if is_s3(url) and cause is not None:
             raise StorageError(f"cannot read {url}: {describe_s3_error(cause)}") from None
         raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
+
+
+def _open_local_input(path: str) -> IO[bytes]:
+    """A local file, decompressed by extension (the standard library's gzip/bz2, so a
+    local job never loads boto3)."""
+    try:
+        if path.endswith(".gz"):
+            return gzip.open(path, "rb")
+        if path.endswith(".bz2"):
+            return bz2.open(path, "rb")
+        return open(path, "rb", buffering=1 << 20)  # noqa: SIM115  (the caller closes it)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

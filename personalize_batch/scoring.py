@@ -7,7 +7,7 @@ import numpy as np
 
 from .lines import QUERY, Request
 from .recipes import recipe_module
-from .recipes.base import round_sig
+from .recipes.base import chunk_rows, round_sig
 from .solution import Solution
 
 
@@ -23,6 +23,7 @@ class Answerer:
         self.include_seen = include_seen
         self.scorer = recipe_module(solution.recipe).Scorer(solution)
         self.item_objs = solution.item_ids.astype(object)
+        self.block = chunk_rows(len(solution.item_ids))
         self.unknown_users = 0
         self.unknown_items = 0
 
@@ -37,7 +38,14 @@ class Answerer:
         return users
 
     def answer(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
-        """The answers to a chunk of requests, in order."""
+        """The answers to a chunk of requests, in order, scored in blocks whose dense
+        block x items matrices stay cache-sized."""
+        out: list[tuple[list[str], list[float]]] = []
+        for start in range(0, len(requests), self.block):
+            out += self._answer_block(requests[start : start + self.block])
+        return out
+
+    def _answer_block(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
         if not requests:
             return []
         if self.query == "ranking":

@@ -39,6 +39,12 @@ from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
     show_default=True,
     help="gzip level for --compress (1 is fast, 6 is smaller).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Scoring processes (default: the number of cores); output is the same for any.",
+)
 @ENDPOINT
 @QUIET
 def run(
@@ -50,6 +56,7 @@ def run(
     include_seen: bool,
     compress: str | None,
     compress_level: int,
+    workers: int | None,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
@@ -67,6 +74,7 @@ def run(
         compress=compress,
         compress_level=compress_level,
         endpoint_url=endpoint_url,
+        workers=workers,
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()

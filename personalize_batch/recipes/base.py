@@ -141,22 +141,25 @@ def topk(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if rows == 0 or k == 0:
         return np.zeros((rows, 0), dtype=np.int64), np.zeros(rows, dtype=np.int64)
     if k < n:
-        part = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+        # partition so that the k largest keys come last and the (k+1)-th largest sits
+        # just before them: a tie across the boundary shows as equal neighbours there
+        full = np.argpartition(keys, n - k - 1, axis=1)
+        part = full[:, n - k :]
+        boundary = np.take_along_axis(keys, full[:, n - k - 1 : n - k], axis=1)[:, 0]
     else:
         part = np.broadcast_to(np.arange(n), (rows, n)).copy()
     vals = np.take_along_axis(keys, part, axis=1)
-    kth = vals.min(axis=1)
     if k < n:
+        kth = vals.min(axis=1)
         # a row whose k-th value is shared with an unchosen entry: pick the lowest indices
-        tied = np.flatnonzero(((keys >= kth[:, None]).sum(axis=1) > k) & np.isfinite(kth))
-        for r in tied:
+        for r in np.flatnonzero((kth == boundary) & np.isfinite(kth)):
             above = np.flatnonzero(keys[r] > kth[r])
             equal = np.flatnonzero(keys[r] == kth[r])[: k - len(above)]
             part[r] = np.concatenate([above, equal])
             vals[r] = keys[r, part[r]]
     order = np.lexsort((part, -vals), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
-    lengths = np.minimum(np.isfinite(keys).sum(axis=1), k)
+    lengths = np.isfinite(vals).sum(axis=1)
     return idx, lengths
 
 
@@ -197,6 +200,25 @@ def csr_rows(
     return sp.csr_matrix((values, indices[pos], new_indptr), shape=(len(rows), n_cols))
 
 
+def add_sparse(out: np.ndarray, m: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
+    """out + scale * m as a new dense array (scipy adds the stored entries in C)."""
+    if not m.nnz:
+        return out
+    if scale != 1.0:
+        m = m * scale
+    return sp.csr_array(m) + out
+
+
+def softmax_at(logits: np.ndarray, idx: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / temperature) over each whole row, read at the columns `idx`
+    (one temporary the size of `logits`, computed in place)."""
+    z = logits * (1.0 / temperature)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    denom = z.sum(axis=1, keepdims=True)
+    return np.take_along_axis(z, idx, axis=1) / denom
+
+
 def mask_rows(keys: np.ndarray, sub: sp.csr_matrix, value: float = -np.inf) -> None:
     """Set keys[r, c] = value for every stored entry (r, c) of `sub` (same row count)."""
     r, c = sub.nonzero()
@@ -218,6 +240,7 @@ def seen_arrays(
     }
 
 
-def chunk_rows(n_items: int, budget_bytes: int = 64 << 20, max_rows: int = 2048) -> int:
-    """How many rows of a dense chunk x items matrix fit a memory budget."""
+def chunk_rows(n_items: int, budget_bytes: int = 4 << 20, max_rows: int = 1024) -> int:
+    """How many rows of a dense chunk x items float64 matrix fit a cache-sized budget
+    (a few MiB: the matrix is read several times, by the product, top-k and softmax)."""
     return int(max(16, min(max_rows, budget_bytes // max(1, 8 * n_items))))

@@ -19,7 +19,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from .base import HyperParameter, HyperParameters, csr_rows, mask_rows, topk
+from .base import (
+    HyperParameter,
+    HyperParameters,
+    add_sparse,
+    csr_rows,
+    mask_rows,
+    softmax_at,
+    topk,
+)
 from .sims import neighbours
 
 HYPERPARAMETERS = HyperParameters(
@@ -188,21 +196,18 @@ class Scorer:
             weights = sp.csr_matrix((w, ages.indices, ages.indptr), shape=ages.shape)
             norm = np.asarray(weights.sum(axis=1)).ravel()
             weights = sp.diags(1.0 / np.maximum(norm, 1e-12)) @ weights
-            out += hp["neighbour_weight"] * (weights @ self.sim).toarray()
+            out = add_sparse(out, weights @ self.sim, hp["neighbour_weight"])
             last = sp.csr_matrix(
                 ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
             )
             last.eliminate_zeros()
             if hp["recency_mask"] and hp["transition_weight"] and last.nnz:
-                out += hp["transition_weight"] * (last @ self.trans).toarray()
+                out = add_sparse(out, last @ self.trans, hp["transition_weight"])
         return out
 
     def probabilities(self, logits: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Softmax over all items of each row, evaluated at the columns `idx`."""
-        z = logits / self.hp["temperature"]
-        zmax = z.max(axis=1, keepdims=True)
-        denom = np.exp(z - zmax).sum(axis=1, keepdims=True)
-        return np.exp(np.take_along_axis(z, idx, axis=1) - zmax) / denom
+        return softmax_at(logits, idx, self.hp["temperature"])
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool

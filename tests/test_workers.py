@@ -1,0 +1,126 @@
+"""Parallel scoring keeps order and bytes; memory does not grow with the input; the CLI
+starts without loading what it does not need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
+
+PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_same_bytes_for_any_worker_count(recipe, solutions, tmp_path):
+    lines = (EXAMPLES / EXAMPLE_INPUTS[recipe]).read_bytes().splitlines(keepends=True)
+    # many small chunks, bad lines and blank lines in between: order must survive
+    big = b"".join(
+        line + (b"not json\n\n" if k % 7 == 0 else b"") for k, line in enumerate(lines * 150)
+    )
+    src = tmp_path / "in.json"
+    src.write_bytes(big)
+    outputs = []
+    for workers in ("1", "2", "3"):
+        out = tmp_path / f"w{workers}"
+        proc = subprocess.run(
+            [
+                *PBATCH,
+                "run",
+                "-s",
+                str(solutions[recipe]),
+                "-i",
+                str(src),
+                "-o",
+                str(out),
+                "-q",
+                "--workers",
+                workers,
+            ],
+            capture_output=True,
+        )
+        assert proc.returncode == 3, proc.stderr
+        outputs.append((out / "in.json.out").read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0].splitlines()) == len([ln for ln in big.splitlines() if ln.strip()])
+
+
+def _peak_rss_kib(args: list[str]) -> int:
+    """Peak RSS of a pbatch run and its workers, measured in a wrapper process."""
+    code = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *PBATCH, *args], capture_output=True, text=True, check=True
+    )
+    return int(proc.stdout)
+
+
+def test_memory_does_not_grow_with_input_length(solutions, tmp_path):
+    line = b'{"userId": "653"}\n{"userId": "nobody"}\n'
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    small.write_bytes(line * 10_000)
+    large.write_bytes(line * 100_000)
+    peaks = [
+        _peak_rss_kib(
+            [
+                "run",
+                "-s",
+                str(solutions["popularity-count"]),
+                "-i",
+                str(src),
+                "-o",
+                str(tmp_path),
+                "-q",
+                "--workers",
+                "1",
+            ]
+        )
+        for src in (small, large)
+    ]
+    assert peaks[1] < peaks[0] + 20 * 1024, peaks  # ten times the lines, < 20 MiB more
+
+
+def test_cli_start_does_not_import_heavy_modules():
+    code = (
+        "import sys; from personalize_batch.cli import main; "
+        "heavy = [m for m in ('boto3', 'botocore', 'smart_open', 'scipy', 'numpy', "
+        "'personalize_batch.recipes.sims', 'personalize_batch.recipes.user_personalization') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_run_imports_only_its_recipe(solutions, tmp_path):
+    code = (
+        "import sys, runpy; sys.argv = ['pbatch'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('personalize_batch.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print([m for m in ('boto3', 'personalize_batch.recipes.sims', "
+        "'personalize_batch.recipes.user_personalization') if m in sys.modules], "
+        "file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "-s",
+            str(solutions["popularity-count"]),
+            "-i",
+            str(EXAMPLES / "popularity.json"),
+            "-o",
+            str(tmp_path),
+            "-q",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
