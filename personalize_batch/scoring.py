@@ -23,7 +23,8 @@ class Answerer:
         self.include_seen = include_seen
         self.scorer = recipe_module(solution.recipe).Scorer(solution)
         self.item_objs = solution.item_ids.astype(object)
-        self.block = chunk_rows(len(solution.item_ids))
+        # scorers that never build a block x items matrix say how many rows suit them
+        self.block = getattr(self.scorer, "block_rows", None) or chunk_rows(len(solution.item_ids))
         self.unknown_users = 0
         self.unknown_items = 0
 

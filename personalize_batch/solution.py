@@ -152,6 +152,9 @@ def save(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # an ordinary new file (mkstemp gives 0600)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
         os.replace(tmp, path)

@@ -177,6 +177,35 @@ def fill_keys(counts: np.ndarray) -> np.ndarray:
     return (-1.0 - popularity_rank(counts)).astype(np.float64)
 
 
+def popularity_order(counts: np.ndarray) -> np.ndarray:
+    """Item indices in popularity order (count descending, then index ascending)."""
+    return np.lexsort((np.arange(len(counts)), -counts))
+
+
+def fill_from_order(
+    order: np.ndarray,
+    rank: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    n_rows: int,
+    k: int,
+    extra: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first k items of `order` that are not among the excluded (row, item)
+    pairs; `extra` bounds the exclusions of any row. Returns (indices, lengths).
+
+    Only a window of k + extra items is examined: with at most `extra` of them
+    excluded, it holds the first k eligible ones. No key matrix over the catalogue."""
+    width = min(len(order), k + extra)
+    mask = np.zeros((n_rows, width), dtype=bool)
+    r = rank[cols]
+    keep = r < width
+    mask[rows[keep], r[keep]] = True
+    pos = np.argsort(mask, axis=1, kind="stable")[:, :k]
+    lengths = np.minimum(k, width - mask.sum(axis=1))
+    return order[:width][pos], lengths
+
+
 def csr_rows(
     indptr: np.ndarray,
     indices: np.ndarray,

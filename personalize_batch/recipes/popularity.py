@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import Interactions
-from .base import HyperParameters, fill_keys, mask_rows, topk
+from .base import HyperParameters, fill_from_order, popularity_order, popularity_rank
 
 HYPERPARAMETERS = HyperParameters([])
 
@@ -16,20 +16,28 @@ def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
 
 
 class Scorer:
-    """Scores a chunk of users: one key matrix, one top-k."""
+    """Answers a chunk of users: the popularity order, minus each user's items."""
+
+    block_rows = 1024  # no dense block x items matrix: larger blocks, less overhead
 
     def __init__(self, solution) -> None:
         self.solution = solution
         counts = solution.arrays["item_counts"]
-        self.keys = fill_keys(counts)
+        self.order = popularity_order(counts)
+        self.rank = popularity_rank(counts)
         total = counts.sum()
         self.share = counts / total if total else counts.astype(np.float64)
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        keys = np.tile(self.keys, (len(users), 1))
-        if not include_seen:
-            mask_rows(keys, self.solution.seen_rows(users))
-        idx, lengths = topk(keys, k)
+        if include_seen:
+            rows = cols = np.zeros(0, dtype=np.int64)
+            extra = 0
+        else:
+            seen = self.solution.seen_rows(users)
+            per_row = np.diff(seen.indptr)
+            rows, cols = np.repeat(np.arange(len(users)), per_row), seen.indices
+            extra = int(per_row.max()) if len(per_row) else 0
+        idx, lengths = fill_from_order(self.order, self.rank, rows, cols, len(users), k, extra)
         return idx, self.share[idx], lengths

@@ -8,7 +8,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from .base import HyperParameter, HyperParameters, csr_rows, fill_keys, topk
+from .base import (
+    HyperParameter,
+    HyperParameters,
+    csr_rows,
+    fill_from_order,
+    popularity_order,
+    popularity_rank,
+)
 
 MAX_NEIGHBOURS = 500  # the largest numResults
 
@@ -161,22 +168,35 @@ def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
 class Scorer:
     """Answers a chunk of item queries: neighbours first, then popular items (A.5)."""
 
+    block_rows = 1024  # no dense block x items matrix: larger blocks, less overhead
+
     def __init__(self, solution) -> None:
         self.solution = solution
         a = solution.arrays
         self.n_items = len(solution.item_ids)
         self.indptr, self.indices, self.data = a["sims_indptr"], a["sims_indices"], a["sims_data"]
-        self.keys = fill_keys(a["item_counts"])
+        self.order = popularity_order(a["item_counts"])
+        self.rank = popularity_rank(a["item_counts"])
 
     def recommend(
         self, items: np.ndarray, k: int, include_seen: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        sims = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
-        keys = np.tile(self.keys, (len(items), 1))
-        coo = sims.tocoo()
-        keys[coo.row, coo.col] = coo.data
+        """Each query's first k stored neighbours (already in order), then popular items
+        that are neither the query nor a neighbour, with score 0.0."""
+        n_rows = len(items)
+        nb = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
+        have = np.minimum(np.diff(nb.indptr), k)
+        j = np.arange(k)[None, :]
+        from_nb = j < have[:, None]
+        at = np.minimum(nb.indptr[:-1, None] + j, max(0, nb.nnz - 1))
+        left = np.where(from_nb, nb.indices[at] if nb.nnz else -1, -1)
+        left_scores = np.where(from_nb, nb.data[at] if nb.nnz else 0.0, 0.0)
         known = np.flatnonzero(items >= 0)
-        keys[known, items[known]] = -np.inf  # never the query item itself
-        idx, lengths = topk(keys, k)
-        scores = np.take_along_axis(keys, idx, axis=1)
-        return idx, np.where(scores > 0, scores, 0.0), lengths
+        rows = np.concatenate([np.nonzero(from_nb)[0], known])
+        cols = np.concatenate([left[from_nb], items[known]])
+        fill, fill_len = fill_from_order(self.order, self.rank, rows, cols, n_rows, k, k + 1)
+        fill_at = np.clip(j - have[:, None], 0, max(0, fill.shape[1] - 1))
+        fill_idx = np.take_along_axis(fill, fill_at, axis=1) if fill.shape[1] else left
+        idx = np.where(from_nb, left, fill_idx)
+        scores = np.where(from_nb, left_scores, 0.0)
+        return idx, scores, np.minimum(k, have + fill_len)
