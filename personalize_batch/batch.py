@@ -6,6 +6,7 @@ the input's length. Every non-blank input line gives exactly one output line, in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -17,8 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
+
 from . import io as pio
 from . import jobs as jobs_mod
+from .diagnostics import IdTally, diagnose
 from .errors import Interrupted, JobFailed, PbatchError, StorageError, UsageError
 from .lines import (
     BOM,
@@ -52,6 +56,9 @@ class JobParams:
     endpoint_url: str | None = None
     chunk_lines: int = 1024
     workers: int | None = None
+    skip_errors: bool = False
+    errors_to: str | None = None
+    max_error_rate: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,20 +71,20 @@ class Counts:
     errors: int = 0
     blank: int = 0
 
-    unknown_users: int = 0
-    unknown_items: int = 0
+    ids_not_strings: int = 0
+    ids: IdTally = field(default_factory=IdTally)
 
     def add(self, result: ChunkResult) -> None:
         """Count what one answered chunk did."""
         self.answered += result.answered
         self.errors += result.errors
-        self.unknown_users += result.unknown_users
-        self.unknown_items += result.unknown_items
+        self.ids_not_strings += result.ids_not_strings
+        self.ids.add(result.ids)
 
     def as_record(self) -> dict[str, int]:
         return {
-            "unknownUsers": self.unknown_users,
-            "unknownItems": self.unknown_items,
+            "unknownUsers": self.ids.unknown_users,
+            "unknownItems": self.ids.unknown_items,
             "linesRead": self.read,
             "linesAnswered": self.answered,
             "linesWithErrors": self.errors,
@@ -104,6 +111,8 @@ def check_params(p: JobParams) -> JobParams:
         raise UsageError(f"--compress takes gzip, not {p.compress!r}")
     if p.workers is not None and not 1 <= p.workers <= 256:
         raise UsageError(f"--workers must be 1-256, not {p.workers}")
+    if p.max_error_rate is not None and not 0.0 <= p.max_error_rate <= 1.0:
+        raise UsageError("--max-error-rate must be between 0 and 1")
     if not 1 <= p.compress_level <= 9:
         raise UsageError("--compress-level must be 1-9")
     if p.job_name is not None:
@@ -111,40 +120,70 @@ def check_params(p: JobParams) -> JobParams:
     return p
 
 
-def read_chunks(
+def read_numbered_chunks(
     stream: IO[bytes], counts: Counts, chunk_lines: int
-) -> Iterator[list[tuple[bytes, bool]]]:
-    """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order
-    (a UTF-8 BOM at the start and CRLF endings are accepted; blank lines are counted)."""
+) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]]]:
+    """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order,
+    with their line numbers (1-based, blank lines counted). A UTF-8 BOM at the start and
+    CRLF endings are accepted."""
     chunk: list[tuple[bytes, bool]] = []
-    first = True
+    numbers: list[int] = []
+    lineno = 0
     for raw, too_long in pio.iter_lines(stream, MAX_LINE_BYTES):
-        if first:
-            first = False
-            if raw.startswith(BOM):
-                raw = raw[len(BOM) :]
+        lineno += 1
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
         if not too_long and is_blank(raw):
             counts.blank += 1
             continue
         counts.read += 1
         chunk.append((raw, too_long))
+        numbers.append(lineno)
         if len(chunk) >= chunk_lines:
-            yield chunk
-            chunk = []
+            yield chunk, numbers
+            chunk, numbers = [], []
     if chunk:
+        yield chunk, numbers
+
+
+def read_chunks(
+    stream: IO[bytes], counts: Counts, chunk_lines: int
+) -> Iterator[list[tuple[bytes, bool]]]:
+    """read_numbered_chunks without the line numbers."""
+    for chunk, _ in read_numbered_chunks(stream, counts, chunk_lines):
         yield chunk
 
 
-def answer_chunk(answerer: Answerer, chunk: list[tuple[bytes, bool]]) -> ChunkResult:
-    """Parse, score and serialize one chunk of lines: the bytes of its output lines."""
+@dataclass(frozen=True)
+class LineOptions:
+    """What to do with error lines: keep them out of NAME.out, copy them aside."""
+
+    skip_errors: bool = False
+    errors_aside: bool = False
+    source: str = ""
+
+
+def answer_chunk(
+    answerer: Answerer,
+    chunk: list[tuple[bytes, bool]],
+    numbers: list[int] | None = None,
+    options: LineOptions = LineOptions(),  # noqa: B008  (frozen, shared default)
+) -> ChunkResult:
+    """Parse, score and serialize one chunk of lines: the bytes of its output lines (and
+    of its error lines with their line numbers, when they go aside)."""
     parsed = [parse_line(raw, answerer.query, too_long) for raw, too_long in chunk]
     valid = [r for r in parsed if isinstance(r, Request)]
-    users0, items0 = answerer.unknown_users, answerer.unknown_items
+    before = answerer.unknown_snapshot()
     answers = iter(answerer.answer(valid))
-    buf = []
-    for r in parsed:
+    buf, aside, not_strings = [], [], 0
+    for k, r in enumerate(parsed):
         if isinstance(r, BadLine):
-            buf.append(error_line(r.echo, r.error))
+            not_strings += r.error.endswith("must be a string")
+            if not options.skip_errors:
+                buf.append(error_line(r.echo, r.error))
+            if options.errors_aside:
+                number = numbers[k] if numbers else None
+                aside.append(numbered_error(options.source, number, r.echo, r.error))
         else:
             items, scores = next(answers)
             buf.append(success_line(r.obj, items, scores))
@@ -152,8 +191,9 @@ def answer_chunk(answerer: Answerer, chunk: list[tuple[bytes, bool]]) -> ChunkRe
         b"".join(buf),
         answered=len(valid),
         errors=len(parsed) - len(valid),
-        unknown_users=answerer.unknown_users - users0,
-        unknown_items=answerer.unknown_items - items0,
+        errors_data=b"".join(aside),
+        ids=answerer.unknown_since(before),
+        ids_not_strings=not_strings,
     )
 
 
@@ -165,19 +205,49 @@ def answer_stream(
     chunk_lines: int,
     tick: Callable[[], None] | None = None,
     pool: WorkerPool | None = None,
+    options: LineOptions = LineOptions(),  # noqa: B008  (frozen, shared default)
+    errors_out: IO[bytes] | None = None,
+    max_error_rate: float | None = None,
 ) -> None:
     """Score a stream chunk by chunk and write one output line per input line, in order
     (on `pool`'s worker processes when given)."""
-    chunks = read_chunks(stream, counts, chunk_lines)
+    numbered = read_numbered_chunks(stream, counts, chunk_lines)
     if pool is None:
-        results = (answer_chunk(answerer, chunk) for chunk in chunks)
+        results = (answer_chunk(answerer, c, n, options) for c, n in numbered)
     else:
-        results = pool.map_ordered(chunks)
+        results = pool.map_ordered((c, n, options) for c, n in numbered)
     for result in results:
         out.write(result.data)
+        if errors_out is not None:
+            errors_out.write(result.errors_data)
         counts.add(result)
+        if max_error_rate is not None and counts.read >= MIN_LINES_FOR_RATE:
+            check_error_rate(counts, max_error_rate)
         if tick is not None:
             tick()
+    if max_error_rate is not None:
+        check_error_rate(counts, max_error_rate)
+
+
+MIN_LINES_FOR_RATE = 100
+
+
+def check_error_rate(counts: Counts, limit: float) -> None:
+    """Stop the job when more than a share `limit` of the lines so far are errors."""
+    if counts.read and counts.errors / counts.read > limit:
+        raise PbatchError(
+            f"{counts.errors:,} of {counts.read:,} lines are errors "
+            f"({counts.errors / counts.read:.0%}), above --max-error-rate {limit:g}; "
+            "check the input against the solution's recipe (pbatch validate)"
+        )
+
+
+def numbered_error(source: str, line: int | None, echo: Any, error: str) -> bytes:
+    """An error line for --errors-to: where it was, what it was, what was wrong."""
+    return orjson.dumps(
+        {"file": source, "line": line, "input": echo, "error": error},
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 class _Progress:
@@ -203,8 +273,47 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+_deferring = 0  # > 0 while an output is being created, committed or aborted
+_deferred: list[int] = []
+
+
 def _raise_on_signal(signum: int, frame: Any) -> None:
+    if _deferring:
+        _deferred.append(signum)  # raised when the critical section ends
+        return
     raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while an output file changes state, so a stop can never
+    fall between creating a temp file and the code that removes it."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring and _deferred:
+        signum = _deferred.pop()
+        _deferred.clear()
+        _raise_on_signal(signum, None)
+
+
+@contextlib.contextmanager
+def _output(url: str, **kwargs: Any) -> Iterator[IO[bytes]]:
+    """An AtomicOutput whose creation, commit and abort a signal cannot interrupt."""
+    with _signals_deferred():
+        target = pio.AtomicOutput(url, **kwargs)
+        stream = target.__enter__()
+    try:
+        yield stream
+    except BaseException:
+        with _signals_deferred():
+            target.abort()
+        raise
+    with _signals_deferred():
+        target.commit()
 
 
 def run_job(
@@ -262,20 +371,35 @@ def run_job(
         if workers > 1:
             pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
         tick = _Progress(counts, progress)
-        for ref in refs:
-            url = pio.output_url(output, ref.name, p.compress)
-            stream = pio.open_input(ref.url, p.endpoint_url)
-            try:
-                with pio.AtomicOutput(
-                    url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
-                ) as out:
-                    _answer_guarded(
-                        stream, out, answerer, counts, p.chunk_lines, tick, ref.url, pool
-                    )
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
-            outputs.append(url)
+        with contextlib.ExitStack() as stack:
+            errors_out = None
+            if p.errors_to:
+                errors_out = stack.enter_context(_output(p.errors_to, endpoint_url=p.endpoint_url))
+            for ref in refs:
+                url = pio.output_url(output, ref.name, p.compress)
+                options = LineOptions(p.skip_errors, errors_out is not None, ref.name)
+                stream = pio.open_input(ref.url, p.endpoint_url)
+                try:
+                    with _output(
+                        url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
+                    ) as out:
+                        _answer_guarded(
+                            ref.url,
+                            counts,
+                            stream=stream,
+                            out=out,
+                            answerer=answerer,
+                            chunk_lines=p.chunk_lines,
+                            tick=tick,
+                            pool=pool,
+                            options=options,
+                            errors_out=errors_out,
+                            max_error_rate=p.max_error_rate,
+                        )
+                finally:
+                    if stream is not sys.stdin.buffer:
+                        stream.close()
+                outputs.append(url)
         tick.done()
     except PbatchError as exc:
         store.update(
@@ -303,34 +427,28 @@ def run_job(
             pool.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+    ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
     return store.update(
         name,
         status=jobs_mod.ACTIVE,
         durationSeconds=round(time.monotonic() - started, 3),
         outputs=outputs,
         workers=workers,
+        idDiagnostics=ids,
+        **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
         **counts.as_record(),
     )
 
 
-def _answer_guarded(
-    stream: IO[bytes],
-    out: IO[bytes],
-    answerer: Answerer,
-    counts: Counts,
-    chunk: int,
-    tick: Callable[[], None],
-    url: str,
-    pool: WorkerPool | None,
-) -> None:
+def _answer_guarded(url: str, counts: Counts, **stream_args: Any) -> None:
     """answer_stream, with read/write failures turned into one StorageError."""
     try:
-        answer_stream(stream, out, answerer, counts, chunk, tick, pool)
+        answer_stream(counts=counts, **stream_args)
     except PbatchError:
         raise
+    except BrokenPipeError:
+        raise
     except (OSError, EOFError, zlib.error) as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
         raise StorageError(f"{url}: failed after {counts.read} lines: {exc}") from None
     except Exception as exc:
         name = type(exc).__module__

@@ -6,6 +6,7 @@ error message; the job goes on either way.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +57,9 @@ def _text(raw: bytes) -> str:
 
 def _id(obj: dict[str, Any], key: str) -> str | None:
     """The id under `key`, or raise ValueError with the line's error message."""
-    value = obj.get(key)
-    if value is None:
+    if key not in obj:
         return None
+    value = obj[key]
     if not isinstance(value, str):
         raise ValueError(f"{key} must be a string")
     if not value:
@@ -68,10 +69,26 @@ def _id(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _squash(key: str) -> str:
+    return key.replace("_", "").replace("-", "").replace(" ", "").lower()
+
+
+def _missing(recipe: str, wanted: str, obj: dict[str, Any], also: str = "") -> ValueError:
+    """'<recipe> needs "<wanted>"', with a near-miss hint from the keys the line has."""
+    message = f'{recipe} needs "{wanted}"{also}'
+    target = _squash(wanted)
+    near = [k for k in obj if isinstance(k, str) and _squash(k) == target]
+    if not near:
+        near = difflib.get_close_matches(wanted, [k for k in obj if isinstance(k, str)], 1, 0.75)
+    if near:
+        message += f'; found "{near[0]}" – did you mean "{wanted}"?'
+    return ValueError(message)
+
+
 def _item_list(obj: dict[str, Any]) -> list[str]:
     key = next((k for k in LIST_KEYS if k in obj), None)
     if key is None:
-        raise ValueError('personalized-ranking needs "itemList" (or "itemIds", "inputList")')
+        raise _missing("personalized-ranking", "itemList", obj, ' (or "itemIds", "inputList")')
     value = obj[key]
     if not isinstance(value, list):
         raise ValueError(f"{key} must be a list of item ids")
@@ -109,20 +126,20 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
         if query == "user":
             user = _id(obj, "userId")
             if user is None:
-                raise ValueError('user-personalization needs "userId"')
+                raise _missing("user-personalization", "userId", obj)
             return Request(obj, user=user)
         if query == "any":
             return Request(obj, user=_id(obj, "userId"))
         if query == "ranking":
             user = _id(obj, "userId")
             if user is None:
-                raise ValueError('personalized-ranking needs "userId"')
+                raise _missing("personalized-ranking", "userId", obj)
             return Request(obj, user=user, items=_item_list(obj))
         item = _id(obj, "itemId")
         if item is None and "items" in obj:
             item = _id(obj, "items")
         if item is None:
-            raise ValueError('sims needs "itemId"')
+            raise _missing("sims", "itemId", obj)
         return Request(obj, item=item)
     except ValueError as exc:
         return BadLine(obj, str(exc))

@@ -3,12 +3,27 @@ vectorized scoring call, indices -> ids. `run`, `recommend` and `rank` all use t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .diagnostics import EXAMPLES_KEPT
 from .lines import QUERY, Request
 from .recipes import recipe_module
 from .recipes.base import chunk_rows, round_sig
 from .solution import Solution
+
+
+@dataclass(frozen=True)
+class IdCounts:
+    """Ids looked up in the solution and those it does not know, with examples."""
+
+    users: int = 0
+    unknown_users: int = 0
+    user_examples: tuple[str, ...] = ()
+    items: int = 0
+    unknown_items: int = 0
+    item_examples: tuple[str, ...] = ()
 
 
 class Answerer:
@@ -27,15 +42,50 @@ class Answerer:
         self.block = getattr(self.scorer, "block_rows", None) or chunk_rows(len(solution.item_ids))
         self.unknown_users = 0
         self.unknown_items = 0
+        self.users_looked_up = 0
+        self.items_looked_up = 0
+        self.user_examples: list[str] = []  # the first unknown ids met, for diagnostics
+        self.item_examples: list[str] = []
+
+    def unknown_snapshot(self) -> tuple[int, ...]:
+        """Where the id counters stand (see unknown_since)."""
+        return (
+            self.users_looked_up,
+            self.unknown_users,
+            len(self.user_examples),
+            self.items_looked_up,
+            self.unknown_items,
+            len(self.item_examples),
+        )
+
+    def unknown_since(self, snapshot: tuple[int, ...]) -> IdCounts:
+        """Ids looked up and unknown since `snapshot`, with the new unknown examples."""
+        users, unknown_users, user_ex, items, unknown_items, item_ex = snapshot
+        return IdCounts(
+            self.users_looked_up - users,
+            self.unknown_users - unknown_users,
+            tuple(self.user_examples[user_ex:]),
+            self.items_looked_up - items,
+            self.unknown_items - unknown_items,
+            tuple(self.item_examples[item_ex:]),
+        )
+
+    def _note(self, examples: list[str], ids: list[str]) -> None:
+        for i in ids:
+            if len(examples) >= EXAMPLES_KEPT:
+                return
+            if i not in examples:
+                examples.append(i)
 
     def _users(self, requests: list[Request]) -> np.ndarray:
         index = self.solution.user_index
         users = np.array(
             [index.get(r.user, -1) if r.user is not None else -1 for r in requests], dtype=np.int64
         )
-        self.unknown_users += sum(
-            1 for r, u in zip(requests, users, strict=True) if r.user and u < 0
-        )
+        unknown = [r.user for r, u in zip(requests, users, strict=True) if r.user and u < 0]
+        self.users_looked_up += sum(1 for r in requests if r.user is not None)
+        self.unknown_users += len(unknown)
+        self._note(self.user_examples, unknown)
         return users
 
     def answer(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
@@ -54,7 +104,10 @@ class Answerer:
         if self.query == "item":
             index = self.solution.item_index
             queries = np.array([index.get(r.item, -1) for r in requests], dtype=np.int64)
-            self.unknown_items += int((queries < 0).sum())
+            unknown = [r.item for r, q in zip(requests, queries, strict=True) if q < 0]
+            self.items_looked_up += len(requests)
+            self.unknown_items += len(unknown)
+            self._note(self.item_examples, unknown)
         else:
             queries = self._users(requests)
         idx, scores, lengths = self.scorer.recommend(queries, self.num_results, self.include_seen)
@@ -73,7 +126,9 @@ class Answerer:
             distinct = list(dict.fromkeys(r.items or ()))
             known_lists.append(np.array([index[i] for i in distinct if i in index], dtype=np.int64))
             unknown = [i for i in distinct if i not in index]
+            self.items_looked_up += len(distinct)
             self.unknown_items += len(unknown)
+            self._note(self.item_examples, unknown)
             unknown_lists.append(unknown)
         ranked = self.scorer.rank(users, known_lists)
         out = []

@@ -26,8 +26,9 @@ class ChunkResult:
     data: bytes
     answered: int
     errors: int
-    unknown_users: int = 0
-    unknown_items: int = 0
+    errors_data: bytes = b""
+    ids: Any = None  # scoring.IdCounts: ids looked up, unknown ones, examples
+    ids_not_strings: int = 0
 
 
 def default_workers() -> int:
@@ -46,23 +47,24 @@ def _init_worker(task: Callable[[Any], Any]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _run(chunk: Any) -> Any:
+def _run(args: tuple) -> Any:
     assert _TASK is not None
-    return _TASK(chunk)
+    return _TASK(*args)
 
 
 class WorkerPool:
-    """`task(chunk)` on `n` forked processes; `map_ordered` yields results in order."""
+    """`task(*args)` on `n` forked processes; `map_ordered` yields results in order."""
 
     def __init__(self, task: Callable[[Any], Any], n: int) -> None:
         self.n = n
         ctx = multiprocessing.get_context("fork")
         self.pool = ctx.Pool(n, initializer=_init_worker, initargs=(task,))
 
-    def map_ordered(self, chunks: Iterable[Any]) -> Iterator[Any]:
+    def map_ordered(self, tasks: Iterable[tuple]) -> Iterator[Any]:
+        """task(*args) for each args tuple, results in order, at most 2n in flight."""
         pending: deque = deque()
-        for chunk in chunks:
-            pending.append(self.pool.apply_async(_run, (chunk,)))
+        for args in tasks:
+            pending.append(self.pool.apply_async(_run, (args,)))
             if len(pending) >= 2 * self.n:
                 yield pending.popleft().get()
         while pending:
