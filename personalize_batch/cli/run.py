@@ -45,6 +45,28 @@ from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
     default=None,
     help="Scoring processes (default: the number of cores); output is the same for any.",
 )
+@click.option(
+    "--errors-to",
+    default=None,
+    metavar="PATH",
+    help="Also write error lines, with file and line number, to this file.",
+)
+@click.option(
+    "--skip-errors",
+    is_flag=True,
+    help="Keep error lines out of NAME.out (line i no longer answers line i).",
+)
+@click.option(
+    "--max-error-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Fail the job (no output) once more than this share of lines are errors.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only validate the input against the recipe (as `pbatch validate`).",
+)
 @ENDPOINT
 @QUIET
 def run(
@@ -57,12 +79,24 @@ def run(
     compress: str | None,
     compress_level: int,
     workers: int | None,
+    errors_to: str | None,
+    skip_errors: bool,
+    max_error_rate: float | None,
+    dry_run: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
     """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
     from ..batch import JobParams, exit_code, run_job  # noqa: PLC0415
+    from ..diagnostics import summary_line  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
+
+    if dry_run:
+        from .inspect import validate  # noqa: PLC0415
+
+        click.get_current_context().invoke(
+            validate, solution=solution, input_=input_, endpoint_url=endpoint_url, quiet=quiet
+        )
 
     params = JobParams(
         solution=solution,
@@ -75,6 +109,9 @@ def run(
         compress_level=compress_level,
         endpoint_url=endpoint_url,
         workers=workers,
+        errors_to=errors_to,
+        skip_errors=skip_errors,
+        max_error_rate=max_error_rate,
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()
@@ -87,6 +124,11 @@ def run(
             f"{record['durationSeconds']:.2f}s -> {', '.join(record['outputs'])}",
             err=True,
         )
+        unknown = summary_line(record.get("idDiagnostics", {}))
+        if unknown:
+            click.echo(f"pbatch: {unknown}", err=True)
     elif errors:
         click.echo(f"pbatch: {errors:,} lines had errors", err=True)
+    for warning in record.get("idDiagnostics", {}).get("warnings", []):
+        click.echo(f"pbatch: warning: {warning}", err=True)
     sys.exit(exit_code(record))

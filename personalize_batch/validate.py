@@ -1,0 +1,90 @@
+"""`pbatch validate` / `pbatch run --dry-run`: check every line against the recipe's
+schema without scoring, and count the ids the solution does not know."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import io as pio
+from .batch import Counts, read_numbered_chunks
+from .diagnostics import IdTally, diagnose
+from .lines import QUERY, BadLine, parse_line
+from .scoring import IdCounts
+from .solution import load
+
+
+@dataclass
+class Report:
+    """What validation found."""
+
+    recipe: str
+    inputs: list[str] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "recipe": self.recipe,
+            "inputs": self.inputs,
+            "linesRead": c.read,
+            "validLines": c.read - c.errors,
+            "linesWithErrors": c.errors,
+            "blankLinesSkipped": c.blank,
+            **self.diagnostics,
+        }
+
+
+def validate(
+    solution_path: str, input_path: str, endpoint_url: str | None = None
+) -> tuple[Report, Iterator[str]]:
+    """A report and an iterator of 'FILE:LINE: message' problems; the report is complete
+    once the iterator is exhausted."""
+    solution = load(solution_path)
+    query = QUERY[solution.recipe]
+    refs = pio.list_inputs(input_path, endpoint_url)
+    report = Report(solution.recipe, [ref.url for ref in refs])
+    users, items = solution.user_index, solution.item_index
+
+    def problems() -> Iterator[str]:
+        counts = report.counts
+        tally = counts.ids
+        for ref in refs:
+            stream = pio.open_input(ref.url, endpoint_url)
+            try:
+                for chunk, numbers in read_numbered_chunks(stream, counts, 4096):
+                    for (raw, too_long), number in zip(chunk, numbers, strict=True):
+                        parsed = parse_line(raw, query, too_long)
+                        if isinstance(parsed, BadLine):
+                            counts.errors += 1
+                            counts.ids_not_strings += parsed.error.endswith("must be a string")
+                            yield f"{ref.name}:{number}: {parsed.error}"
+                            continue
+                        tally.add(_ids(parsed, users, items))
+            finally:
+                if ref.url != "-":
+                    stream.close()
+        report.diagnostics, _ = diagnose(
+            tally, counts.ids_not_strings, solution.user_ids, solution.item_ids
+        )
+
+    return report, problems()
+
+
+def _ids(request: Any, users: dict[str, int], items: dict[str, int]) -> IdCounts:
+    user_unknown = request.user is not None and request.user not in users
+    looked = [request.item] if request.item is not None else list(request.items or ())
+    unknown = [i for i in dict.fromkeys(looked) if i not in items]
+    return IdCounts(
+        users=int(request.user is not None),
+        unknown_users=int(user_unknown),
+        user_examples=(request.user,) if user_unknown else (),
+        items=len(dict.fromkeys(looked)),
+        unknown_items=len(unknown),
+        item_examples=tuple(unknown[:5]),
+    )
+
+
+__all__ = ["IdTally", "Report", "validate"]
