@@ -71,7 +71,7 @@ SOLUTION = click.option(
     "-s",
     required=True,
     metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`.",
+    help="The solution file (.npz) made by `pbatch train`, or its arn:pbatch:… ARN.",
 )
 NUM_RESULTS = click.option(
     "--num-results",
