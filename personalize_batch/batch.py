@@ -41,7 +41,7 @@ from .scoring import Answerer
 from .solution import Solution, load
 
 MAX_RESULTS = 500
-SOLUTION_ARN_PREFIX = "arn:pbatch:local:solution-version/"
+SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
 PROGRESS_SECONDS = 2.0  # how often a running job writes its counts to its record

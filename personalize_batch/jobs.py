@@ -25,6 +25,7 @@ PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREA
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
 ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
+SOLUTION_ARN_PREFIX = "arn:pbatch:local:solution-version/"
 SUMMARY_KEYS = (
     "batchInferenceJobArn",
     "jobName",
@@ -33,6 +34,7 @@ SUMMARY_KEYS = (
     "lastUpdatedDateTime",
     "failureReason",
     "solutionVersionArn",
+    "batchInferenceJobMode",
 )
 
 SCHEMA = """
@@ -74,6 +76,11 @@ def check_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def name_in_use(name: str) -> AlreadyExists:
+    """The error for a job name that is taken."""
+    return AlreadyExists(f"a job named {name!r} already exists; choose another --job-name")
 
 
 def job_name_from(name_or_arn: str) -> str:
@@ -166,11 +173,14 @@ class JobStore:
                 )
         except StorageError as exc:
             if "UNIQUE constraint" in str(exc):
-                raise AlreadyExists(
-                    f"a job named {record['jobName']!r} already exists; choose another --job-name"
-                ) from None
+                raise name_in_use(record["jobName"]) from None
             raise
         return record
+
+    def exists(self, name: str) -> bool:
+        """Whether a job of this name is recorded."""
+        row = self.db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone()
+        return row is not None
 
     def update(self, name: str, **fields: Any) -> dict[str, Any]:
         """Merge fields into a job's record (status changes update the status column)."""
@@ -240,6 +250,18 @@ class JobStore:
         status, pid, start, host, record = row
         return self._reap(name, status, pid, start, host, orjson.loads(record))
 
+    def records(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Full job records, newest first (dead processes reported CREATE FAILED)."""
+        try:
+            rows = self.db.execute(
+                "SELECT name, status, pid, pid_start, host, record FROM jobs"
+                " ORDER BY created DESC, name DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
+        return [self._reap(n, s, p, st, h, orjson.loads(r)) for n, s, p, st, h, r in rows]
+
     def list(
         self,
         solution: str | None = None,
@@ -251,14 +273,7 @@ class JobStore:
         if next_token and not (next_token.isascii() and next_token.isdigit()):
             raise InvalidNextToken(f"invalid nextToken {next_token[:40]!r}")
         offset = int(next_token) if next_token else 0
-        try:
-            rows = self.db.execute(
-                "SELECT name, status, pid, pid_start, host, record FROM jobs"
-                " ORDER BY created DESC, name DESC"
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"job store {self.path}: {exc}") from None
-        records = [self._reap(n, s, p, st, h, orjson.loads(r)) for n, s, p, st, h, r in rows]
+        records = self.records()
         if solution is not None:
             records = [r for r in records if _matches_solution(r, solution)]
         if status is not None:
@@ -274,6 +289,14 @@ class JobStore:
 
 
 def _matches_solution(record: dict[str, Any], solution: str) -> bool:
+    """A solution given as its path, its full ARN, or its ARN without @sha256."""
     arn = record.get("solutionVersionArn", "")
     path = record.get("solutionPath", "")
-    return solution in (arn, path) or os.path.abspath(solution) == path
+    if solution == arn:
+        return True
+    if solution.startswith(SOLUTION_ARN_PREFIX):
+        wanted, sep, sha = solution[len(SOLUTION_ARN_PREFIX) :].rpartition("@sha256:")
+        if not sep:
+            wanted, sha = sha, ""
+        return os.path.abspath(wanted) == path and arn.endswith(sha)
+    return solution == path or os.path.abspath(solution) == path
