@@ -9,6 +9,8 @@ creates no job.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import os
 import stat
 import subprocess
@@ -110,13 +112,16 @@ def _tags(tags: Any) -> list[dict[str, str]]:
 
 def _first_line(url: str, endpoint_url: str | None) -> bytes | None:
     """The first non-blank line of an input (None for an empty input or a pipe)."""
-    if not pio.is_s3(url):
+    if pio.is_s3(url):
+        stream = pio.open_input(url, endpoint_url)
+    else:
         try:
             if not stat.S_ISREG(os.stat(url).st_mode):
                 return None  # a FIFO or device: reading would consume it
+            opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(url)[1], open)
+            stream = opener(url, "rb")  # not smart_open: its import costs half a second
         except OSError:
             return None
-    stream = pio.open_input(url, endpoint_url)
     try:
         for i, (raw, too_long) in enumerate(pio.iter_lines(stream, MAX_LINE_BYTES)):
             if i == 0 and raw.startswith(BOM):
