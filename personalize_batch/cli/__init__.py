@@ -95,4 +95,4 @@ def main() -> None:
 
 
 # the commands register themselves on `main`
-from . import answer, aws, jobs, run, solution, train  # noqa: E402, F401
+from . import answer, aws, console, jobs, run, solution, train  # noqa: E402, F401
