@@ -39,7 +39,7 @@ HEADERS = [
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),  # no-referrer would make form posts send Origin: null
 ]
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 

@@ -47,6 +47,7 @@ form input{width:100%;max-width:640px;box-sizing:border-box;padding:7px 9px;
 form .hint{color:#687078;font-size:12px;font-weight:400}
 pre{background:#fafafa;border:1px solid #eaeded;border-radius:4px;padding:8px 10px;
  overflow-x:auto;margin:4px 0;font-size:12px;white-space:pre}
+pre.line{white-space:pre-wrap;word-break:break-all}
 dl{display:grid;grid-template-columns:220px 1fr;gap:6px 16px;margin:0}
 dt{color:#545b64;font-weight:600}dd{margin:0;word-break:break-all}
 """
@@ -149,6 +150,8 @@ def jobs_page(records: list[dict[str, Any]], now: dt.datetime) -> str:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return h(orjson.dumps(value).decode())
     if isinstance(value, dict | list):
         return f"<pre>{h(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())}</pre>"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -178,7 +181,7 @@ def job_page(
     described = "".join(f"<dt>{h(k)}</dt><dd>{_value(v)}</dd>" for k, v in record.items())
     out = []
     for url, lines, problem in previews:
-        shown = "".join(f"<pre>{h(line)}</pre>" for line in lines)
+        shown = "".join(f'<pre class="line">{h(line)}</pre>' for line in lines)
         if problem:
             shown += f'<p class="note">{h(problem)}</p>'
         out.append(f"<h3>{h(url)}</h3>{shown}")
@@ -187,9 +190,9 @@ def job_page(
     body = (
         f'<p><a href="/">← Batch inference jobs</a></p><h1>{h(name)} {badge(status)}</h1>'
         f'{failure}<div class="panel"><dl>{rows}</dl></div>'
+        f'<h2>First output lines</h2><div class="panel" id="outputs">{outputs}</div>'
         f'<h2>Job details (describe-batch-inference-job)</h2><div class="panel"><dl>'
         f"{described}</dl></div>"
-        f'<h2>First output lines</h2><div class="panel">{outputs}</div>'
     )
     return page(f"Job {name}", body, here="jobs", refresh=refresh)
 
@@ -200,7 +203,7 @@ FIELDS = (
     ("input", "Input data", "a JSON Lines file, a folder, or s3://bucket/key or prefix", True),
     ("output", "Output location", "a folder or s3://bucket/prefix/ for NAME.out files", True),
     ("numResults", "Number of results", "1–500 items per line (default 25)", False),
-    ("filter", "Filter", "optional: a filter ARN", False),
+    ("filter", "Filter", "a filter ARN (filters are not available in this version yet)", False),
 )
 
 
