@@ -32,20 +32,6 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def no_stray_workers():
-    """A failed test must not leave a background job blocked on a FIFO."""
-    yield
-    store = JobStore()
-    for record in store.records():
-        pid = store.owner(record["jobName"])
-        if record["status"] in ("PENDING", IN_PROGRESS) and pid and pid != os.getpid():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def invoke(runner: CliRunner, args: list[str]):
     return runner.invoke(main, args, catch_exceptions=False)
 
