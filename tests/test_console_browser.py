@@ -43,6 +43,7 @@ from selenium.common.exceptions import (  # noqa: E402
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -97,8 +98,8 @@ def console(pbatch_home):
 def shot(driver, name: str) -> None:
     if SHOTS:
         height, chrome = driver.execute_script(
-            "return [document.documentElement.scrollHeight,"
-            " window.outerHeight - window.innerHeight]"
+            "return [Math.ceil(document.querySelector('main').getBoundingClientRect().bottom"
+            " + window.scrollY) + 24, window.outerHeight - window.innerHeight]"
         )
         driver.set_window_size(1280, min(height, 1600) + chrome)
         driver.save_screenshot(str(Path(SHOTS) / name))
@@ -113,12 +114,28 @@ def text_of(driver, css: str) -> str:
         return ""
 
 
+def click_and_load(driver, by: str, value: str) -> None:
+    """Click something that loads a new page, and wait until the old page is gone (a
+    click may return before the navigation, and the old page would still be searched).
+    A page that reloads itself between finding and clicking is tried again."""
+    for attempt in range(3):
+        try:
+            old = driver.find_element(By.TAG_NAME, "html")
+            driver.find_element(by, value).click()
+            break
+        except (NoSuchElementException, StaleElementReferenceException):
+            if attempt == 2:
+                raise
+            time.sleep(0.3)
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def fill(driver, values: dict[str, str]) -> None:
     for key, value in values.items():
         field = driver.find_element(By.ID, key)
         field.clear()
         field.send_keys(value)
-    driver.find_element(By.ID, "create").click()
+    click_and_load(driver, By.ID, "create")
 
 
 def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions, tmp_path):
@@ -184,7 +201,7 @@ def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions,
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    browser.find_element(By.LINK_TEXT, "Batch inference jobs").click()
+    click_and_load(browser, By.LINK_TEXT, "Batch inference jobs")
     row = 'tr[data-job="from-the-form"]'
     wait = WebDriverWait(browser, 60, poll_frequency=0.2)
     wait.until(lambda d: "2,048 lines so far" in text_of(d, row))
@@ -196,7 +213,7 @@ def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions,
     assert "CREATE FAILED" in text_of(browser, 'tr[data-job="truncated-input"]')
     feeder.join(10)
 
-    browser.find_element(By.LINK_TEXT, "from-the-form").click()
+    click_and_load(browser, By.LINK_TEXT, "from-the-form")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "ACTIVE" in browser.find_element(By.TAG_NAME, "h1").text
     for fact in ("linesRead", "2,500", "numResults", str(fifo), "First output lines"):
