@@ -231,10 +231,12 @@ class PageIterator:
         while True:
             page = self._method(**kwargs)
             if left is not None:
-                if len(page["batchInferenceJobs"]) >= left:
-                    token = int(kwargs.get("nextToken") or 0) + left
-                    page["batchInferenceJobs"] = page["batchInferenceJobs"][:left]
-                    self.resume_token = str(token) if page.get("nextToken") or token else None
+                jobs = page["batchInferenceJobs"]
+                if len(jobs) >= left:
+                    more = len(jobs) > left or page.get("nextToken")
+                    token = int(kwargs.get("nextToken") or 0) + left  # an offset (jobs.py)
+                    page["batchInferenceJobs"] = jobs[:left]
+                    self.resume_token = str(token) if more else None
                     page.pop("nextToken", None)
                     yield page
                     return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -376,3 +377,21 @@ def test_refusals_listing_and_waiter_limits(solutions, runner, tmp_path):
         255,
         "pbatch: error: Waiter BatchInferenceJobActive failed: Max attempts exceeded\n",
     )
+
+
+def test_run_takes_solution_arns_and_refuses_a_replaced_file(solutions, runner, tmp_path):
+    model = tmp_path / "model.npz"
+    shutil.copy(solutions["popularity-count"], model)
+    arn = f"arn:pbatch:local:solution-version/{model}"
+    users = str(EXAMPLES / "popularity.json")
+    ok = invoke(runner, ["run", "-s", arn, "-i", users, "-o", "-", "-q", "--job-name", "by-arn"])
+    assert ok.exit_code == 0
+    recorded = JobStore().get("by-arn")["solutionVersionArn"]
+    assert recorded.startswith(arn + "@sha256:")
+    shutil.copy(solutions["sims"], model)  # a new model at the same path
+    result = invoke(runner, ["run", "-s", recorded, "-i", users, "-o", "-", "--job-name", "stale"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert (
+        "solution version not found" in result.stderr and "the file was replaced" in result.stderr
+    )
+    assert JobStore().get("stale")["status"] == FAILED

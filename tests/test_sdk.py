@@ -375,6 +375,8 @@ def test_list_pages_tokens_and_solution_filter(tmp_path):
         "job-1",
         "job-0",
     ]
+    whole = paginator.paginate(PaginationConfig={"MaxItems": 5}).build_full_result()
+    assert len(whole["batchInferenceJobs"]) == 5 and "NextToken" not in whole
     even = str(tmp_path / "even.npz")
     for ref in (even, f"arn:pbatch:local:solution-version/{even}"):
         page = client.list_batch_inference_jobs(solutionVersionArn=ref)
