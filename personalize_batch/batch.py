@@ -23,7 +23,14 @@ import orjson
 from . import io as pio
 from . import jobs as jobs_mod
 from .diagnostics import IdTally, diagnose
-from .errors import Interrupted, JobFailed, PbatchError, StorageError, UsageError
+from .errors import (
+    Interrupted,
+    JobFailed,
+    NotFound,
+    PbatchError,
+    StorageError,
+    UsageError,
+)
 from .lines import (
     BOM,
     MAX_LINE_BYTES,
@@ -39,6 +46,10 @@ from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
 MAX_RESULTS = 500
+SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
+# ARN kinds that name a solution file (a campaign is a deployed solution version)
+SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
+PROGRESS_SECONDS = 2.0  # how often a running job writes its counts to its record
 
 
 @dataclass
@@ -60,6 +71,8 @@ class JobParams:
     errors_to: str | None = None
     max_error_rate: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    solution_sha256: str | None = None  # refuse the solution file if its hash differs
+    record_extra: dict[str, Any] = field(default_factory=dict)  # e.g. roleArn, as given
 
 
 @dataclass
@@ -99,8 +112,38 @@ def new_job_name() -> str:
 
 def solution_arn(path: str, sha256: str | None = None) -> str:
     """`arn:pbatch:local:solution-version/<absolute path>[@sha256:<hex>]`."""
-    arn = "arn:pbatch:local:solution-version/" + os.path.abspath(path)
+    arn = SOLUTION_ARN_PREFIX + os.path.abspath(path)
     return arn + (f"@sha256:{sha256}" if sha256 else "")
+
+
+def parse_solution_ref(ref: str) -> tuple[str, str | None]:
+    """A solution named by its path or `arn:pbatch:local:solution-version/PATH[@sha256:HEX]`
+    (also `.../solution/PATH`, `.../campaign/PATH`) -> (path, sha256 or None)."""
+    if not ref.startswith("arn:"):
+        return ref, None
+    prefix, _, rest = ref.partition("/")
+    parts = prefix.split(":")
+    if len(parts) != 4 or parts[:3] != ["arn", "pbatch", "local"] or not rest:
+        raise UsageError(
+            f"not a pbatch solution ARN: {ref!r} (expected {SOLUTION_ARN_PREFIX}PATH or a path)"
+        )
+    if parts[3] not in SOLUTION_ARN_KINDS:
+        raise UsageError(f"{ref!r} names a {parts[3]}, not a solution version")
+    path, sep, sha = rest.rpartition("@sha256:")
+    if not sep:
+        return rest, None
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise UsageError(f"{ref!r}: @sha256: needs 64 lower-case hex digits")
+    return path, sha
+
+
+def check_solution_hash(path: str, loaded: str, wanted: str | None) -> None:
+    """The file named by an ARN with @sha256: must still be that version."""
+    if wanted is not None and loaded != wanted:
+        raise NotFound(
+            f"solution version not found: {path} has sha256 {loaded[:12]}…, "
+            f"the ARN names {wanted[:12]}… (the file was replaced)"
+        )
 
 
 def check_params(p: JobParams) -> JobParams:
@@ -251,14 +294,20 @@ def numbered_error(source: str, line: int | None, echo: Any, error: str) -> byte
 
 
 class _Progress:
-    """Lines/s and errors so far on stderr, at most a few times a second."""
+    """Lines/s and errors so far on stderr, at most a few times a second; and every
+    PROGRESS_SECONDS the counts into the job's record, so `describe` shows lines done."""
 
-    def __init__(self, counts: Counts, enabled: bool) -> None:
-        self.counts, self.enabled = counts, enabled
-        self.start = self.last = time.monotonic()
+    def __init__(
+        self, counts: Counts, enabled: bool, record: Callable[[], None] | None = None
+    ) -> None:
+        self.counts, self.enabled, self.record = counts, enabled, record
+        self.start = self.last = self.recorded = time.monotonic()
 
     def __call__(self) -> None:
         now = time.monotonic()
+        if self.record is not None and now - self.recorded >= PROGRESS_SECONDS:
+            self.recorded = now
+            self.record()
         if not self.enabled or now - self.last < 0.5:
             return
         self.last = now
@@ -316,6 +365,33 @@ def _output(url: str, **kwargs: Any) -> Iterator[IO[bytes]]:
         target.commit()
 
 
+def _output_of(p: JobParams) -> str:
+    return p.output or (pio.default_output(p.input) if p.input else "-")
+
+
+def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
+    """Check a job's parameters and record it PENDING (a used name is refused); its name."""
+    check_params(p)
+    name = p.job_name or new_job_name()
+    path, sha = parse_solution_ref(p.solution)
+    store.create(
+        {
+            "jobName": name,
+            "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
+            "solutionVersionArn": solution_arn(path, sha or p.solution_sha256),
+            "solutionPath": os.path.abspath(path),
+            "numResults": p.num_results,
+            "jobInput": {"s3DataSource": {"path": pio.display_path(p.input)}},
+            "jobOutput": {"s3DataDestination": {"path": pio.display_path(_output_of(p))}},
+            "batchInferenceJobConfig": p.config,
+            "batchInferenceJobMode": "BATCH_INFERENCE",
+            "includeSeen": p.include_seen,
+            **p.record_extra,
+        }
+    )
+    return name
+
+
 def run_job(
     p: JobParams,
     store: jobs_mod.JobStore,
@@ -327,24 +403,23 @@ def run_job(
 
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
     """
-    check_params(p)
-    name = p.job_name or new_job_name()
-    output = p.output or (pio.default_output(p.input) if p.input else "-")
-    shown_input, shown_output = pio.display_path(p.input), pio.display_path(output)
-    store.create(
-        {
-            "jobName": name,
-            "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
-            "solutionVersionArn": solution_arn(p.solution),
-            "solutionPath": os.path.abspath(p.solution),
-            "numResults": p.num_results,
-            "jobInput": {"s3DataSource": {"path": shown_input}},
-            "jobOutput": {"s3DataDestination": {"path": shown_output}},
-            "batchInferenceJobConfig": p.config,
-            "batchInferenceJobMode": "BATCH_INFERENCE",
-            "includeSeen": p.include_seen,
-        }
-    )
+    name = start_job(p, store)
+    return execute_job(name, p, store, progress=progress, on_solution=on_solution)
+
+
+def execute_job(
+    name: str,
+    p: JobParams,
+    store: jobs_mod.JobStore,
+    *,
+    progress: bool = False,
+    on_solution: Callable[[Solution], None] | None = None,
+) -> dict[str, Any]:
+    """Run the job recorded (PENDING) under `name`: the one implementation of a job, for
+    `pbatch run` and for the background worker of asynchronous jobs."""
+    output = _output_of(p)
+    path, sha = parse_solution_ref(p.solution)
+    wanted_sha = sha or p.solution_sha256
     counts = Counts()
     started = time.monotonic()
     old_handlers = {}
@@ -356,11 +431,12 @@ def run_job(
     outputs: list[str] = []
     pool: WorkerPool | None = None
     try:
-        solution = load(p.solution)
+        solution = load(path)
+        check_solution_hash(path, solution.sha256, wanted_sha)
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
-            solutionVersionArn=solution_arn(p.solution, solution.sha256),
+            solutionVersionArn=solution_arn(path, solution.sha256),
             recipe=solution.recipe,
         )
         if on_solution is not None:
@@ -370,7 +446,7 @@ def run_job(
         workers = p.workers or default_workers()
         if workers > 1:
             pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
-        tick = _Progress(counts, progress)
+        tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
         with contextlib.ExitStack() as stack:
             errors_out = None
             if p.errors_to:

@@ -22,6 +22,24 @@ class UsageError(PbatchError):
     exit_code = 2
 
 
+class AlreadyExists(UsageError):
+    """A job name that is already used (ResourceAlreadyExistsException in the SDK)."""
+
+
+class InvalidNextToken(UsageError):
+    """A nextToken that no listing gave (InvalidNextTokenException in the SDK)."""
+
+
+class NotFound(PbatchError):
+    """A job or solution that does not exist (ResourceNotFoundException in the SDK)."""
+
+
+class WaiterFailed(PbatchError):
+    """`pbatch wait` saw a terminal failure or ran out of attempts (exit 255, as aws-cli)."""
+
+    exit_code = 255
+
+
 class SolutionError(PbatchError):
     """A solution file that is missing, damaged or of an unknown format."""
 

@@ -19,12 +19,13 @@ from typing import Any
 
 import orjson
 
-from .errors import PbatchError, StorageError, UsageError
+from .errors import AlreadyExists, InvalidNextToken, NotFound, StorageError, UsageError
 
 PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREATE FAILED"
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
 ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
+SOLUTION_ARN_PREFIX = "arn:pbatch:local:solution-version/"
 SUMMARY_KEYS = (
     "batchInferenceJobArn",
     "jobName",
@@ -33,6 +34,7 @@ SUMMARY_KEYS = (
     "lastUpdatedDateTime",
     "failureReason",
     "solutionVersionArn",
+    "batchInferenceJobMode",
 )
 
 SCHEMA = """
@@ -76,19 +78,30 @@ def check_name(name: str) -> str:
     return name
 
 
+def name_in_use(name: str) -> AlreadyExists:
+    """The error for a job name that is taken."""
+    return AlreadyExists(f"a job named {name!r} already exists; choose another --job-name")
+
+
 def job_name_from(name_or_arn: str) -> str:
     """Accept a job name or its ARN."""
     return name_or_arn[len(ARN_PREFIX) :] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of a process (field 22 of /proc/PID/stat), to detect pid reuse."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode(errors="replace")
-        return stat.rsplit(")", 1)[1].split()[19]
+        return stat.rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (field 22 of /proc/PID/stat), to detect pid reuse."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def _alive(pid: int, start: str | None) -> bool:
@@ -98,7 +111,10 @@ def _alive(pid: int, start: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    current = _process_start(pid)
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):
+        return False  # a zombie: exited, not yet reaped by its parent
+    current = fields[19] if fields and len(fields) > 19 else None
     return start is None or current is None or current == start
 
 
@@ -157,18 +173,21 @@ class JobStore:
                 )
         except StorageError as exc:
             if "UNIQUE constraint" in str(exc):
-                raise UsageError(
-                    f"a job named {record['jobName']!r} already exists; choose another --job-name"
-                ) from None
+                raise name_in_use(record["jobName"]) from None
             raise
         return record
+
+    def exists(self, name: str) -> bool:
+        """Whether a job of this name is recorded."""
+        row = self.db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone()
+        return row is not None
 
     def update(self, name: str, **fields: Any) -> dict[str, Any]:
         """Merge fields into a job's record (status changes update the status column)."""
         with self._tx() as db:
             row = db.execute("SELECT record FROM jobs WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise PbatchError(f"no batch inference job named {name!r}")
+                raise NotFound(f"no batch inference job named {name!r}")
             record = orjson.loads(row[0])
             record.update(fields)
             record["lastUpdatedDateTime"] = now_iso()
@@ -182,6 +201,22 @@ class JobStore:
                 ),
             )
         return record
+
+    def set_owner(self, name: str, pid: int) -> None:
+        """Hand a job to the process that runs it (a background worker), for the
+        dead-process check."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET pid = ?, pid_start = ?, host = ? WHERE name = ?",
+                (pid, _process_start(pid), socket.gethostname(), name),
+            )
+
+    def owner(self, name: str) -> int | None:
+        """The pid of the process that owns a job (None once unknown)."""
+        row = self.db.execute("SELECT pid FROM jobs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no batch inference job named {name!r}")
+        return row[0]
 
     def _reap(
         self,
@@ -211,9 +246,21 @@ class JobStore:
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None
         if row is None:
-            raise PbatchError(f"no batch inference job named {name!r}")
+            raise NotFound(f"no batch inference job named {name!r}")
         status, pid, start, host, record = row
         return self._reap(name, status, pid, start, host, orjson.loads(record))
+
+    def records(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Full job records, newest first (dead processes reported CREATE FAILED)."""
+        try:
+            rows = self.db.execute(
+                "SELECT name, status, pid, pid_start, host, record FROM jobs"
+                " ORDER BY created DESC, name DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
+        return [self._reap(n, s, p, st, h, orjson.loads(r)) for n, s, p, st, h, r in rows]
 
     def list(
         self,
@@ -223,15 +270,10 @@ class JobStore:
         next_token: str | None = None,
     ) -> dict[str, Any]:
         """Newest first, shaped like ListBatchInferenceJobs (with nextToken paging)."""
-        offset = int(next_token) if next_token and next_token.isdigit() else 0
-        try:
-            rows = self.db.execute(
-                "SELECT name, status, pid, pid_start, host, record FROM jobs"
-                " ORDER BY created DESC, name DESC"
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"job store {self.path}: {exc}") from None
-        records = [self._reap(n, s, p, st, h, orjson.loads(r)) for n, s, p, st, h, r in rows]
+        if next_token and not (next_token.isascii() and next_token.isdigit()):
+            raise InvalidNextToken(f"invalid nextToken {next_token[:40]!r}")
+        offset = int(next_token) if next_token else 0
+        records = self.records()
         if solution is not None:
             records = [r for r in records if _matches_solution(r, solution)]
         if status is not None:
@@ -247,6 +289,14 @@ class JobStore:
 
 
 def _matches_solution(record: dict[str, Any], solution: str) -> bool:
+    """A solution given as its path, its full ARN, or its ARN without @sha256."""
     arn = record.get("solutionVersionArn", "")
     path = record.get("solutionPath", "")
-    return solution in (arn, path) or os.path.abspath(solution) == path
+    if solution == arn:
+        return True
+    if solution.startswith(SOLUTION_ARN_PREFIX):
+        wanted, sep, sha = solution[len(SOLUTION_ARN_PREFIX) :].rpartition("@sha256:")
+        if not sep:
+            wanted, sha = sha, ""
+        return os.path.abspath(wanted) == path and arn.endswith(sha)
+    return solution == path or os.path.abspath(solution) == path

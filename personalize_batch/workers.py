@@ -61,11 +61,13 @@ class WorkerPool:
         self.pool = ctx.Pool(n, initializer=_init_worker, initargs=(task,))
 
     def map_ordered(self, tasks: Iterable[tuple]) -> Iterator[Any]:
-        """task(*args) for each args tuple, results in order, at most 2n in flight."""
+        """task(*args) for each args tuple, results in order, at most 2n in flight; a
+        finished result is handed on as soon as those before it are (progress stays live
+        on a slow input)."""
         pending: deque = deque()
         for args in tasks:
             pending.append(self.pool.apply_async(_run, (args,)))
-            if len(pending) >= 2 * self.n:
+            while pending and (len(pending) >= 2 * self.n or pending[0].ready()):
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()

@@ -27,6 +27,29 @@ def pbatch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_stray_workers(pbatch_home: Path):
+    """A failed test must not leave a background job (e.g. one blocked on a FIFO) behind."""
+    yield
+    import os
+    import signal
+
+    from personalize_batch.jobs import JobStore
+
+    store = JobStore(pbatch_home)
+    for record in store.records():
+        pid = store.owner(record["jobName"])
+        if record["status"] not in ("PENDING", "IN PROGRESS") or not pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"personalize_batch.worker" in f.read():  # only our own workers
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def solutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One solution per recipe, trained on the bundled example data."""

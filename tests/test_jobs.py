@@ -110,6 +110,7 @@ def test_list_filters_and_pages(solutions, tmp_path):
         "lastUpdatedDateTime",
         "failureReason",
         "solutionVersionArn",
+        "batchInferenceJobMode",  # a member of boto3's BatchInferenceJobSummary too
     }
     page = store.list(max_results=4)
     assert len(page["batchInferenceJobs"]) == 4 and page["nextToken"]

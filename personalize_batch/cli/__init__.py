@@ -71,7 +71,7 @@ SOLUTION = click.option(
     "-s",
     required=True,
     metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`.",
+    help="The solution file (.npz) made by `pbatch train`, or its arn:pbatch:… ARN.",
 )
 NUM_RESULTS = click.option(
     "--num-results",
@@ -95,4 +95,4 @@ def main() -> None:
 
 
 # the commands register themselves on `main`
-from . import answer, inspect, jobs, run, solution, train  # noqa: E402, F401
+from . import answer, aws, console, inspect, jobs, run, solution, train  # noqa: E402, F401

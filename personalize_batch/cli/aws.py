@@ -1,0 +1,217 @@
+"""aws-CLI-shaped commands (A.15): `pbatch create-batch-inference-job` (returns the ARN
+at once; the job runs in a detached process), `describe-batch-inference-job`,
+`list-batch-inference-jobs` and `wait batch-inference-job-active`. Option names are the
+aws CLI's (plus the camelCase spellings of Personalize's older docs); each command
+calls one function of `service.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import emit, main
+
+ARN_HELP = "The job's ARN (arn:pbatch:local:batch-inference-job/NAME) or its name."
+
+
+def _structure(option: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        from ..shorthand import parse_structure  # noqa: PLC0415
+
+        return None if value is None else parse_structure(value, option)
+
+    return parse
+
+
+def _aws_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--region and --profile, so copied aws-cli lines run; neither is used."""
+    fn = click.option(
+        "--profile", default=None, expose_value=False, help="Accepted for aws-cli scripts; unused."
+    )(fn)
+    return click.option(
+        "--region", default=None, expose_value=False, help="Accepted for aws-cli scripts; unused."
+    )(fn)
+
+
+def _store() -> Any:
+    from ..jobs import JobStore  # noqa: PLC0415
+
+    return JobStore()
+
+
+@main.command("create-batch-inference-job")
+@click.option("--job-name", "--jobName", "job_name", required=True, help="The job's name.")
+@click.option(
+    "--solution-version-arn",
+    "--solutionVersionArn",
+    "solution",
+    required=True,
+    metavar="PATH|ARN",
+    help="The solution file, or arn:pbatch:local:solution-version/PATH[@sha256:HEX].",
+)
+@click.option(
+    "--job-input",
+    "--jobInput",
+    "job_input",
+    required=True,
+    metavar="SHORTHAND|JSON",
+    callback=_structure("--job-input"),
+    help="s3DataSource={path=PATH} (a file, folder, s3://bucket/key or prefix), JSON, "
+    "or file://request.json.",
+)
+@click.option(
+    "--job-output",
+    "--jobOutput",
+    "job_output",
+    required=True,
+    metavar="SHORTHAND|JSON",
+    callback=_structure("--job-output"),
+    help="s3DataDestination={path=DIR} (a folder or s3:// prefix), JSON or file://.",
+)
+@click.option(
+    "--num-results",
+    "--numResults",
+    "num_results",
+    type=int,
+    default=None,
+    help="Items per line, 1-500 (default 25).",
+)
+@click.option("--filter-arn", "--filterArn", "filter_arn", default=None, help="A filter.")
+@click.option(
+    "--batch-inference-job-config",
+    "--batchInferenceJobConfig",
+    "config",
+    default=None,
+    metavar="SHORTHAND|JSON",
+    callback=_structure("--batch-inference-job-config"),
+    help='e.g. {"itemExplorationConfig":{"explorationWeight":"0.3"}}.',
+)
+@click.option(
+    "--role-arn", "--roleArn", "role_arn", default=None, help="Recorded with the job; unused."
+)
+@_aws_globals
+def create_batch_inference_job(
+    job_name: str,
+    solution: str,
+    job_input: Any,
+    job_output: Any,
+    num_results: int | None,
+    filter_arn: str | None,
+    config: Any,
+    role_arn: str | None,
+) -> None:
+    """Create a batch inference job, like `aws personalize create-batch-inference-job`:
+    prints {"batchInferenceJobArn": ...} at once, the job runs in the background."""
+    from ..service import create_batch_inference_job as create  # noqa: PLC0415
+
+    emit(
+        create(
+            _store(),
+            jobName=job_name,
+            solutionVersionArn=solution,
+            jobInput=job_input,
+            jobOutput=job_output,
+            numResults=num_results,
+            filterArn=filter_arn,
+            batchInferenceJobConfig=config,
+            roleArn=role_arn,
+        )
+    )
+
+
+@main.command("describe-batch-inference-job")
+@click.option(
+    "--batch-inference-job-arn",
+    "--batchInferenceJobArn",
+    "arn",
+    required=True,
+    help=ARN_HELP,
+)
+@_aws_globals
+def describe_batch_inference_job(arn: str) -> None:
+    """Describe a job, like `aws personalize describe-batch-inference-job` (with pbatch's
+    counts: lines read so far, errors, outputs)."""
+    from ..service import describe_batch_inference_job as describe  # noqa: PLC0415
+
+    emit(describe(_store(), batchInferenceJobArn=arn))
+
+
+@main.command("list-batch-inference-jobs")
+@click.option(
+    "--solution-version-arn",
+    "--solutionVersionArn",
+    "solution",
+    default=None,
+    help="Only jobs of this solution (path or ARN).",
+)
+@click.option(
+    "--max-items",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many jobs; NextToken is printed when there are more.",
+)
+@click.option("--starting-token", default=None, help="The NextToken of an earlier call.")
+@click.option(
+    "--page-size", type=click.IntRange(1, 100), default=100, help="Jobs fetched per page."
+)
+@_aws_globals
+def list_batch_inference_jobs(
+    solution: str | None, max_items: int | None, starting_token: str | None, page_size: int
+) -> None:
+    """List jobs newest first, like `aws personalize list-batch-inference-jobs` (pages are
+    fetched and joined, as aws-cli does)."""
+    from ..service import list_batch_inference_jobs as list_jobs  # noqa: PLC0415
+
+    store, jobs, token = _store(), [], starting_token
+    while True:
+        size = page_size if max_items is None else min(page_size, max_items - len(jobs))
+        page = list_jobs(store, solutionVersionArn=solution, maxResults=size, nextToken=token)
+        jobs.extend(page["batchInferenceJobs"])
+        token = page["nextToken"]
+        if token is None or (max_items is not None and len(jobs) >= max_items):
+            break
+    out: dict[str, Any] = {"batchInferenceJobs": jobs}
+    if token is not None:
+        out["NextToken"] = token
+    emit(out)
+
+
+@main.group("wait")
+def wait() -> None:
+    """Wait for a job, like `aws ... wait` (exit 255 on failure)."""
+
+
+@wait.command("batch-inference-job-active")
+@click.option(
+    "--batch-inference-job-arn",
+    "--batchInferenceJobArn",
+    "arn",
+    required=True,
+    help=ARN_HELP,
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0.05),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Polls before giving up (exit 255).",
+)
+@_aws_globals
+def wait_active(arn: str, delay: float, max_attempts: int) -> None:
+    """Return (exit 0, no output) once the job is ACTIVE; exit 255 when it is CREATE
+    FAILED, unknown, or not ACTIVE after --max-attempts polls."""
+    from ..service import wait_batch_inference_job_active  # noqa: PLC0415
+
+    wait_batch_inference_job_active(
+        _store(), batchInferenceJobArn=arn, delay=delay, max_attempts=max_attempts
+    )

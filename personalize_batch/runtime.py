@@ -1,0 +1,146 @@
+"""One-off answers shaped like Personalize's runtime API (A.11, B.7): GetRecommendations
+and GetPersonalizedRanking. `pbatch recommend` / `pbatch rank` and the SDK's
+`client("personalize-runtime")` both call these; the scorer is the one `run` uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from typing import Any
+
+import orjson
+
+from .batch import MAX_RESULTS, check_solution_hash, parse_solution_ref
+from .errors import NotFound, UsageError
+from .lines import QUERY, BadLine, parse_line
+from .scoring import Answerer
+from .solution import Solution, load
+
+
+class SolutionCache:
+    """Loaded solutions by path, reloaded when the file changes (size or mtime), so a
+    client asking many questions loads a solution once."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[tuple[int, int], Solution]] = {}
+
+    def get(self, path: str) -> Solution:
+        """The solution at `path` (a missing file is NotFound)."""
+        full = os.path.abspath(path)
+        try:
+            st = os.stat(full)
+        except OSError:
+            raise NotFound(f"solution not found: {path}") from None
+        key = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._items.get(full)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        solution = load(full)
+        with self._lock:
+            self._items.pop(full, None)
+            while len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[full] = (key, solution)
+        return solution
+
+
+def recommendation_id(model: dict[str, Any], request: dict[str, Any]) -> str:
+    """A recommendationId that is the same for the same model and request (a retrained
+    solution on the same data with the same hyperparameters keeps its ids)."""
+    key = {
+        "recipe": model["recipe"],
+        "hp": model["hyperparameters"],
+        "data": model["training"].get("interactionsSha256"),
+        "request": request,
+    }
+    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS))
+    return "RID-" + str(uuid.UUID(bytes=digest.digest()[:16]))
+
+
+def _solution(ref: str, cache: SolutionCache | None) -> Solution:
+    path, sha = parse_solution_ref(ref)
+    if cache is not None:
+        sol = cache.get(path)
+    elif not os.path.exists(path):
+        raise NotFound(f"solution not found: {path}")
+    else:
+        sol = load(path)
+    check_solution_hash(path, sol.sha256, sha)
+    return sol
+
+
+def _answer(
+    sol: Solution, request: dict[str, Any], num_results: int, include_seen: bool
+) -> tuple[list[str], list[float]]:
+    if not 1 <= num_results <= MAX_RESULTS:
+        raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {num_results}")
+    parsed = parse_line(orjson.dumps(request), QUERY[sol.recipe])
+    if isinstance(parsed, BadLine):
+        raise UsageError(f"{sol.recipe}: {parsed.error}")
+    [(items, scores)] = Answerer(sol, num_results, include_seen).answer([parsed])
+    return items, scores
+
+
+def _predicted(items: list[str], scores: list[float]) -> list[dict[str, Any]]:
+    return [{"itemId": i, "score": s} for i, s in zip(items, scores, strict=True)]
+
+
+def get_recommendations(
+    solution: str,
+    *,
+    user_id: str | None = None,
+    item_id: str | None = None,
+    num_results: int = 25,
+    filter_values: dict[str, str] | None = None,
+    include_seen: bool = False,
+    cache: SolutionCache | None = None,
+) -> dict[str, Any]:
+    """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`."""
+    sol = _solution(solution, cache)
+    if QUERY[sol.recipe] == "ranking":
+        raise UsageError(
+            "a personalized-ranking solution re-ranks a list: use GetPersonalizedRanking "
+            "(`pbatch rank`)"
+        )
+    request: dict[str, Any] = {
+        k: v for k, v in (("userId", user_id), ("itemId", item_id)) if v is not None
+    }
+    if filter_values is not None:
+        request["filterValues"] = filter_values
+    items, scores = _answer(sol, request, num_results, include_seen)
+    return {"itemList": _predicted(items, scores), "recommendationId": _rid(sol, request)}
+
+
+def get_personalized_ranking(
+    solution: str,
+    *,
+    user_id: str,
+    input_list: list[str],
+    filter_values: dict[str, str] | None = None,
+    cache: SolutionCache | None = None,
+) -> dict[str, Any]:
+    """GetPersonalizedRanking: `{"personalizedRanking": [...], "recommendationId"}`."""
+    sol = _solution(solution, cache)
+    if QUERY[sol.recipe] != "ranking":
+        raise UsageError(
+            f"GetPersonalizedRanking needs a personalized-ranking solution; "
+            f"this one is {sol.recipe} (use GetRecommendations, `pbatch recommend`)"
+        )
+    request: dict[str, Any] = {"userId": user_id, "itemList": input_list}
+    if filter_values is not None:
+        request["filterValues"] = filter_values
+    items, scores = _answer(sol, request, 25, False)
+    return {
+        "personalizedRanking": _predicted(items, scores),
+        "recommendationId": _rid(sol, request),
+    }
+
+
+def _rid(sol: Solution, request: dict[str, Any]) -> str:
+    return recommendation_id(sol.meta, request)

@@ -1,0 +1,306 @@
+"""Batch inference jobs as Personalize's control plane has them (B.1): create (returns at
+once, the job runs in a detached background process), describe, list, wait.
+
+This is the one implementation behind the three faces: the SDK client (`sdk.py`), the
+aws-CLI-shaped commands (`cli/aws.py`) and the web console (`console/`). The keyword
+names are boto3's. Every check happens before a job is recorded, so a refused request
+creates no job.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import io as pio
+from . import jobs as jobs_mod
+from .batch import MAX_RESULTS, JobParams, check_solution_hash, parse_solution_ref, start_job
+from .errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
+from .lines import BOM, MAX_LINE_BYTES, QUERY, BadLine, is_blank, parse_line
+from .solution import load
+
+INPUT_KEYS = ("s3DataSource", "S3DataSource")
+OUTPUT_KEYS = ("s3DataDestination", "S3DataDestination", "s3DataSource")  # the last: old docs
+EXPLORATION_KEYS = {"explorationWeight": (0.0, 1.0), "explorationItemAgeCutOff": (1.0, None)}
+WAITER = "BatchInferenceJobActive"
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{what} must be a non-empty string")
+    return value
+
+
+def _location(value: Any, what: str, keys: tuple[str, ...], old_key: str) -> str:
+    """The path of `{"s3DataSource": {"path": P}}`, of the older shapes printed in
+    Personalize's docs (`{"s3DataSource": P}`, `{"S3InputPath": P}`), or of a plain P."""
+    if isinstance(value, str):
+        return _text(value, what)
+    if not isinstance(value, dict) or len(value) != 1:
+        raise UsageError(
+            f"{what} must be {{{keys[0]!r}: {{'path': ...}}}} or {{{old_key!r}: ...}}, "
+            f"not {value!r}"
+        )
+    [(key, inner)] = value.items()
+    if key in (old_key, old_key[0].lower() + old_key[1:]):
+        return _text(inner, f"{what}.{key}")
+    if key not in keys:
+        raise UsageError(f"{what} has no {key!r} (expected {keys[0]!r} or {old_key!r})")
+    if isinstance(inner, str):
+        return _text(inner, f"{what}.{key}")
+    if not isinstance(inner, dict):
+        raise UsageError(f"{what}.{key} must be {{'path': ...}}")
+    unknown = set(inner) - {"path", "Path", "kmsKeyArn"}
+    if unknown:
+        raise UsageError(f"{what}.{key} has unknown keys: {', '.join(sorted(unknown))}")
+    return _text(inner.get("path", inner.get("Path")), f"{what}.{key}.path")
+
+
+def _config(config: Any) -> dict[str, Any]:
+    """batchInferenceJobConfig: itemExplorationConfig (string values, as in boto3)."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise UsageError("batchInferenceJobConfig must be an object")
+    unknown = set(config) - {"itemExplorationConfig"}
+    if unknown:
+        raise UsageError(
+            f"batchInferenceJobConfig: {', '.join(sorted(unknown))} is not supported by pbatch "
+            "(only itemExplorationConfig)"
+        )
+    exploration = config.get("itemExplorationConfig", {})
+    if not isinstance(exploration, dict):
+        raise UsageError("itemExplorationConfig must be an object of strings")
+    for key, value in exploration.items():
+        if key not in EXPLORATION_KEYS:
+            raise UsageError(
+                f"itemExplorationConfig has no {key!r} (known: {', '.join(EXPLORATION_KEYS)})"
+            )
+        if not isinstance(value, str):
+            raise UsageError(f'itemExplorationConfig values are strings, like "0.3": {key}')
+        low, high = EXPLORATION_KEYS[key]
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"itemExplorationConfig {key} is not a number: {value!r}") from None
+        if not (low <= number and (high is None or number <= high)):
+            bound = f"{low}-{high}" if high is not None else f">= {low}"
+            raise UsageError(f"itemExplorationConfig {key} must be {bound}, not {value}")
+    return config
+
+
+def _tags(tags: Any) -> list[dict[str, str]]:
+    ok = isinstance(tags, list) and all(
+        isinstance(t, dict)
+        and set(t) <= {"tagKey", "tagValue"}
+        and isinstance(t.get("tagKey"), str)
+        and isinstance(t.get("tagValue", ""), str)
+        for t in tags
+    )
+    if not ok:
+        raise UsageError('tags must be a list of {"tagKey": ..., "tagValue": ...}')
+    return tags
+
+
+def _first_line(url: str, endpoint_url: str | None) -> bytes | None:
+    """The first non-blank line of an input (None for an empty input or a pipe)."""
+    if pio.is_s3(url):
+        stream = pio.open_input(url, endpoint_url)
+    else:
+        try:
+            if not stat.S_ISREG(os.stat(url).st_mode):
+                return None  # a FIFO or device: reading would consume it
+            opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(url)[1], open)
+            stream = opener(url, "rb")  # not smart_open: its import costs half a second
+        except OSError:
+            return None
+    try:
+        for i, (raw, too_long) in enumerate(pio.iter_lines(stream, MAX_LINE_BYTES)):
+            if i == 0 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            if too_long or not is_blank(raw):
+                return None if too_long else raw
+    except (OSError, EOFError) as exc:
+        raise StorageError(f"cannot read {url}: {exc}") from None
+    finally:
+        stream.close()
+    return None
+
+
+def check_input_fits(input_path: str, recipe: str, endpoint_url: str | None = None) -> None:
+    """Refuse a job whose first line asks something the solution cannot answer (a users
+    file given to a sims solution): every line would be an error line."""
+    refs = pio.list_inputs(input_path, endpoint_url)
+    raw = _first_line(refs[0].url, endpoint_url)
+    if raw is None:
+        return
+    parsed = parse_line(raw, QUERY[recipe])
+    if isinstance(parsed, BadLine) and isinstance(parsed.echo, dict):
+        raise UsageError(
+            f"the input does not fit the {recipe} solution: first line of "
+            f"{pio.display_path(refs[0].url)}: {parsed.error}"
+        )
+
+
+def create_batch_inference_job(
+    store: jobs_mod.JobStore,
+    *,
+    jobName: str,
+    solutionVersionArn: str,
+    jobInput: Any,
+    jobOutput: Any,
+    numResults: int | None = None,
+    filterArn: str | None = None,
+    batchInferenceJobConfig: dict[str, Any] | None = None,
+    roleArn: str | None = None,
+    tags: list[dict[str, str]] | None = None,
+    batchInferenceJobMode: str | None = None,
+    themeGenerationConfig: dict[str, Any] | None = None,
+    spawn: bool = True,
+) -> dict[str, str]:
+    """CreateBatchInferenceJob: check everything, record the job PENDING, start it in a
+    detached process and return `{"batchInferenceJobArn": ...}` at once."""
+    name = jobs_mod.check_name(_text(jobName, "jobName"))
+    if store.exists(name):  # early, before the slower checks; store.create checks again
+        raise jobs_mod.name_in_use(name)
+    input_path = _location(jobInput, "jobInput", INPUT_KEYS, "S3InputPath")
+    output_path = _location(jobOutput, "jobOutput", OUTPUT_KEYS, "S3OutputPath")
+    for path, what in ((input_path, "jobInput"), (output_path, "jobOutput")):
+        if path == "-":
+            raise UsageError(f"{what}: a background job has no stdin/stdout; use `pbatch run`")
+    if numResults is None:
+        numResults = 25
+    if isinstance(numResults, bool) or not isinstance(numResults, int):
+        raise UsageError(f"numResults must be an integer, not {numResults!r}")
+    if not 1 <= numResults <= MAX_RESULTS:
+        raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {numResults}")
+    if filterArn is not None:
+        raise UsageError(
+            "filterArn: filters are not available in this version of pbatch yet; "
+            "create the job without a filter"
+        )
+    if batchInferenceJobMode not in (None, "BATCH_INFERENCE"):
+        raise UsageError(f"batchInferenceJobMode {batchInferenceJobMode!r} is not supported")
+    if themeGenerationConfig is not None:
+        raise UsageError("themeGenerationConfig is not supported (no theme generation)")
+    extra: dict[str, Any] = {}
+    if roleArn is not None:
+        extra["roleArn"] = _text(roleArn, "roleArn")  # recorded; pbatch assumes no role
+    if tags is not None:
+        extra["tags"] = _tags(tags)
+    config = _config(batchInferenceJobConfig)
+    path, sha = parse_solution_ref(_text(solutionVersionArn, "solutionVersionArn"))
+    if not os.path.exists(path):
+        raise NotFound(f"solution version not found: {path}")
+    try:
+        solution = load(path)
+    except SolutionError as exc:
+        raise UsageError(str(exc)) from None
+    check_solution_hash(path, solution.sha256, sha)
+    try:
+        check_input_fits(input_path, solution.recipe)
+    except StorageError as exc:
+        raise UsageError(f"jobInput: {exc}") from None
+    params = JobParams(
+        solution=path,
+        input=input_path,
+        output=output_path,
+        job_name=name,
+        num_results=numResults,
+        config=config,
+        solution_sha256=solution.sha256,
+        record_extra=extra,
+    )
+    start_job(params, store)
+    if spawn:
+        spawn_worker(name, store)
+    return {"batchInferenceJobArn": jobs_mod.ARN_PREFIX + name}
+
+
+def spawn_worker(name: str, store: jobs_mod.JobStore) -> int:
+    """Start `python -m personalize_batch.worker NAME` detached: its own session (a closing
+    terminal's SIGHUP does not reach it), no stdin, output to $PBATCH_HOME/logs/NAME.log."""
+    logs = store.home / "logs"
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "personalize_batch.worker", name],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+                cwd=store.home,
+                env={**os.environ, "PBATCH_HOME": str(store.home)},
+            )
+    except OSError as exc:
+        store.update(name, status=jobs_mod.FAILED, failureReason=f"cannot start: {exc}")
+        raise StorageError(f"cannot start the job's process: {exc}") from None
+    # reap it when it ends, so that a long-lived parent (the console, an SDK user's
+    # program) keeps no zombie, which would look alive to the dead-process check
+    threading.Thread(target=proc.wait, name=f"reap-{name}", daemon=True).start()
+    store.set_owner(name, proc.pid)
+    return proc.pid
+
+
+def describe_batch_inference_job(
+    store: jobs_mod.JobStore, *, batchInferenceJobArn: str
+) -> dict[str, Any]:
+    """DescribeBatchInferenceJob: `{"batchInferenceJob": record}` (by ARN or name)."""
+    return {"batchInferenceJob": store.get(_text(batchInferenceJobArn, "batchInferenceJobArn"))}
+
+
+def list_batch_inference_jobs(
+    store: jobs_mod.JobStore,
+    *,
+    solutionVersionArn: str | None = None,
+    maxResults: int | None = None,
+    nextToken: str | None = None,
+) -> dict[str, Any]:
+    """ListBatchInferenceJobs: newest first, pages of maxResults (1-100, default 100)."""
+    if maxResults is None:
+        maxResults = 100
+    if isinstance(maxResults, bool) or not isinstance(maxResults, int):
+        raise UsageError(f"maxResults must be an integer, not {maxResults!r}")
+    if not 1 <= maxResults <= 100:
+        raise UsageError(f"maxResults must be 1-100, not {maxResults}")
+    if solutionVersionArn is not None:
+        _text(solutionVersionArn, "solutionVersionArn")
+    return store.list(solutionVersionArn, None, maxResults, nextToken)
+
+
+def wait_batch_inference_job_active(
+    store: jobs_mod.JobStore,
+    *,
+    batchInferenceJobArn: str,
+    delay: float = 2.0,
+    max_attempts: int = 1800,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll until the job is ACTIVE (its record) or raise WaiterFailed: CREATE FAILED,
+    an unknown job, or max_attempts polls without reaching ACTIVE (as aws-cli waiters)."""
+    for attempt in range(max_attempts):
+        try:
+            record = store.get(batchInferenceJobArn)
+        except NotFound as exc:
+            raise WaiterFailed(f"Waiter {WAITER} failed: {exc}") from None
+        if record["status"] == jobs_mod.ACTIVE:
+            return record
+        if record["status"] == jobs_mod.FAILED:
+            raise WaiterFailed(
+                f"Waiter {WAITER} failed: Waiter encountered a terminal failure state: For "
+                f'expression "batchInferenceJob.status" we matched expected path: '
+                f'"CREATE FAILED" (failureReason: {record.get("failureReason")})'
+            )
+        if attempt + 1 < max_attempts:
+            sleep(delay)
+    raise WaiterFailed(f"Waiter {WAITER} failed: Max attempts exceeded")

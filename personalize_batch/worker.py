@@ -1,0 +1,52 @@
+"""The background process of an asynchronous job: `python -m personalize_batch.worker NAME`
+runs the job recorded PENDING under NAME (started by `service.spawn_worker`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from .batch import JobParams, execute_job
+from .errors import PbatchError
+from .jobs import PENDING, JobStore
+
+
+def params_from_record(record: dict[str, Any]) -> JobParams:
+    """The JobParams a recorded job was created with."""
+    arn = record["solutionVersionArn"]
+    _, sep, sha = arn.rpartition("@sha256:")
+    return JobParams(
+        solution=record["solutionPath"],
+        input=record["jobInput"]["s3DataSource"]["path"],
+        output=record["jobOutput"]["s3DataDestination"]["path"],
+        job_name=record["jobName"],
+        num_results=record["numResults"],
+        include_seen=record.get("includeSeen", False),
+        config=record.get("batchInferenceJobConfig") or {},
+        solution_sha256=sha if sep else None,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run one recorded job; the record tells the outcome (the exit code is for the log)."""
+    if len(argv) != 1:
+        print("usage: python -m personalize_batch.worker JOB_NAME", file=sys.stderr)
+        return 2
+    name = argv[0]
+    try:
+        store = JobStore()
+        store.set_owner(name, os.getpid())
+        record = store.get(name)
+        if record["status"] != PENDING:
+            print(f"pbatch worker: job {name} is {record['status']}, not PENDING", file=sys.stderr)
+            return 1
+        execute_job(name, params_from_record(record), store)
+    except PbatchError as exc:
+        print(f"pbatch worker: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,149 @@
+"""The web console over plain HTTP (the browser test is test_console_browser.py): it
+listens on 127.0.0.1 only, refuses foreign Hosts and cross-site posts, escapes all it
+shows, and a bad form shows a message and creates no job."""
+
+from __future__ import annotations
+
+import html
+import http.client
+import re
+import threading
+from urllib.parse import urlencode
+
+import pytest
+from conftest import EXAMPLES
+
+from personalize_batch.batch import JobParams, run_job, start_job
+from personalize_batch.console import make_console
+from personalize_batch.jobs import FAILED, JobStore
+from personalize_batch.service import wait_batch_inference_job_active
+
+EVIL = "<script>alert('x')</script>"
+
+
+@pytest.fixture
+def console():
+    server = make_console(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def request(server, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    data = urlencode(body) if body is not None else None
+    hdrs = {"Host": f"127.0.0.1:{server.server_port}"}
+    if data is not None:
+        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+    hdrs.update(headers or {})
+    conn.request(method, path, body=data, headers=hdrs)
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read().decode()
+
+
+def token(server) -> str:
+    _, _, body = request(server, "GET", "/create")
+    return re.search(r'name="token" value="([^"]+)"', body).group(1)
+
+
+def test_binds_127_0_0_1_only_and_sends_a_strict_policy(console):
+    assert console.server_address[0] == "127.0.0.1"
+    status, headers, body = request(console, "GET", "/")
+    assert status == 200
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "No batch inference jobs yet" in body
+    assert "<script" not in body
+
+
+def test_foreign_host_and_cross_site_posts_are_refused(console, solutions, tmp_path):
+    status, _, _ = request(console, "GET", "/", headers={"Host": "attacker.example:80"})
+    assert status == 400
+    form = {
+        "jobName": "csrf",
+        "solution": str(solutions["popularity-count"]),
+        "input": str(EXAMPLES / "popularity.json"),
+        "output": str(tmp_path),
+    }
+    assert request(console, "POST", "/create", form)[0] == 403  # no token
+    assert request(console, "POST", "/create", {**form, "token": "guess"})[0] == 403
+    status, _, _ = request(
+        console,
+        "POST",
+        "/create",
+        {**form, "token": token(console)},
+        headers={"Origin": "https://attacker.example"},
+    )
+    assert status == 403
+    assert JobStore().records() == []
+
+
+def test_bad_form_input_shows_a_message_and_creates_no_job(console, solutions, tmp_path):
+    up = str(solutions["user-personalization"])
+    good = {
+        "jobName": "good",
+        "solution": up,
+        "input": str(EXAMPLES / "users.json"),
+        "output": str(tmp_path),
+        "numResults": "5",
+        "filter": "",
+    }
+    cases = [
+        ({"solution": ""}, "Solution: required."),
+        ({"solution": "", "input": ""}, "Solution and Input data: required."),
+        ({"solution": str(tmp_path / "none.npz")}, "solution version not found"),
+        (
+            {"input": str(EXAMPLES / "items.json")},
+            "the input does not fit the user-personalization solution: first line of",
+        ),
+        ({"jobName": "bad name!"}, "invalid job name &#x27;bad name!&#x27;"),
+        ({"numResults": "lots"}, "Number of results must be a whole number 1–500"),
+        ({"numResults": "501"}, "Number of results must be a whole number 1–500"),
+        ({"filter": "arn:pbatch:local:filter/x"}, "filters are not available"),
+    ]
+    for change, message in cases:
+        status, _, body = request(
+            console, "POST", "/create", {**good, **change, "token": token(console)}
+        )
+        assert status == 400, change
+        alert = re.search(r'<div class="error" role="alert" id="error">(.*?)</div>', body).group(1)
+        assert message in alert, (change, alert)
+        for key, value in {**good, **change}.items():  # the form keeps what was typed
+            kind = "number" if key == "numResults" else "text"
+            assert f'name="{key}" type="{kind}" value="{html.escape(value)}"' in body
+    assert JobStore().records() == []
+    status, headers, _ = request(console, "POST", "/create", {**good, "token": token(console)})
+    assert (status, headers["Location"]) == (303, "/jobs/good")
+    record = wait_batch_inference_job_active(JobStore(), batchInferenceJobArn="good", delay=0.1)
+    assert record["numResults"] == 5
+
+
+def test_everything_shown_is_escaped(console, solutions, tmp_path):
+    store = JobStore()
+    start_job(JobParams(solution=str(tmp_path / "s.npz"), input="in.json", job_name="evil"), store)
+    store.update("evil", status=FAILED, failureReason=EVIL)
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text('{"userId": "653", "note": "<img src=x onerror=alert(1)>"}\n')
+    run_job(
+        JobParams(
+            solution=str(solutions["user-personalization"]),
+            input=str(hostile),
+            output=str(tmp_path),
+            job_name="hostile-data",
+        ),
+        store,
+    )
+    pages = [
+        request(console, "GET", "/")[2],
+        request(console, "GET", "/jobs/evil")[2],
+        request(console, "GET", "/jobs/hostile-data")[2],
+        request(console, "GET", "/jobs/%3Cb%3Enope")[2],
+    ]
+    for body in pages:
+        assert "<script" not in body and "<img" not in body and "<b>nope" not in body
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in pages[1]
+    assert "Failure reason:" in pages[1]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages[2]  # the output preview
+    assert "&lt;b&gt;nope" in pages[3]
