@@ -19,6 +19,7 @@ from typing import IO, Any
 from . import io as pio
 from . import jobs as jobs_mod
 from .errors import Interrupted, JobFailed, PbatchError, StorageError, UsageError
+from .filters.parse import parse_filter
 from .lines import (
     BOM,
     MAX_LINE_BYTES,
@@ -30,6 +31,7 @@ from .lines import (
     success_line,
 )
 from .recipes.base import chunk_rows
+from .recipes.exploration import Exploration
 from .scoring import Answerer
 from .solution import Solution, load
 
@@ -51,6 +53,9 @@ class JobParams:
     endpoint_url: str | None = None
     chunk_lines: int = 1024
     config: dict[str, Any] = field(default_factory=dict)
+    filter_expression: str | None = None
+    filter_source: str = "--filter"  # how errors name where the expression came from
+    exploration: Exploration = field(default_factory=Exploration)
 
 
 @dataclass
@@ -92,6 +97,11 @@ def check_params(p: JobParams) -> JobParams:
         raise UsageError("--compress-level must be 1-9")
     if p.job_name is not None:
         jobs_mod.check_name(p.job_name)
+    if p.filter_expression is not None:
+        parse_filter(
+            p.filter_expression, p.filter_source
+        )  # syntax errors before the job exists (A.6)
+    p.exploration.check()
     return p
 
 
@@ -127,11 +137,12 @@ def answer_stream(
         answers = iter(answerer.answer(valid))
         buf = []
         for r in pending:
-            if isinstance(r, BadLine):
+            result = next(answers) if isinstance(r, Request) else r  # a BadLine, or an answer
+            if isinstance(result, BadLine):
                 counts.errors += 1
-                buf.append(error_line(r.echo, r.error))
+                buf.append(error_line(result.echo, result.error))
             else:
-                items, scores = next(answers)
+                items, scores = result
                 counts.answered += 1
                 buf.append(success_line(r.obj, items, scores))
         out.write(b"".join(buf))
@@ -196,9 +207,13 @@ def run_job(
             "solutionVersionArn": solution_arn(p.solution),
             "solutionPath": os.path.abspath(p.solution),
             "numResults": p.num_results,
+            **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
             "jobInput": {"s3DataSource": {"path": shown_input}},
             "jobOutput": {"s3DataDestination": {"path": shown_output}},
-            "batchInferenceJobConfig": p.config,
+            "batchInferenceJobConfig": {
+                **p.config,
+                "itemExplorationConfig": p.exploration.as_config(),
+            },
             "batchInferenceJobMode": "BATCH_INFERENCE",
             "includeSeen": p.include_seen,
         }
@@ -222,7 +237,14 @@ def run_job(
         )
         if on_solution is not None:
             on_solution(solution)
-        answerer = Answerer(solution, p.num_results, p.include_seen)
+        answerer = Answerer(
+            solution,
+            p.num_results,
+            p.include_seen,
+            p.filter_expression,
+            p.exploration,
+            p.filter_source,
+        )
         chunk = min(p.chunk_lines, chunk_rows(len(solution.item_ids)))
         refs = pio.list_inputs(p.input, p.endpoint_url)
         tick = _Progress(counts, progress)
@@ -248,7 +270,7 @@ def run_job(
             outputs=outputs,
             **counts.as_record(),
         )
-        if isinstance(exc, Interrupted):
+        if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
     except BaseException as exc:  # a bug or a broken pipe: the record must still tell

@@ -6,7 +6,16 @@ import sys
 
 import click
 
-from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
+from . import (
+    ENDPOINT,
+    NUM_RESULTS,
+    QUIET,
+    SOLUTION,
+    exploration_options,
+    filter_options,
+    main,
+    read_filter,
+)
 
 
 @main.command()
@@ -27,6 +36,8 @@ from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
     help="Output directory or s3:// prefix (default: beside the input), or - (stdout).",
 )
 @NUM_RESULTS
+@filter_options
+@exploration_options
 @click.option("--job-name", default=None, help="The job's name (default: generated).")
 @click.option(
     "--include-seen", is_flag=True, help="Keep the items a user interacted with in training."
@@ -46,6 +57,11 @@ def run(
     input_: str,
     output: str | None,
     num_results: int,
+    filter_expression: str | None,
+    filter_file: str | None,
+    exploration_weight: float,
+    exploration_item_age_cutoff: float,
+    seed: int,
     job_name: str | None,
     include_seen: bool,
     compress: str | None,
@@ -56,7 +72,9 @@ def run(
     """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
     from ..batch import JobParams, exit_code, run_job  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
+    from ..recipes.exploration import Exploration  # noqa: PLC0415
 
+    text, source = read_filter(filter_expression, filter_file)
     params = JobParams(
         solution=solution,
         input=input_,
@@ -67,6 +85,9 @@ def run(
         compress=compress,
         compress_level=compress_level,
         endpoint_url=endpoint_url,
+        filter_expression=text,
+        filter_source=source,
+        exploration=Exploration(exploration_weight, exploration_item_age_cutoff, seed),
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..data import Interactions
@@ -26,10 +28,13 @@ class Scorer:
         self.share = counts / total if total else counts.astype(np.float64)
 
     def recommend(
-        self, users: np.ndarray, k: int, include_seen: bool
+        self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k per user; `mask` (a filters.ChunkMask) blocks items before the cut."""
         keys = np.tile(self.keys, (len(users), 1))
         if not include_seen:
             mask_rows(keys, self.solution.seen_rows(users))
+        if mask is not None:
+            mask.apply(keys)
         idx, lengths = topk(keys, k)
         return idx, self.share[idx], lengths

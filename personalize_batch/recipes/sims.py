@@ -4,6 +4,8 @@ products (never a dense item x item matrix) and stored sorted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -169,14 +171,17 @@ class Scorer:
         self.keys = fill_keys(a["item_counts"])
 
     def recommend(
-        self, items: np.ndarray, k: int, include_seen: bool
+        self, items: np.ndarray, k: int, include_seen: bool, mask: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k per query item; `mask` (a filters.ChunkMask) blocks items before the cut."""
         sims = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
         keys = np.tile(self.keys, (len(items), 1))
         coo = sims.tocoo()
         keys[coo.row, coo.col] = coo.data
         known = np.flatnonzero(items >= 0)
         keys[known, items[known]] = -np.inf  # never the query item itself
+        if mask is not None:
+            mask.apply(keys)
         idx, lengths = topk(keys, k)
         scores = np.take_along_axis(keys, idx, axis=1)
         return idx, np.where(scores > 0, scores, 0.0), lengths
