@@ -12,7 +12,8 @@ import pytest
 from personalize_batch import solution as solution_mod
 from personalize_batch import training
 from personalize_batch.filters import FilterSyntaxError, event_arrays, parse_filter
-from personalize_batch.filters.parse import MAX_LENGTH, parse_number, parse_value_list
+from personalize_batch.filters.parse import MAX_LENGTH
+from personalize_batch.filters.values import parse_number, parse_value_list
 from personalize_batch.lines import BadLine, Request, check_filter_values
 from personalize_batch.scoring import Answerer
 

@@ -1,8 +1,9 @@
 """Personalize filter expressions: parse once, evaluate as boolean item masks (A.6, B.3).
 
-`parse.py` turns text into a checked syntax tree, `catalogue.py` holds what filters can
-see (item fields, per-event-type interactions), `evaluate.py` turns a parsed filter into
-masks over a chunk of requests.
+`parse.py` turns text into a checked syntax tree, `values.py` reads the placeholder values
+of a line's `filterValues`, `catalogue.py` holds what filters can see (item fields,
+per-event-type interactions), `evaluate.py` turns a parsed filter into masks over a chunk
+of requests.
 """
 
 from __future__ import annotations

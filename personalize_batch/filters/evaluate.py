@@ -26,14 +26,8 @@ import scipy.sparse as sp
 
 from ..recipes.base import mask_rows
 from .catalogue import Catalogue
-from .parse import (
-    Condition,
-    Expression,
-    Filter,
-    FilterSyntaxError,
-    parse_number,
-    parse_value_list,
-)
+from .parse import Condition, Expression, Filter, FilterSyntaxError
+from .values import parse_number, parse_value_list
 
 COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
@@ -112,7 +106,7 @@ class ChunkMask:
         if self.vec is not None and self.vec.any():
             keys[:, self.vec] = -np.inf
         if self.dense is not None:
-            np.copyto(keys, -np.inf, where=self.dense)
+            np.putmask(keys, self.dense, -np.inf)
         for s in self.sparse:
             s.eliminate_zeros()
             mask_rows(keys, s)
