@@ -16,6 +16,7 @@ allowed = (include_1 | include_2 ...) & ~(exclude_1 | exclude_2 ...).
 from __future__ import annotations
 
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,15 +124,25 @@ class ChunkMask:
         return out
 
 
-class _LRU(OrderedDict):
-    def __init__(self, max_entries: int) -> None:
-        super().__init__()
-        self.max_entries = max_entries
+class _LRU:
+    """A bounded least-recently-used cache, safe to share between threads."""
 
-    def put(self, key: Any, value: Any) -> Any:
-        self[key] = value
-        if len(self) > self.max_entries:
-            self.popitem(last=False)
+    def __init__(self, max_entries: int) -> None:
+        self.data: OrderedDict[Any, Any] = OrderedDict()
+        self.max_entries = max_entries
+        self.lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The cached value of `key`, made (outside the lock) when missing."""
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = make()
+        with self.lock:
+            self.data[key] = value
+            if len(self.data) > self.max_entries:
+                self.data.popitem(last=False)
         return value
 
 
@@ -180,16 +191,14 @@ class CompiledFilter:
 
     def _parsed(self, kind: str, key: str, raw: str) -> Any:
         """A placeholder value parsed for its use (cached); a str is an error message."""
-        cache_key = (kind, key, raw)
-        if cache_key not in self._values:
+
+        def make() -> Any:
             try:
-                value: Any = (
-                    parse_number(key, raw) if kind == "number" else parse_value_list(key, raw)
-                )
+                return parse_number(key, raw) if kind == "number" else parse_value_list(key, raw)
             except ValueError as exc:
-                value = str(exc)
-            self._values.put(cache_key, value)
-        return self._values[cache_key]
+                return str(exc)
+
+        return self._values.get((kind, key, raw), make)
 
     def bind(self, obj: dict[str, Any]) -> Binding | str:
         """The placeholder values of one line, or the line's error message."""
@@ -232,19 +241,20 @@ class CompiledFilter:
 
     def _expr_vec(self, expr: Expression, binding: Binding) -> np.ndarray:
         """An Items expression (no CurrentItem) for one set of placeholder values, cached."""
-        key = (expr, tuple(binding.get(p) for p in expr.placeholders))
-        if key in self._vecs:
-            self._vecs.move_to_end(key)
-            return self._vecs[key]
-        out = np.zeros(self.cat.n_items, dtype=bool)
-        if None in key[1]:
-            return out  # a skipped EXCLUDE expression (a placeholder without a value)
-        for conj in expr.where:
-            part = np.ones(self.cat.n_items, dtype=bool)
-            for cond in conj:
-                part &= self._item_vec(cond, self._const_value(cond, binding))
-            out |= part
-        return self._vecs.put(key, out)
+        values = tuple(binding.get(p) for p in expr.placeholders)
+        if None in values:  # a skipped EXCLUDE expression (a placeholder without a value)
+            return np.zeros(self.cat.n_items, dtype=bool)
+
+        def make() -> np.ndarray:
+            out = np.zeros(self.cat.n_items, dtype=bool)
+            for conj in expr.where:
+                part = np.ones(self.cat.n_items, dtype=bool)
+                for cond in conj:
+                    part &= self._item_vec(cond, self._const_value(cond, binding))
+                out |= part
+            return out
+
+        return self._vecs.get((expr, values), make)
 
     def _per_row(self, keys: list[Any], vec_of: Callable[[int], np.ndarray]) -> Mask:
         """Rows grouped by their key: one vector per distinct key (row `r` computes it)."""
@@ -309,19 +319,18 @@ class CompiledFilter:
         if cond.current:
             return self._current(cond, queries)
         if cond.placeholder is None:
-            key = (cond, None)
-            if key not in self._vecs:
-                self._vecs.put(key, self._item_vec(cond, self._const_value(cond, {})))
-            return Mask(vec=self._vecs[key])
+            vec = self._vecs.get(
+                (cond, None), lambda: self._item_vec(cond, self._const_value(cond, {}))
+            )
+            return Mask(vec=vec)
         raws = [b.get(cond.placeholder) for b in bindings]
 
         def vec_of(r: int) -> np.ndarray:
             if raws[r] is None:
                 return np.zeros(self.cat.n_items, dtype=bool)
-            key = (cond, raws[r])
-            if key not in self._vecs:
-                self._vecs.put(key, self._item_vec(cond, self._const_value(cond, bindings[r])))
-            return self._vecs[key]
+            return self._vecs.get(
+                (cond, raws[r]), lambda: self._item_vec(cond, self._const_value(cond, bindings[r]))
+            )
 
         return self._per_row(raws, vec_of)
 
