@@ -263,3 +263,15 @@ def test_solution_field_errors(tiny):
         Answerer(pop, filter_expression='EXCLUDE ItemID WHERE Items.GENRES IN ("x")')
     with pytest.raises(FilterSyntaxError, match="CurrentItem works with related-items"):
         Answerer(pop, filter_expression="INCLUDE ItemID WHERE Items.G IN CurrentItem.G")
+
+
+def test_current_item_with_another_field():
+    """Items.G IN CurrentItem.H matches the strings of H against the values of G."""
+    from personalize_batch.filters import Catalogue, CompiledFilter
+
+    cat = Catalogue(
+        np.array(["a", "b", "c"]), {"G": np.array(["x|y", "z", ""]), "H": np.array(["z", "x", "q"])}
+    )
+    f = CompiledFilter(parse_filter("INCLUDE ItemID WHERE Items.G IN CurrentItem.H"), cat, "sims")
+    blocked = f.mask([{}, {}, {}], queries=np.array([0, 1, -1])).blocked()
+    assert (~blocked).tolist() == [[False, True, False], [True, False, False], [False] * 3]

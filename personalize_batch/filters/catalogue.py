@@ -110,6 +110,23 @@ class Categorical:
 
     incidence: sp.csc_matrix  # items x values
     vocab: dict[str, int]
+    _rows: sp.csr_matrix | None = field(default=None, repr=False)
+
+    def by_item(self) -> sp.csr_matrix:
+        """The incidence as float32 CSR (row = item), for products."""
+        if self._rows is None:
+            self._rows = self.incidence.tocsr().astype(np.float32)
+        return self._rows
+
+    def translate(self, other: Categorical) -> sp.csr_matrix:
+        """values x other's values, 1 where they are the same string."""
+        pairs = np.array(
+            [(k, other.vocab[v]) for v, k in self.vocab.items() if v in other.vocab], dtype=np.int64
+        ).reshape(-1, 2)
+        return sp.csr_matrix(
+            (np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])),
+            shape=(len(self.vocab), len(other.vocab)),
+        )
 
     def any_of(self, values: Iterable[str]) -> np.ndarray:
         """Items having at least one of `values` (exact, case-sensitive match)."""

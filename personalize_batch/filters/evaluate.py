@@ -278,21 +278,11 @@ class CompiledFilter:
         if cond.op == "IN":
             items = self.cat.categorical(cond.field)
             cur = self.cat.categorical(cond.current)
-            q = sp.diags(known.astype(np.float32)) @ cur.incidence.tocsr()[safe].astype(np.float32)
-            if cond.current != cond.field:  # translate the current field's values
-                inv = {v: k for k, v in cur.vocab.items()}
-                pairs = [(c, items.vocab[inv[c]]) for c in range(len(inv)) if inv[c] in items.vocab]
-                t = (
-                    sp.csr_matrix(
-                        (np.ones(len(pairs), np.float32), tuple(np.array(pairs, np.int64).T)),
-                        shape=(len(cur.vocab), len(items.vocab)),
-                    )
-                    if pairs
-                    else sp.csr_matrix((len(cur.vocab), len(items.vocab)), dtype=np.float32)
-                )
-                q = q @ t
-            hit = q @ items.incidence.T.astype(np.float32)
-            return Mask(dense=np.asarray(hit.todense()) > 0)
+            q = sp.diags(known.astype(np.float32)) @ cur.by_item()[safe]  # row r: its values
+            if cond.current != cond.field:
+                q = q @ cur.translate(items)
+            hit = q @ items.by_item().T
+            return Mask(dense=hit.toarray() > 0)
         nums = self.cat.numeric(cond.field)
         ref = np.where(known, self.cat.numeric(cond.current)[safe], np.nan)
         with np.errstate(invalid="ignore"):
