@@ -31,6 +31,7 @@ from .errors import (
     StorageError,
     UsageError,
 )
+from .filters.parse import parse_filter
 from .lines import (
     BOM,
     MAX_LINE_BYTES,
@@ -41,6 +42,7 @@ from .lines import (
     parse_line,
     success_line,
 )
+from .recipes.exploration import Exploration
 from .scoring import Answerer
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
@@ -73,6 +75,9 @@ class JobParams:
     config: dict[str, Any] = field(default_factory=dict)
     solution_sha256: str | None = None  # refuse the solution file if its hash differs
     record_extra: dict[str, Any] = field(default_factory=dict)  # e.g. roleArn, as given
+    filter_expression: str | None = None
+    filter_source: str = "--filter"  # how errors name where the expression came from
+    exploration: Exploration = field(default_factory=Exploration)
 
 
 @dataclass
@@ -160,6 +165,11 @@ def check_params(p: JobParams) -> JobParams:
         raise UsageError("--compress-level must be 1-9")
     if p.job_name is not None:
         jobs_mod.check_name(p.job_name)
+    if p.filter_expression is not None:
+        parse_filter(
+            p.filter_expression, p.filter_source
+        )  # syntax errors before the job exists (A.6)
+    p.exploration.check()
     return p
 
 
@@ -219,21 +229,24 @@ def answer_chunk(
     before = answerer.unknown_snapshot()
     answers = iter(answerer.answer(valid))
     buf, aside, not_strings = [], [], 0
+    answered = 0
     for k, r in enumerate(parsed):
-        if isinstance(r, BadLine):
-            not_strings += r.error.endswith("must be a string")
+        result = next(answers) if isinstance(r, Request) else r  # a BadLine, or an answer
+        if isinstance(result, BadLine):
+            not_strings += result.error.endswith("must be a string")
             if not options.skip_errors:
-                buf.append(error_line(r.echo, r.error))
+                buf.append(error_line(result.echo, result.error))
             if options.errors_aside:
                 number = numbers[k] if numbers else None
-                aside.append(numbered_error(options.source, number, r.echo, r.error))
+                aside.append(numbered_error(options.source, number, result.echo, result.error))
         else:
-            items, scores = next(answers)
+            items, scores = result
+            answered += 1
             buf.append(success_line(r.obj, items, scores))
     return ChunkResult(
         b"".join(buf),
-        answered=len(valid),
-        errors=len(parsed) - len(valid),
+        answered=answered,
+        errors=len(parsed) - answered,
         errors_data=b"".join(aside),
         ids=answerer.unknown_since(before),
         ids_not_strings=not_strings,
@@ -381,9 +394,13 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             "solutionVersionArn": solution_arn(path, sha or p.solution_sha256),
             "solutionPath": os.path.abspath(path),
             "numResults": p.num_results,
+            **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
             "jobInput": {"s3DataSource": {"path": pio.display_path(p.input)}},
             "jobOutput": {"s3DataDestination": {"path": pio.display_path(_output_of(p))}},
-            "batchInferenceJobConfig": p.config,
+            "batchInferenceJobConfig": {
+                **p.config,
+                "itemExplorationConfig": p.exploration.as_config(),
+            },
             "batchInferenceJobMode": "BATCH_INFERENCE",
             "includeSeen": p.include_seen,
             **p.record_extra,
@@ -441,7 +458,14 @@ def execute_job(
         )
         if on_solution is not None:
             on_solution(solution)
-        answerer = Answerer(solution, p.num_results, p.include_seen)
+        answerer = Answerer(
+            solution,
+            p.num_results,
+            p.include_seen,
+            p.filter_expression,
+            p.exploration,
+            p.filter_source,
+        )
         refs = pio.list_inputs(p.input, p.endpoint_url)
         workers = p.workers or default_workers()
         if workers > 1:
@@ -486,7 +510,7 @@ def execute_job(
             outputs=outputs,
             **counts.as_record(),
         )
-        if isinstance(exc, Interrupted):
+        if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
     except BaseException as exc:  # a bug or a broken pipe: the record must still tell

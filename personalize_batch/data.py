@@ -220,13 +220,15 @@ def read_interactions(
 
 
 def read_items(path: str, endpoint_url: str | None = None) -> Items:
-    """Read an items CSV: ITEM_ID plus metadata columns, all kept as strings."""
+    """Read an items CSV: ITEM_ID plus metadata columns, all kept as strings
+    (`CREATION_TIMESTAMP`, when present, must be whole unix seconds or empty)."""
     hashing, reader, header = _open_csv(path, endpoint_url)
     if "ITEM_ID" not in header:
         raise DataError(f"{path}: line 1: the header has no ITEM_ID column")
     if len(set(header)) != len(header):
         raise DataError(f"{path}: line 1: duplicate column names in the header")
     ci = header.index("ITEM_ID")
+    cc = header.index("CREATION_TIMESTAMP") if "CREATION_TIMESTAMP" in header else None
     ids: list[str] = []
     cols: list[list[str]] = [[] for _ in header]
     seen: set[str] = set()
@@ -235,6 +237,13 @@ def read_items(path: str, endpoint_url: str | None = None) -> Items:
         item = _check_id(row[ci], "ITEM_ID", path, line)
         if item in seen:
             raise DataError(f"{path}: line {line}: ITEM_ID {item!r} appears twice")
+        if cc is not None and row[cc].strip():
+            try:
+                int(row[cc])
+            except ValueError:
+                raise DataError(
+                    f"{path}: line {line}: CREATION_TIMESTAMP {row[cc]!r} is not whole unix seconds"
+                ) from None
         seen.add(item)
         ids.append(item)
         for k, v in enumerate(row):

@@ -90,9 +90,10 @@ def diagnose(
             warnings.append(text)
     if ids_not_strings:
         record["idsNotStrings"] = ids_not_strings
+        lines = "1 line" if ids_not_strings == 1 else f"{ids_not_strings:,} lines"
         warnings.append(
-            f"{ids_not_strings:,} lines gave an id as a JSON number or other "
-            'non-string: ids must be strings ("0042", not 42)'
+            f"{lines} gave an id as a JSON number or other non-string: "
+            'ids must be strings ("0042", not 42)'
         )
     record["warnings"] = warnings
     return record, warnings

@@ -7,6 +7,7 @@ error message; the job goes on either way.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ QUERY = {
     "sims": "item",
 }
 LIST_KEYS = ("itemList", "itemIds", "inputList")
+# a line's filterValues map (B.3, B.7)
+MAX_FILTER_KEYS = 25
+MAX_FILTER_KEY_LENGTH = 50
+MAX_FILTER_VALUE_LENGTH = 1000
+_FILTER_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(slots=True)
@@ -104,6 +110,26 @@ def _item_list(obj: dict[str, Any]) -> list[str]:
     return value
 
 
+def check_filter_values(values: object) -> None:
+    """Personalize's limits on a line's filterValues map; ValueError with the line's error."""
+    if not isinstance(values, dict):
+        raise ValueError("filterValues must be an object of strings")
+    if len(values) > MAX_FILTER_KEYS:
+        raise ValueError(f"filterValues has {len(values)} keys (at most {MAX_FILTER_KEYS})")
+    for key, value in values.items():
+        if not _FILTER_KEY.fullmatch(key) or len(key) > MAX_FILTER_KEY_LENGTH:
+            raise ValueError(
+                f"filterValues key {key!r} must be 1-{MAX_FILTER_KEY_LENGTH} of A-Z, a-z, 0-9 and _"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"filterValues.{key} must be a string")
+        if len(value) > MAX_FILTER_VALUE_LENGTH:
+            raise ValueError(
+                f"filterValues.{key} has {len(value)} characters "
+                f"(at most {MAX_FILTER_VALUE_LENGTH})"
+            )
+
+
 def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadLine:
     """Parse one non-blank line for a recipe's query kind ("user", "any", "ranking", "item")."""
     if too_long:
@@ -120,9 +146,8 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
     if not isinstance(obj, dict):
         return BadLine(_text(line), "line is not a JSON object")
     try:
-        filter_values = obj.get("filterValues")
-        if filter_values is not None and not isinstance(filter_values, dict):
-            raise ValueError("filterValues must be an object of strings")
+        if obj.get("filterValues") is not None:
+            check_filter_values(obj["filterValues"])
         if query == "user":
             user = _id(obj, "userId")
             if user is None:
@@ -140,7 +165,7 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
             item = _id(obj, "items")
         if item is None:
             raise _missing("sims", "itemId", obj)
-        return Request(obj, item=item)
+        return Request(obj, user=_id(obj, "userId"), item=item)  # a user for filters
     except ValueError as exc:
         return BadLine(obj, str(exc))
 

@@ -9,6 +9,7 @@ import hashlib
 import os
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -76,15 +77,46 @@ def _solution(ref: str, cache: SolutionCache | None) -> Solution:
 
 
 def _answer(
-    sol: Solution, request: dict[str, Any], num_results: int, include_seen: bool
-) -> tuple[list[str], list[float]]:
+    sol: Solution,
+    request: dict[str, Any],
+    num_results: int,
+    include_seen: bool,
+    options: AnswerOptions,
+) -> tuple[list[str], list[float], str]:
+    """The answer and its recommendationId (what else changes the answer is part of the
+    question: the filter and the exploration settings)."""
     if not 1 <= num_results <= MAX_RESULTS:
         raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {num_results}")
     parsed = parse_line(orjson.dumps(request), QUERY[sol.recipe])
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
-    [(items, scores)] = Answerer(sol, num_results, include_seen).answer([parsed])
-    return items, scores
+    answerer = Answerer(
+        sol,
+        num_results,
+        include_seen,
+        options.filter_expression,
+        options.exploration,
+        filter_source=options.filter_source,
+    )
+    [answer] = answerer.answer([parsed])
+    if isinstance(answer, BadLine):
+        raise UsageError(f"{sol.recipe}: {answer.error}")
+    key = dict(request)
+    if options.filter_expression is not None:
+        key["filterExpression"] = options.filter_expression
+    if answerer.explorer is not None:
+        e = options.exploration
+        key["itemExplorationConfig"] = [e.weight, e.item_age_cutoff_days, e.seed]
+    return answer[0], answer[1], recommendation_id(sol.meta, key)
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """A filter expression (with how its errors name it) and item exploration."""
+
+    filter_expression: str | None = None
+    filter_source: str = "--filter"
+    exploration: Any = None
 
 
 def _predicted(items: list[str], scores: list[float]) -> list[dict[str, Any]]:
@@ -100,6 +132,7 @@ def get_recommendations(
     filter_values: dict[str, str] | None = None,
     include_seen: bool = False,
     cache: SolutionCache | None = None,
+    options: AnswerOptions = AnswerOptions(),  # noqa: B008  (frozen, shared default)
 ) -> dict[str, Any]:
     """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`."""
     sol = _solution(solution, cache)
@@ -113,8 +146,8 @@ def get_recommendations(
     }
     if filter_values is not None:
         request["filterValues"] = filter_values
-    items, scores = _answer(sol, request, num_results, include_seen)
-    return {"itemList": _predicted(items, scores), "recommendationId": _rid(sol, request)}
+    items, scores, rid = _answer(sol, request, num_results, include_seen, options)
+    return {"itemList": _predicted(items, scores), "recommendationId": rid}
 
 
 def get_personalized_ranking(
@@ -124,6 +157,7 @@ def get_personalized_ranking(
     input_list: list[str],
     filter_values: dict[str, str] | None = None,
     cache: SolutionCache | None = None,
+    options: AnswerOptions = AnswerOptions(),  # noqa: B008  (frozen, shared default)
 ) -> dict[str, Any]:
     """GetPersonalizedRanking: `{"personalizedRanking": [...], "recommendationId"}`."""
     sol = _solution(solution, cache)
@@ -135,12 +169,5 @@ def get_personalized_ranking(
     request: dict[str, Any] = {"userId": user_id, "itemList": input_list}
     if filter_values is not None:
         request["filterValues"] = filter_values
-    items, scores = _answer(sol, request, 25, False)
-    return {
-        "personalizedRanking": _predicted(items, scores),
-        "recommendationId": _rid(sol, request),
-    }
-
-
-def _rid(sol: Solution, request: dict[str, Any]) -> str:
-    return recommendation_id(sol.meta, request)
+    items, scores, rid = _answer(sol, request, 25, False, options)
+    return {"personalizedRanking": _predicted(items, scores), "recommendationId": rid}

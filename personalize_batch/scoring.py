@@ -1,17 +1,26 @@
 """Answer a chunk of valid requests with the recipe's scorer: ids -> indices, one
-vectorized scoring call, indices -> ids. `run`, `recommend` and `rank` all use this."""
+vectorized scoring call, indices -> ids. `run`, `recommend` and `rank` all use this.
+
+With a filter, each line's `filterValues` are bound first (a line whose values are
+missing for an INCLUDE expression or malformed gets an error line), then the filter's
+masks for the chunk are handed to the scorer, which applies them before top-k (A.6).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from .diagnostics import EXAMPLES_KEPT
-from .lines import QUERY, Request
+from .lines import QUERY, BadLine, Request
 from .recipes import recipe_module
 from .recipes.base import chunk_rows, round_sig
+from .recipes.exploration import Exploration, Explorer
 from .solution import Solution
+
+Answer = tuple[list[str], list[float]]
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,17 @@ class IdCounts:
 
 
 class Answerer:
-    """Turns requests into (recommendedItems, scores) pairs for one solution."""
+    """Turns requests into (recommendedItems, scores) pairs – or error lines – for one
+    solution, with an optional filter expression and item exploration."""
 
     def __init__(
-        self, solution: Solution, num_results: int = 25, include_seen: bool = False
+        self,
+        solution: Solution,
+        num_results: int = 25,
+        include_seen: bool = False,
+        filter_expression: str | None = None,
+        exploration: Exploration | None = None,
+        filter_source: str = "--filter",
     ) -> None:
         self.solution = solution
         self.query = QUERY[solution.recipe]
@@ -46,6 +62,15 @@ class Answerer:
         self.items_looked_up = 0
         self.user_examples: list[str] = []  # the first unknown ids met, for diagnostics
         self.item_examples: list[str] = []
+        self.filter = None
+        if filter_expression is not None:
+            from .filters import compile_filter  # noqa: PLC0415
+
+            self.filter = compile_filter(filter_expression, solution, filter_source)
+        self.explorer = None
+        if exploration is not None and solution.recipe == "user-personalization":
+            explorer = Explorer(solution, exploration.check())
+            self.explorer = explorer if explorer.active else None
 
     def unknown_snapshot(self) -> tuple[int, ...]:
         """Where the id counters stand (see unknown_since)."""
@@ -88,19 +113,33 @@ class Answerer:
         self._note(self.user_examples, unknown)
         return users
 
-    def answer(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
-        """The answers to a chunk of requests, in order, scored in blocks whose dense
-        block x items matrices stay cache-sized."""
-        out: list[tuple[list[str], list[float]]] = []
+    def answer(self, requests: list[Request]) -> list[Answer | BadLine]:
+        """The answers to a chunk of requests, in order; a BadLine where a line's
+        filterValues do not fit the filter."""
+        if self.filter is None:
+            return list(self._blocks(requests, None))
+        bindings = [self.filter.bind(r.obj) for r in requests]
+        good = [k for k, b in enumerate(bindings) if not isinstance(b, str)]
+        answers = iter(self._blocks([requests[k] for k in good], [bindings[k] for k in good]))
+        return [
+            BadLine(r.obj, b) if isinstance(b, str) else next(answers)
+            for r, b in zip(requests, bindings, strict=True)
+        ]
+
+    def _blocks(self, requests: list[Request], bindings: list | None) -> list[Answer]:
+        """Score in blocks whose dense block x items matrices stay cache-sized."""
+        out: list[Answer] = []
         for start in range(0, len(requests), self.block):
-            out += self._answer_block(requests[start : start + self.block])
+            stop = start + self.block
+            out += self._answer(requests[start:stop], bindings[start:stop] if bindings else None)
         return out
 
-    def _answer_block(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
+    def _answer(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         if not requests:
             return []
         if self.query == "ranking":
-            return self._rank(requests)
+            return self._rank(requests, bindings)
+        users = None
         if self.query == "item":
             index = self.solution.item_index
             queries = np.array([index.get(r.item, -1) for r in requests], dtype=np.int64)
@@ -108,9 +147,19 @@ class Answerer:
             self.items_looked_up += len(requests)
             self.unknown_items += len(unknown)
             self._note(self.item_examples, unknown)
+            if self.filter is not None and self.filter.needs_users:
+                users = self._users(requests)
         else:
-            queries = self._users(requests)
-        idx, scores, lengths = self.scorer.recommend(queries, self.num_results, self.include_seen)
+            queries = users = self._users(requests)
+        kwargs = {}
+        if self.filter is not None:
+            item_queries = queries if self.query == "item" else None
+            kwargs["mask"] = self.filter.mask(bindings, users, item_queries)
+        if self.explorer is not None:
+            kwargs["explore"] = partial(self.explorer.choose, row_keys=[r.user for r in requests])
+        idx, scores, lengths = self.scorer.recommend(
+            queries, self.num_results, self.include_seen, **kwargs
+        )
         scores = round_sig(scores)
         out = []
         for r in range(len(requests)):
@@ -118,7 +167,10 @@ class Answerer:
             out.append((self.item_objs[idx[r, :n]].tolist(), scores[r, :n].tolist()))
         return out
 
-    def _rank(self, requests: list[Request]) -> list[tuple[list[str], list[float]]]:
+    def _rank(self, requests: list[Request], bindings: list | None) -> list[Answer]:
+        """Known items by the model, then unknown ones in input order; with a filter,
+        blocked items are dropped (scores stay those of the whole list, as the scores of
+        user-personalization are taken before filters)."""
         index = self.solution.item_index
         users = self._users(requests)
         known_lists, unknown_lists = [], []
@@ -131,9 +183,29 @@ class Answerer:
             self._note(self.item_examples, unknown)
             unknown_lists.append(unknown)
         ranked = self.scorer.rank(users, known_lists)
+        if self.filter is not None:
+            blocked = self.filter.mask(bindings, users).blocked()
+            ranked = [
+                (idx[~blocked[r, idx]], p[~blocked[r, idx]]) for r, (idx, p) in enumerate(ranked)
+            ]
+            unknown_lists = self._filter_unknown(unknown_lists, bindings)
         out = []
         for (idx, probs), unknown in zip(ranked, unknown_lists, strict=True):
             items = self.item_objs[idx].tolist() + unknown
             scores = round_sig(probs).tolist() + [0.0] * len(unknown)
             out.append((items, scores))
         return out
+
+    def _filter_unknown(self, unknown_lists: list[list[str]], bindings: list) -> list[list[str]]:
+        """Items unknown to the solution have no field values and no interactions: the
+        filter is evaluated on them as such."""
+        ids = sorted({i for u in unknown_lists for i in u})
+        if not ids:
+            return unknown_lists
+        from .filters import Catalogue, CompiledFilter  # noqa: PLC0415
+
+        f = self.filter
+        virtual = CompiledFilter(f.filter, Catalogue.unknown_items(ids, f.cat), f.recipe)
+        blocked = virtual.mask(bindings).blocked()
+        col = {i: k for k, i in enumerate(ids)}
+        return [[i for i in u if not blocked[r, col[i]]] for r, u in enumerate(unknown_lists)]

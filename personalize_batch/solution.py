@@ -57,10 +57,14 @@ RECIPE_ARRAYS = {
     "user-personalization": UP,
     "personalized-ranking": UP,
 }
+# optional: filter data (per event type and user, the items interacted with); all or none
+EVENTS = {"events_types": ("U", 1), "events_indptr": ("i", 1), "events_indices": ("i", 1)}
+ITEM_FIELD_PREFIX = "items_"  # optional: items CSV columns, one unicode entry per item
 # CSR triples to check: (indptr, indices, data or None, rows, cols) with rows/cols as
-# "users" or "items"
+# "users", "items" or "events" (event types x users)
 CSR = {
     "seen": ("seen_indptr", "seen_indices", None, "users", "items"),
+    "events": ("events_indptr", "events_indices", None, "events", "items"),
     "sims": ("sims_indptr", "sims_indices", "sims_data", "items", "items"),
     "history": ("up_history_indptr", "up_history_items", "up_history_times", "users", "items"),
     "neighbours": ("up_nb_indptr", "up_nb_indices", "up_nb_data", "items", "items"),
@@ -112,13 +116,16 @@ class Solution:
         )
 
     def describe(self) -> dict[str, Any]:
-        """What `pbatch describe` prints."""
+        """What `pbatch describe` prints: the metadata, then item fields and filter data."""
+        from .filters.catalogue import describe_items  # noqa: PLC0415
+
         return {
             "solution": self.path,
             "sha256": self.sha256,
             "formatVersion": FORMAT_VERSION,
             "recipe": self.recipe,
             **{k: v for k, v in self.meta.items() if k != "recipe"},
+            **describe_items(self.arrays, self.meta),
         }
 
 
@@ -221,6 +228,8 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     except PbatchError as exc:  # an unknown recipe name
         raise _fail(path, f"bad meta ({exc})") from None
     expected = {**COMMON, **RECIPE_ARRAYS[recipe]}
+    if any(name in arrays for name in EVENTS):
+        expected.update(EVENTS)
     for name, (kinds, ndim) in expected.items():
         if name not in arrays:
             raise _fail(path, f"array {name!r} is missing")
@@ -229,6 +238,13 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
             raise _fail(path, f"array {name!r} has dtype {arr.dtype} and {arr.ndim} dimensions")
     n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
     sizes = {"users": n_users, "items": n_items}
+    if "events_types" in expected:
+        sizes["events"] = len(arrays["events_types"]) * n_users
+    for name, arr in arrays.items():
+        if name.startswith(ITEM_FIELD_PREFIX) and (
+            arr.dtype.kind != "U" or arr.shape != (n_items,)
+        ):
+            raise _fail(path, f"item field {name!r} is not one string per item")
     for name in PER_ITEM:
         if name in expected and arrays[name].shape != (n_items,):
             raise _fail(path, f"{name} has {arrays[name].shape[0]} entries for {n_items} items")

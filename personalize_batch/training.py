@@ -8,6 +8,7 @@ import numpy as np
 
 from . import solution as solution_mod
 from .data import read_interactions, read_items
+from .filters.catalogue import DEFAULT_HISTORY, event_arrays
 from .recipes import canonical_recipe, recipe_module
 from .recipes.base import seen_arrays
 
@@ -23,8 +24,12 @@ def train(
     event_value_threshold: float | None = None,
     endpoint_url: str | None = None,
     warn: Any = None,
+    filter_history: int = DEFAULT_HISTORY,
 ) -> dict[str, Any]:
-    """Train a solution and write it to `output`; returns its description."""
+    """Train a solution and write it to `output`; returns its description.
+
+    Besides the model, the solution keeps what filters read: the items CSV's columns and,
+    per event type, each user's `filter_history` most recent items (0: all)."""
     recipe = canonical_recipe(recipe)
     module = recipe_module(recipe)
     hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
@@ -54,6 +59,9 @@ def train(
         item_ids=data.item_ids,
         item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
         **seen_arrays(data.users, data.items, data.n_users, data.n_items),
+        **event_arrays(
+            data.users, data.items, data.event_types, data.n_users, data.n_items, filter_history
+        ),
     )
     if item_meta is not None:
         pos = np.searchsorted(data.item_ids, item_meta.item_ids)
@@ -71,6 +79,7 @@ def train(
         "hasTimestamps": data.has_timestamps,
         "eventType": event_type,
         "eventValueThreshold": event_value_threshold,
+        "filterHistoryLength": filter_history,
     }
     if item_meta is not None:
         training.update(

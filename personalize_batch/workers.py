@@ -13,8 +13,12 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import PbatchError
 
 _TASK: Callable[[Any], Any] | None = None  # in a worker: what to run on each chunk
 
@@ -53,28 +57,37 @@ def _run(args: tuple) -> Any:
 
 
 class WorkerPool:
-    """`task(*args)` on `n` forked processes; `map_ordered` yields results in order."""
+    """`task(*args)` on `n` forked processes; `map_ordered` yields results in order.
+
+    A worker that dies (killed, out of memory) breaks the pool: the job fails with a
+    clear error instead of waiting forever for the lost chunk."""
 
     def __init__(self, task: Callable[[Any], Any], n: int) -> None:
         self.n = n
-        ctx = multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(n, initializer=_init_worker, initargs=(task,))
+        self.executor = ProcessPoolExecutor(
+            n,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(task,),
+        )
 
     def map_ordered(self, tasks: Iterable[tuple]) -> Iterator[Any]:
         """task(*args) for each args tuple, results in order, at most 2n in flight; a
         finished result is handed on as soon as those before it are (progress stays live
         on a slow input)."""
         pending: deque = deque()
-        for args in tasks:
-            pending.append(self.pool.apply_async(_run, (args,)))
-            while pending and (len(pending) >= 2 * self.n or pending[0].ready()):
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for args in tasks:
+                pending.append(self.executor.submit(_run, args))
+                while pending and (len(pending) >= 2 * self.n or pending[0].done()):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise PbatchError("a scoring worker process died (killed or out of memory)") from None
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> WorkerPool:
         return self

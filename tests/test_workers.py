@@ -124,3 +124,56 @@ def test_run_imports_only_its_recipe(solutions, tmp_path):
         text=True,
     )
     assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home):
+    import os
+    import signal
+    import time
+
+    from personalize_batch.jobs import FAILED, JobStore
+
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            *PBATCH,
+            "run",
+            "-s",
+            str(solutions["popularity-count"]),
+            "-i",
+            str(fifo),
+            "-o",
+            str(out),
+            "-q",
+            "--workers",
+            "2",
+            "--job-name",
+            "lost-worker",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    with open(fifo, "wb") as w:
+        w.write(b'{"userId": "653"}\n' * 3000)
+        w.flush()
+        deadline = time.monotonic() + 30
+        children: list[int] = []
+        while not children:
+            assert time.monotonic() < deadline
+            found = subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            children = [int(c) for c in found]
+            time.sleep(0.05)
+        os.kill(children[0], signal.SIGKILL)
+        time.sleep(0.5)
+        try:
+            w.write(b'{"userId": "653"}\n' * 3000)
+        except BrokenPipeError:
+            pass
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert b"scoring worker process died" in err and b"Traceback" not in err
+    assert JobStore(pbatch_home).get("lost-worker")["status"] == FAILED
+    assert not (out / "in.json.out").exists()

@@ -10,6 +10,7 @@ can act on, 2 for usage, 3 when a job finished with error lines (A.10).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -82,6 +83,66 @@ NUM_RESULTS = click.option(
     callback=_num_results,
     help="Items per list, 1-500.",
 )
+
+FILTER_HELP = (
+    "A Personalize filter expression, e.g. "
+    "'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\"purchase\")'; "
+    "$NAME values come from each line's filterValues."
+)
+
+
+def filter_options(f: Callable) -> Callable:
+    """--filter EXPR and --filter-file F (one of them)."""
+    f = click.option(
+        "--filter-file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="Read the filter expression from this file (surrounding whitespace ignored).",
+    )(f)
+    return click.option(
+        "--filter", "filter_expression", metavar="EXPR", default=None, help=FILTER_HELP
+    )(f)
+
+
+def read_filter(expression: str | None, path: str | None) -> tuple[str | None, str]:
+    """The filter text and how errors should name its source."""
+    if expression is not None and path is not None:
+        raise click.UsageError("give --filter or --filter-file, not both")
+    if path is None:
+        return expression, "--filter"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip(), f"--filter-file {path}"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--filter-file") from None
+
+
+def exploration_options(f: Callable) -> Callable:
+    """--exploration-weight, --exploration-item-age-cutoff and --seed (A.7)."""
+    f = click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of the exploration draws: the same seed gives the same bytes.",
+    )(f)
+    f = click.option(
+        "--exploration-item-age-cutoff",
+        type=click.FloatRange(min=1),
+        default=30.0,
+        show_default=True,
+        metavar="DAYS",
+        help="user-personalization: items created within DAYS of the newest training "
+        "interaction (CREATION_TIMESTAMP) count as cold, besides items with no interactions.",
+    )(f)
+    return click.option(
+        "--exploration-weight",
+        type=click.FloatRange(0, 1),
+        default=0.3,
+        show_default=True,
+        help="user-personalization: the share of list slots that may go to cold items "
+        "(0 = the model's list unchanged).",
+    )(f)
 
 
 @click.group(cls=Group)

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
-from . import NUM_RESULTS, SOLUTION, emit, main
+import click
+import orjson
+
+from . import NUM_RESULTS, SOLUTION, emit, exploration_options, filter_options, main, read_filter
+
+
+def _filter_values(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+
+
+FILTER_VALUES = click.option(
+    "--filter-values",
+    metavar="JSON",
+    default=None,
+    callback=_filter_values,
+    help='Values for the filter\'s placeholders, as in a line: \'{"GENRE": "\\"Comedy\\""}\'.',
+)
 
 
 @main.command()
@@ -13,19 +34,38 @@ from . import NUM_RESULTS, SOLUTION, emit, main
 @click.option("--item-id", default=None, help="The item to find similar items for (sims).")
 @NUM_RESULTS
 @click.option("--include-seen", is_flag=True, help="Keep the user's training items.")
+@filter_options
+@FILTER_VALUES
+@exploration_options
 def recommend(
-    solution: str, user_id: str | None, item_id: str | None, num_results: int, include_seen: bool
+    solution: str,
+    user_id: str | None,
+    item_id: str | None,
+    num_results: int,
+    include_seen: bool,
+    filter_expression: str | None,
+    filter_file: str | None,
+    filter_values: Any,
+    exploration_weight: float,
+    exploration_item_age_cutoff: float,
+    seed: int,
 ) -> None:
     """Answer one user or item, shaped like GetRecommendations."""
-    from ..runtime import get_recommendations  # noqa: PLC0415  (numpy on demand)
+    from ..recipes.exploration import Exploration  # noqa: PLC0415
+    from ..runtime import AnswerOptions, get_recommendations  # noqa: PLC0415
 
+    text, source = read_filter(filter_expression, filter_file)
     emit(
         get_recommendations(
             solution,
             user_id=user_id,
             item_id=item_id,
             num_results=num_results,
+            filter_values=filter_values,
             include_seen=include_seen,
+            options=AnswerOptions(
+                text, source, Exploration(exploration_weight, exploration_item_age_cutoff, seed)
+            ),
         )
     )
 
@@ -34,12 +74,26 @@ def recommend(
 @SOLUTION
 @click.option("--user-id", required=True, help="The user whose ranking is wanted.")
 @click.option("--items", required=True, metavar="A,B,C", help="Comma-separated item ids.")
-def rank(solution: str, user_id: str, items: str) -> None:
+@filter_options
+@FILTER_VALUES
+def rank(
+    solution: str,
+    user_id: str,
+    items: str,
+    filter_expression: str | None,
+    filter_file: str | None,
+    filter_values: Any,
+) -> None:
     """Re-rank items for one user, shaped like GetPersonalizedRanking."""
-    from ..runtime import get_personalized_ranking  # noqa: PLC0415
+    from ..runtime import AnswerOptions, get_personalized_ranking  # noqa: PLC0415
 
+    text, source = read_filter(filter_expression, filter_file)
     emit(
         get_personalized_ranking(
-            solution, user_id=user_id, input_list=[i for i in items.split(",") if i]
+            solution,
+            user_id=user_id,
+            input_list=[i for i in items.split(",") if i],
+            filter_values=filter_values,
+            options=AnswerOptions(text, source),
         )
     )

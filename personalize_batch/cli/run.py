@@ -6,7 +6,16 @@ import sys
 
 import click
 
-from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
+from . import (
+    ENDPOINT,
+    NUM_RESULTS,
+    QUIET,
+    SOLUTION,
+    exploration_options,
+    filter_options,
+    main,
+    read_filter,
+)
 
 
 @main.command()
@@ -27,6 +36,8 @@ from . import ENDPOINT, NUM_RESULTS, QUIET, SOLUTION, main
     help="Output directory or s3:// prefix (default: beside the input), or - (stdout).",
 )
 @NUM_RESULTS
+@filter_options
+@exploration_options
 @click.option("--job-name", default=None, help="The job's name (default: generated).")
 @click.option(
     "--include-seen", is_flag=True, help="Keep the items a user interacted with in training."
@@ -74,6 +85,11 @@ def run(
     input_: str,
     output: str | None,
     num_results: int,
+    filter_expression: str | None,
+    filter_file: str | None,
+    exploration_weight: float,
+    exploration_item_age_cutoff: float,
+    seed: int,
     job_name: str | None,
     include_seen: bool,
     compress: str | None,
@@ -90,6 +106,7 @@ def run(
     from ..batch import JobParams, exit_code, run_job  # noqa: PLC0415
     from ..diagnostics import summary_line  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
+    from ..recipes.exploration import Exploration  # noqa: PLC0415
 
     if dry_run:
         from .inspect import validate  # noqa: PLC0415
@@ -97,7 +114,7 @@ def run(
         click.get_current_context().invoke(
             validate, solution=solution, input_=input_, endpoint_url=endpoint_url, quiet=quiet
         )
-
+    text, source = read_filter(filter_expression, filter_file)
     params = JobParams(
         solution=solution,
         input=input_,
@@ -112,6 +129,9 @@ def run(
         errors_to=errors_to,
         skip_errors=skip_errors,
         max_error_rate=max_error_rate,
+        filter_expression=text,
+        filter_source=source,
+        exploration=Exploration(exploration_weight, exploration_item_age_cutoff, seed),
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()

@@ -33,6 +33,15 @@ from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
     help="Drop interactions whose EVENT_VALUE is below this.",
 )
 @click.option(
+    "--filter-history-length",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="Interactions filters see each user's N most recent items per event type "
+    "(Personalize's quota); 0 keeps all.",
+)
+@click.option(
     "--output", "-o", required=True, metavar="PATH", help="Where to write the solution (.npz)."
 )
 @ENDPOINT
@@ -44,6 +53,7 @@ def train(
     hp: tuple[str, ...],
     event_type: str | None,
     event_value_threshold: float | None,
+    filter_history_length: int,
     output: str,
     endpoint_url: str | None,
     quiet: bool,
@@ -61,6 +71,7 @@ def train(
         event_value_threshold=event_value_threshold,
         endpoint_url=endpoint_url,
         warn=None if quiet else warn,
+        filter_history=filter_history_length,
     )
     if not quiet:
         t = meta["training"]

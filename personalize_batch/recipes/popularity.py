@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..data import Interactions
-from .base import HyperParameters, fill_from_order, popularity_order, popularity_rank
+from .base import (
+    HyperParameters,
+    fill_from_order,
+    fill_keys,
+    mask_rows,
+    popularity_order,
+    popularity_rank,
+    topk,
+)
 
 HYPERPARAMETERS = HyperParameters([])
 
@@ -29,8 +39,11 @@ class Scorer:
         self.share = counts / total if total else counts.astype(np.float64)
 
     def recommend(
-        self, users: np.ndarray, k: int, include_seen: bool
+        self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k per user; `mask` (a filters.ChunkMask) blocks items before the cut."""
+        if mask is not None:
+            return self._filtered(users, k, include_seen, mask)
         if include_seen:
             rows = cols = np.zeros(0, dtype=np.int64)
             extra = 0
@@ -40,4 +53,15 @@ class Scorer:
             rows, cols = np.repeat(np.arange(len(users)), per_row), seen.indices
             extra = int(per_row.max()) if len(per_row) else 0
         idx, lengths = fill_from_order(self.order, self.rank, rows, cols, len(users), k, extra)
+        return idx, self.share[idx], lengths
+
+    def _filtered(
+        self, users: np.ndarray, k: int, include_seen: bool, mask: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """With a filter the window may not hold k eligible items: one key matrix."""
+        keys = np.tile(fill_keys(self.solution.arrays["item_counts"]), (len(users), 1))
+        if not include_seen:
+            mask_rows(keys, self.solution.seen_rows(users))
+        mask.apply(keys)
+        idx, lengths = topk(keys, k)
         return idx, self.share[idx], lengths

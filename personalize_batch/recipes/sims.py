@@ -4,6 +4,8 @@ products (never a dense item x item matrix) and stored sorted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -13,8 +15,10 @@ from .base import (
     HyperParameters,
     csr_rows,
     fill_from_order,
+    fill_keys,
     popularity_order,
     popularity_rank,
+    topk,
 )
 
 MAX_NEIGHBOURS = 500  # the largest numResults
@@ -179,10 +183,13 @@ class Scorer:
         self.rank = popularity_rank(a["item_counts"])
 
     def recommend(
-        self, items: np.ndarray, k: int, include_seen: bool
+        self, items: np.ndarray, k: int, include_seen: bool, mask: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each query's first k stored neighbours (already in order), then popular items
-        that are neither the query nor a neighbour, with score 0.0."""
+        that are neither the query nor a neighbour, with score 0.0. `mask` (a
+        filters.ChunkMask) blocks items before the cut."""
+        if mask is not None:
+            return self._filtered(items, k, mask)
         n_rows = len(items)
         nb = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
         have = np.minimum(np.diff(nb.indptr), k)
@@ -200,3 +207,18 @@ class Scorer:
         idx = np.where(from_nb, left, fill_idx)
         scores = np.where(from_nb, left_scores, 0.0)
         return idx, scores, np.minimum(k, have + fill_len)
+
+    def _filtered(
+        self, items: np.ndarray, k: int, mask: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """With a filter the stored order may not hold k eligible items: one key matrix."""
+        sims = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
+        keys = np.tile(fill_keys(self.solution.arrays["item_counts"]), (len(items), 1))
+        coo = sims.tocoo()
+        keys[coo.row, coo.col] = coo.data
+        known = np.flatnonzero(items >= 0)
+        keys[known, items[known]] = -np.inf  # never the query item itself
+        mask.apply(keys)
+        idx, lengths = topk(keys, k)
+        scores = np.take_along_axis(keys, idx, axis=1)
+        return idx, np.where(scores > 0, scores, 0.0), lengths

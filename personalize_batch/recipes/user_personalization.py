@@ -15,6 +15,9 @@ has no history: the popularity term alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -210,11 +213,20 @@ class Scorer:
         return softmax_at(logits, idx, self.hp["temperature"])
 
     def recommend(
-        self, users: np.ndarray, k: int, include_seen: bool
+        self,
+        users: np.ndarray,
+        k: int,
+        include_seen: bool,
+        mask: Any = None,
+        explore: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k per user with softmax scores over all items. `mask` (a filters.ChunkMask)
+        blocks items before the cut; `explore` replaces the top-k (item exploration)."""
         logits = self.logits(users)
         keys = logits.copy()
         if not include_seen:
             mask_rows(keys, self.solution.seen_rows(users))
-        idx, lengths = topk(keys, k)
+        if mask is not None:
+            mask.apply(keys)
+        idx, lengths = explore(keys, k) if explore is not None else topk(keys, k)
         return idx, self.probabilities(logits, idx), lengths

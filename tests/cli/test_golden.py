@@ -95,6 +95,11 @@ def _check(name: str, result, stdout: str | None = None) -> None:
         f"exit: {result.exit_code}\n--- stdout\n{result.stdout if stdout is None else stdout}"
         f"--- stderr\n{result.stderr}"
     )
+    compare_golden(name, text)
+
+
+def compare_golden(name: str, text: str) -> None:
+    """Compare text with tests/cli/golden/NAME.txt (or write it, with PBATCH_UPDATE_GOLDEN=1)."""
     path = GOLDEN / f"{name}.txt"
     if UPDATE or not path.exists():
         if not UPDATE:
