@@ -298,10 +298,9 @@ class PersonalizeRuntimeClient(_BaseClient):
         `context` is accepted and not used."""
 
         def call() -> dict[str, Any]:
-            _not_supported(
-                filterArn=filterArn, metadataColumns=metadataColumns, promotions=promotions
-            )
+            _not_supported(metadataColumns=metadataColumns, promotions=promotions)
             ref = self._solution(campaignArn, recommenderArn, solution)
+            text, source = service.filter_from_arn(filterArn)
             if isinstance(numResults, bool) or not isinstance(numResults, int):
                 raise UsageError(f"numResults must be an integer, not {numResults!r}")
             return runtime.get_recommendations(
@@ -311,6 +310,7 @@ class PersonalizeRuntimeClient(_BaseClient):
                 num_results=numResults,
                 filter_values=filterValues,
                 cache=self._cache,
+                options=runtime.AnswerOptions(text, source),
             )
 
         return self._call("GetRecommendations", call)
@@ -331,14 +331,16 @@ class PersonalizeRuntimeClient(_BaseClient):
         items unknown to the solution come last with score 0.0."""
 
         def call() -> dict[str, Any]:
-            _not_supported(filterArn=filterArn, metadataColumns=metadataColumns)
+            _not_supported(metadataColumns=metadataColumns)
             ref = self._solution(campaignArn, None, solution)
+            text, source = service.filter_from_arn(filterArn)
             return runtime.get_personalized_ranking(
                 ref,
                 user_id=userId,
                 input_list=inputList,
                 filter_values=filterValues,
                 cache=self._cache,
+                options=runtime.AnswerOptions(text, source),
             )
 
         return self._call("GetPersonalizedRanking", call)

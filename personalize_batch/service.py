@@ -25,6 +25,7 @@ from . import jobs as jobs_mod
 from .batch import MAX_RESULTS, JobParams, check_solution_hash, parse_solution_ref, start_job
 from .errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
 from .lines import BOM, MAX_LINE_BYTES, QUERY, BadLine, is_blank, parse_line
+from .recipes.exploration import Exploration
 from .solution import load
 
 INPUT_KEYS = ("s3DataSource", "S3DataSource")
@@ -62,6 +63,37 @@ def _location(value: Any, what: str, keys: tuple[str, ...], old_key: str) -> str
     if unknown:
         raise UsageError(f"{what}.{key} has unknown keys: {', '.join(sorted(unknown))}")
     return _text(inner.get("path", inner.get("Path")), f"{what}.{key}.path")
+
+
+FILTER_ARN_PREFIX = "arn:pbatch:local:filter/"
+
+
+def filter_from_arn(arn: str | None) -> tuple[str | None, str]:
+    """A filter named by `arn:pbatch:local:filter/PATH` or by PATH: the file holds one
+    Personalize filter expression. Returns (expression or None, how errors name it)."""
+    if arn is None:
+        return None, "--filter"
+    text = _text(arn, "filterArn")
+    path = text[len(FILTER_ARN_PREFIX) :] if text.startswith(FILTER_ARN_PREFIX) else text
+    if path.startswith("arn:"):
+        raise UsageError(f"filterArn {text!r}: expected {FILTER_ARN_PREFIX}PATH or a path")
+    try:
+        with open(path, encoding="utf-8") as f:
+            expression = f.read().strip()
+    except OSError as exc:
+        raise NotFound(f"filter not found: {path} ({exc.strerror or exc})") from None
+    return expression, f"filter {path}"
+
+
+def exploration_from_config(config: dict[str, Any]) -> Exploration:
+    """itemExplorationConfig's string values as an Exploration (defaults otherwise)."""
+    given = config.get("itemExplorationConfig") or {}
+    default = Exploration()
+    return Exploration(
+        float(given.get("explorationWeight", default.weight)),
+        float(given.get("explorationItemAgeCutOff", default.item_age_cutoff_days)),
+        default.seed,
+    )
 
 
 def _config(config: Any) -> dict[str, Any]:
@@ -182,11 +214,7 @@ def create_batch_inference_job(
         raise UsageError(f"numResults must be an integer, not {numResults!r}")
     if not 1 <= numResults <= MAX_RESULTS:
         raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {numResults}")
-    if filterArn is not None:
-        raise UsageError(
-            "filterArn: filters are not available in this version of pbatch yet; "
-            "create the job without a filter"
-        )
+    filter_text, filter_source = filter_from_arn(filterArn)
     if batchInferenceJobMode not in (None, "BATCH_INFERENCE"):
         raise UsageError(f"batchInferenceJobMode {batchInferenceJobMode!r} is not supported")
     if themeGenerationConfig is not None:
@@ -216,6 +244,9 @@ def create_batch_inference_job(
         job_name=name,
         num_results=numResults,
         config=config,
+        filter_expression=filter_text,
+        filter_source=filter_source,
+        exploration=exploration_from_config(config),
         solution_sha256=solution.sha256,
         record_extra=extra,
     )

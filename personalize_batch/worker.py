@@ -10,6 +10,7 @@ from typing import Any
 from .batch import JobParams, execute_job
 from .errors import PbatchError
 from .jobs import PENDING, JobStore
+from .service import exploration_from_config
 
 
 def params_from_record(record: dict[str, Any]) -> JobParams:
@@ -24,6 +25,8 @@ def params_from_record(record: dict[str, Any]) -> JobParams:
         num_results=record["numResults"],
         include_seen=record.get("includeSeen", False),
         config=record.get("batchInferenceJobConfig") or {},
+        filter_expression=record.get("filterExpression"),
+        exploration=exploration_from_config(record.get("batchInferenceJobConfig") or {}),
         solution_sha256=sha if sep else None,
     )
 

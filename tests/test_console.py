@@ -90,6 +90,7 @@ def test_bad_form_input_shows_a_message_and_creates_no_job(console, solutions, t
         "numResults": "5",
         "filter": "",
     }
+    (tmp_path / "bad-filter.txt").write_text("INCLUDE ItemID WHERE")
     cases = [
         ({"solution": ""}, "Solution: required."),
         ({"solution": "", "input": ""}, "Solution and Input data: required."),
@@ -101,14 +102,17 @@ def test_bad_form_input_shows_a_message_and_creates_no_job(console, solutions, t
         ({"jobName": "bad name!"}, "invalid job name &#x27;bad name!&#x27;"),
         ({"numResults": "lots"}, "Number of results must be a whole number 1–500"),
         ({"numResults": "501"}, "Number of results must be a whole number 1–500"),
-        ({"filter": "arn:pbatch:local:filter/x"}, "filters are not available"),
+        ({"filter": "arn:pbatch:local:filter/no-such-file"}, "filter not found"),
+        ({"filter": str(tmp_path / "bad-filter.txt")}, "expected"),
     ]
     for change, message in cases:
         status, _, body = request(
             console, "POST", "/create", {**good, **change, "token": token(console)}
         )
         assert status == 400, change
-        alert = re.search(r'<div class="error" role="alert" id="error">(.*?)</div>', body).group(1)
+        alert = re.search(
+            r'<div class="error" role="alert" id="error">(.*?)</div>', body, re.S
+        ).group(1)
         assert message in alert, (change, alert)
         for key, value in {**good, **change}.items():  # the form keeps what was typed
             kind = "number" if key == "numResults" else "text"

@@ -318,7 +318,8 @@ def test_refused_requests_raise_boto3_names_and_create_no_job(solutions, tmp_pat
         ({"jobInput": {"bucket": "x"}}, invalid, "jobInput has no 'bucket'"),
         ({"numResults": 0}, invalid, "numResults must be 1-500"),
         ({"numResults": "5"}, invalid, "numResults must be an integer"),
-        ({"filterArn": "arn:pbatch:local:filter/f"}, invalid, "filters are not available"),
+        ({"filterArn": "arn:pbatch:local:filter/no-such-file"}, missing, "filter not found"),
+        ({"filterArn": "arn:aws:personalize:us-east-1:1:filter/f"}, invalid, "expected arn:"),
         (
             {"batchInferenceJobConfig": {"rankingInfluence": {"POPULARITY": 0.5}}},
             invalid,
@@ -432,7 +433,7 @@ def test_runtime_client(solutions, tmp_path):
         runtime.get_recommendations(campaignArn=str(tmp_path / "gone.npz"), userId="653")
     with pytest.raises(invalid, match="needs a personalized-ranking solution"):
         runtime.get_personalized_ranking(campaignArn=up, userId="653", inputList=["1"])
-    with pytest.raises(invalid, match="filterArn is not supported"):
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException, match="filter not found"):
         runtime.get_recommendations(campaignArn=up, userId="653", filterArn="f")
     with pytest.raises(invalid, match='needs "userId"'):
         runtime.get_recommendations(campaignArn=up, itemId="1300854")
@@ -443,3 +444,25 @@ def test_runtime_client(solutions, tmp_path):
     path.write_bytes(Path(sims).read_bytes())
     again = runtime.get_recommendations(campaignArn=str(path), itemId="1300854", numResults=3)
     assert again["itemList"] == similar["itemList"]
+
+
+def test_filter_arn_names_a_filter_file(solutions, tmp_path):
+    """filterArn points at a file holding one filter expression; the job and the runtime
+    answers apply it as `--filter` does."""
+    import personalize_batch
+
+    expression = tmp_path / "not-iron-man.txt"
+    # only items the user rated, and popularity-count leaves those out: nothing is left
+    expression.write_text('INCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("rating")\n')
+    runtime = personalize_batch.client("personalize-runtime")
+    answer = runtime.get_recommendations(
+        solution=str(solutions["popularity-count"]),
+        userId="653",
+        numResults=3,
+        filterArn="arn:pbatch:local:filter/" + str(expression),
+    )
+    assert answer["itemList"] == []
+    plain = runtime.get_recommendations(
+        solution=str(solutions["popularity-count"]), userId="653", numResults=3
+    )
+    assert len(plain["itemList"]) == 3

@@ -203,7 +203,12 @@ FIELDS = (
     ("input", "Input data", "a JSON Lines file, a folder, or s3://bucket/key or prefix", True),
     ("output", "Output location", "a folder or s3://bucket/prefix/ for NAME.out files", True),
     ("numResults", "Number of results", "1–500 items per line (default 25)", False),
-    ("filter", "Filter", "a filter ARN (filters are not available in this version yet)", False),
+    (
+        "filter",
+        "Filter",
+        "a filter file: arn:pbatch:local:filter/PATH or PATH (one filter expression)",
+        False,
+    ),
 )
 
 
