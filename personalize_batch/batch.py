@@ -7,7 +7,7 @@ the input's length. Every non-blank input line gives exactly one output line, in
 from __future__ import annotations
 
 import functools
-import os
+import re
 import secrets
 import signal
 import sys
@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from . import io as pio
 from . import jobs as jobs_mod
+from .engines import DEFAULT_PARTITION_SIZE
 from .errors import Interrupted, JobFailed, PbatchError, StorageError, UsageError
 from .lines import (
     BOM,
@@ -35,6 +36,11 @@ from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
 MAX_RESULTS = 500
+ENGINES = ("local", "dask")
+# a Dask scheduler address: [tcp|tls|ws|wss|ucx://]HOST:PORT, HOST a name, IPv4 or [IPv6]
+SCHEDULER_RE = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}$"
+)
 
 
 @dataclass
@@ -53,6 +59,9 @@ class JobParams:
     chunk_lines: int = 1024
     workers: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    scheduler: str | None = None
+    partition_size: int = DEFAULT_PARTITION_SIZE
 
 
 @dataclass
@@ -74,6 +83,11 @@ class Counts:
         self.unknown_users += result.unknown_users
         self.unknown_items += result.unknown_items
 
+    def merge(self, other: Counts) -> None:
+        """Add another reader's counts (a Dask partition's) to these."""
+        for name in ("read", "answered", "errors", "blank", "unknown_users", "unknown_items"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def as_record(self) -> dict[str, int]:
         return {
             "unknownUsers": self.unknown_users,
@@ -91,8 +105,8 @@ def new_job_name() -> str:
 
 
 def solution_arn(path: str, sha256: str | None = None) -> str:
-    """`arn:pbatch:local:solution-version/<absolute path>[@sha256:<hex>]`."""
-    arn = "arn:pbatch:local:solution-version/" + os.path.abspath(path)
+    """`arn:pbatch:local:solution-version/<absolute path or s3:// URL>[@sha256:<hex>]`."""
+    arn = "arn:pbatch:local:solution-version/" + pio.display_path(path)
     return arn + (f"@sha256:{sha256}" if sha256 else "")
 
 
@@ -108,17 +122,45 @@ def check_params(p: JobParams) -> JobParams:
         raise UsageError("--compress-level must be 1-9")
     if p.job_name is not None:
         jobs_mod.check_name(p.job_name)
+    if p.engine not in ENGINES:
+        raise UsageError(f"--engine takes local or dask, not {p.engine!r}")
+    if p.engine == "local" and p.scheduler is not None:
+        raise UsageError("--scheduler needs --engine dask")
+    if p.scheduler is not None and not SCHEDULER_RE.match(p.scheduler):
+        raise UsageError(f"--scheduler takes tcp://HOST:PORT, not {p.scheduler!r}")
+    if p.engine == "dask":
+        if p.input == "-":
+            raise UsageError("--engine dask reads files or s3:// inputs, not stdin")
+        if p.output == "-" and p.scheduler is not None:
+            raise UsageError("--engine dask with --scheduler cannot write to stdout; give --output")
+        if p.scheduler is not None and p.workers is not None:
+            raise UsageError("--workers sizes a local cluster; not with --scheduler")
+        if p.partition_size < 1:
+            raise UsageError(f"--partition-size must be at least 1 byte, not {p.partition_size}")
     return p
 
 
 def read_chunks(
-    stream: IO[bytes], counts: Counts, chunk_lines: int
+    stream: IO[bytes],
+    counts: Counts,
+    chunk_lines: int,
+    *,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[list[tuple[bytes, bool]]]:
     """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order
-    (a UTF-8 BOM at the start and CRLF endings are accepted; blank lines are counted)."""
+    (a UTF-8 BOM at the start and CRLF endings are accepted; blank lines are counted).
+
+    With `start`/`end`, only the lines of that byte range of a seekable stream (a Dask
+    partition, see `io.iter_partition_lines`); only the range at 0 may start with a BOM.
+    """
     chunk: list[tuple[bytes, bool]] = []
-    first = True
-    for raw, too_long in pio.iter_lines(stream, MAX_LINE_BYTES):
+    first = start == 0
+    if start == 0 and end is None:
+        lines = pio.iter_lines(stream, MAX_LINE_BYTES)
+    else:
+        lines = pio.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
+    for raw, too_long in lines:
         if first:
             first = False
             if raw.startswith(BOM):
@@ -165,19 +207,26 @@ def answer_stream(
     chunk_lines: int,
     tick: Callable[[], None] | None = None,
     pool: WorkerPool | None = None,
-) -> None:
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> int:
     """Score a stream chunk by chunk and write one output line per input line, in order
-    (on `pool`'s worker processes when given)."""
-    chunks = read_chunks(stream, counts, chunk_lines)
+    (on `pool`'s worker processes when given; only the byte range `start`-`end` when
+    given). Returns the number of bytes written."""
+    chunks = read_chunks(stream, counts, chunk_lines, start=start, end=end)
     if pool is None:
         results = (answer_chunk(answerer, chunk) for chunk in chunks)
     else:
         results = pool.map_ordered(chunks)
+    written = 0
     for result in results:
         out.write(result.data)
+        written += len(result.data)
         counts.add(result)
         if tick is not None:
             tick()
+    return written
 
 
 class _Progress:
@@ -219,6 +268,10 @@ def run_job(
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
     """
     check_params(p)
+    if p.engine == "dask":
+        from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
+
+        dask_engine.require()
     name = p.job_name or new_job_name()
     output = p.output or (pio.default_output(p.input) if p.input else "-")
     shown_input, shown_output = pio.display_path(p.input), pio.display_path(output)
@@ -227,7 +280,7 @@ def run_job(
             "jobName": name,
             "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
             "solutionVersionArn": solution_arn(p.solution),
-            "solutionPath": os.path.abspath(p.solution),
+            "solutionPath": pio.display_path(p.solution),
             "numResults": p.num_results,
             "jobInput": {"s3DataSource": {"path": shown_input}},
             "jobOutput": {"s3DataDestination": {"path": shown_output}},
@@ -245,9 +298,9 @@ def run_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
-    pool: WorkerPool | None = None
+    engine: dict[str, Any] = {"engine": p.engine}
     try:
-        solution = load(p.solution)
+        solution = load(p.solution, p.endpoint_url)
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
@@ -256,26 +309,15 @@ def run_job(
         )
         if on_solution is not None:
             on_solution(solution)
-        answerer = Answerer(solution, p.num_results, p.include_seen)
         refs = pio.list_inputs(p.input, p.endpoint_url)
-        workers = p.workers or default_workers()
-        if workers > 1:
-            pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
         tick = _Progress(counts, progress)
-        for ref in refs:
-            url = pio.output_url(output, ref.name, p.compress)
-            stream = pio.open_input(ref.url, p.endpoint_url)
-            try:
-                with pio.AtomicOutput(
-                    url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
-                ) as out:
-                    _answer_guarded(
-                        stream, out, answerer, counts, p.chunk_lines, tick, ref.url, pool
-                    )
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
-            outputs.append(url)
+        if p.engine == "dask":
+            report = functools.partial(store.update, name)
+            engine.update(
+                dask_engine.run(p, name, solution, refs, output, counts, outputs, tick, report)
+            )
+        else:
+            engine.update(_run_local(p, solution, refs, output, counts, outputs, tick))
         tick.done()
     except PbatchError as exc:
         store.update(
@@ -284,6 +326,7 @@ def run_job(
             failureReason=str(exc),
             durationSeconds=round(time.monotonic() - started, 3),
             outputs=outputs,
+            **engine,
             **counts.as_record(),
         )
         if isinstance(exc, Interrupted):
@@ -295,12 +338,11 @@ def run_job(
             status=jobs_mod.FAILED,
             failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
             outputs=outputs,
+            **engine,
             **counts.as_record(),
         )
         raise
     finally:
-        if pool is not None:
-            pool.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     return store.update(
@@ -308,24 +350,63 @@ def run_job(
         status=jobs_mod.ACTIVE,
         durationSeconds=round(time.monotonic() - started, 3),
         outputs=outputs,
-        workers=workers,
+        **engine,
         **counts.as_record(),
     )
 
 
-def _answer_guarded(
+def _run_local(
+    p: JobParams,
+    solution: Solution,
+    refs: list[pio.InputRef],
+    output: str,
+    counts: Counts,
+    outputs: list[str],
+    tick: Callable[[], None],
+) -> dict[str, Any]:
+    """The local engine: each input in turn, its chunks on this machine's worker
+    processes; returns the record fields that describe the engine."""
+    answerer = Answerer(solution, p.num_results, p.include_seen)
+    workers = p.workers or default_workers()
+    pool = WorkerPool(functools.partial(answer_chunk, answerer), workers) if workers > 1 else None
+    try:
+        for ref in refs:
+            url = pio.output_url(output, ref.name, p.compress)
+            stream = pio.open_input(ref.url, p.endpoint_url)
+            try:
+                with pio.AtomicOutput(
+                    url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
+                ) as out:
+                    answer_guarded(
+                        stream, out, answerer, counts, p.chunk_lines, tick, ref.url, pool
+                    )
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+            outputs.append(url)
+    finally:
+        if pool is not None:
+            pool.close()
+    return {"workers": workers}
+
+
+def answer_guarded(
     stream: IO[bytes],
     out: IO[bytes],
     answerer: Answerer,
     counts: Counts,
     chunk: int,
-    tick: Callable[[], None],
+    tick: Callable[[], None] | None,
     url: str,
-    pool: WorkerPool | None,
-) -> None:
-    """answer_stream, with read/write failures turned into one StorageError."""
+    pool: WorkerPool | None = None,
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> int:
+    """answer_stream, with read/write failures turned into one StorageError (also used
+    by the Dask engine's workers for one partition). Returns the bytes written."""
     try:
-        answer_stream(stream, out, answerer, counts, chunk, tick, pool)
+        return answer_stream(stream, out, answerer, counts, chunk, tick, pool, start=start, end=end)
     except PbatchError:
         raise
     except (OSError, EOFError, zlib.error) as exc:
