@@ -243,11 +243,13 @@ class AtomicOutput:
         *,
         endpoint_url: str | None = None,
         compresslevel: int | None = None,
+        durable: bool = True,
     ) -> None:
         self.url = url
         self.endpoint_url = endpoint_url
         self.gzip = url.endswith(".gz")
         self.compresslevel = compresslevel if compresslevel is not None else 1
+        self.durable = durable  # False: no fsync (a temporary part, deleted after the job)
         self._raw: Any = None
         self._tmp: str | None = None
         self._stream: Any = None
@@ -324,7 +326,8 @@ class AtomicOutput:
                 self._raw.close()
                 return
             self._raw.flush()
-            os.fsync(self._raw.fileno())
+            if self.durable:
+                os.fsync(self._raw.fileno())
             self._raw.close()
             os.replace(self._tmp, self.url)
             self._tmp = None

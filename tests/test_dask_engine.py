@@ -8,6 +8,7 @@ job's. Failures must leave no output, no staging parts and no pending multipart 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -15,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +311,18 @@ def test_s3_solution_is_loaded_once_per_worker(client, solutions, s3_client, s3_
     assert sum(loads) >= 1 and max(loads) == 1, loads
 
 
+@contextlib.contextmanager
+def killing(client: Client, plugin: KillWorker) -> Iterator[None]:
+    """The plugin on every worker (restarted ones too) for the block; afterwards the
+    cluster is back to its 2 workers."""
+    client.register_plugin(plugin, name="kill")
+    try:
+        yield
+    finally:
+        client.unregister_worker_plugin("kill")
+        client.wait_for_workers(2, timeout=60)
+
+
 def test_worker_killed_mid_partition_still_gives_the_full_output(
     client, solutions, s3_client, s3_bucket, tmp_path
 ):
@@ -317,9 +331,7 @@ def test_worker_killed_mid_partition_still_gives_the_full_output(
     src.write_bytes(data)
     want, out = local_run(solutions["user-personalization"], src, tmp_path / "local")
     s3_client.put_object(Bucket=s3_bucket, Key="in/in.json", Body=data)
-    plugin = KillWorker("killed-once", "000002", 0.15, str(tmp_path / "killed"))
-    client.register_plugin(plugin, name="kill-once")
-    try:
+    with killing(client, KillWorker("killed-once", "000002", 0.15, str(tmp_path / "killed"))):
         got = dask_run(
             client,
             solutions["user-personalization"],
@@ -328,9 +340,6 @@ def test_worker_killed_mid_partition_still_gives_the_full_output(
             job_name="killed-once",
             partition_size=len(data) // 6,
         )
-    finally:
-        client.unregister_worker_plugin("kill-once")
-        client.wait_for_workers(2, timeout=60)
     assert (tmp_path / "killed").exists()  # a worker did die running partition 2
     assert got["status"] == "ACTIVE"
     assert get(s3_client, s3_bucket, "out/in.json.out") == (out / "in.json.out").read_bytes()
@@ -346,8 +355,7 @@ def test_partition_killing_every_worker_fails_the_job_cleanly(
     s3_client.put_object(Bucket=s3_bucket, Key="in/in.json", Body=data)
     old = b'{"an":"old output","that":"must survive"}\n'
     s3_client.put_object(Bucket=s3_bucket, Key="out/in.json.out", Body=old)
-    client.register_plugin(KillWorker("doomed", "000001", 0.0, None), name="kill-always")
-    try:
+    with killing(client, KillWorker("doomed", "000001", 0.0, None)):
         with pytest.raises(JobFailed, match="died 2 times"):
             dask_run(
                 client,
@@ -357,9 +365,6 @@ def test_partition_killing_every_worker_fails_the_job_cleanly(
                 job_name="doomed",
                 partition_size=len(data) // 4,
             )
-    finally:
-        client.unregister_worker_plugin("kill-always")
-        client.wait_for_workers(2, timeout=60)
     record = JobStore().get("doomed")
     assert record["status"] == "CREATE FAILED"
     assert "partition 1" in record["failureReason"]
@@ -432,31 +437,21 @@ def test_cli_with_a_scheduler(client, solutions, aws_env, s3_client, s3_bucket, 
     assert (record["engine"], record["partitions"], record["partitionsDone"]) == ("dask", 3, 3)
 
 
-def test_cli_starts_its_own_local_cluster(solutions, tmp_path):
+def test_cli_starts_its_own_local_cluster_and_writes_stdout(solutions, tmp_path):
     src = tmp_path / "in.json"
     src.write_bytes(make_input("sims", 300))
     want, out = local_run(solutions["sims"], src, tmp_path / "local")
-    env = {**os.environ, "PBATCH_HOME": str(tmp_path / "home")}
-    result = pbatch(
-        "run",
-        "-s",
-        solutions["sims"],
-        "-i",
-        src,
-        "-o",
-        tmp_path / "dask",
-        "-q",
-        "--engine",
-        "dask",
-        "--workers",
-        "1",
-        "--partition-size",
-        "2000",
-        env=env,
+    result = subprocess.run(
+        [*PBATCH, "run", "-s", solutions["sims"], "-i", src, "-o", "-", "-q"]
+        + ["--engine", "dask", "--workers", "1", "--partition-size", "2000"],
+        env={**os.environ, "PBATCH_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        timeout=120,
     )
     assert result.returncode == 3, result.stderr
-    assert result.stderr == f"pbatch: {want['linesWithErrors']} lines had errors\n"
-    assert (tmp_path / "dask" / "in.json.out").read_bytes() == (out / "in.json.out").read_bytes()
+    assert result.stderr.decode() == f"pbatch: {want['linesWithErrors']} lines had errors\n"
+    assert result.stdout == (out / "in.json.out").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["home", "in.json", "local"]
 
 
 def test_cli_without_the_dask_extra_says_how_to_install_it(solutions, tmp_path):

@@ -151,7 +151,7 @@ def score_partition(task: Partition) -> PartResult:
     label = f"{task.input} (bytes {task.start}-{'end' if task.end is None else task.end})"
     stream = pio.open_input(task.input, task.endpoint_url)
     try:
-        with pio.AtomicOutput(part, endpoint_url=task.endpoint_url) as out:
+        with pio.AtomicOutput(part, endpoint_url=task.endpoint_url, durable=False) as out:
             size = answer_guarded(
                 stream,
                 out,

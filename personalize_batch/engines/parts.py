@@ -15,6 +15,7 @@ part of an input is written, the driver joins them in order:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
 import math
 import os
 import shutil
@@ -136,6 +137,8 @@ class Staging:
 
 def _copy_part(url: str, size: int, out: Any, endpoint_url: str | None) -> None:
     """Append one part to `out`, checking that it holds the bytes its worker reported."""
+    if not pio.is_s3(url) and _copy_file_range(url, size, out):
+        return
     copied = 0
     stream = pio.open_input(url, endpoint_url)
     try:
@@ -146,6 +149,31 @@ def _copy_part(url: str, size: int, out: Any, endpoint_url: str | None) -> None:
         stream.close()
     if copied != size:
         raise StorageError(f"part {url} holds {copied} bytes, its worker wrote {size}")
+
+
+def _copy_file_range(path: str, size: int, out: Any) -> bool:
+    """Append a local part to a plain local output in the kernel (no copy through this
+    process); False when `out` is not a plain file or the kernel cannot do it."""
+    if not isinstance(out, io.BufferedWriter) or not hasattr(os, "copy_file_range"):
+        return False
+    out.flush()
+    with open(path, "rb") as src:
+        if os.fstat(src.fileno()).st_size != size:
+            raise StorageError(f"part {path} does not hold the {size} bytes its worker wrote")
+        done = 0
+        try:
+            while done < size:
+                n = os.copy_file_range(src.fileno(), out.fileno(), size - done)
+                if n == 0:
+                    break
+                done += n
+        except OSError:
+            if done:
+                raise  # part of it was appended: the output is no longer what it was
+            return False  # e.g. across file systems on some kernels: copy it in Python
+    if done != size:
+        raise StorageError(f"part {path} does not hold the {size} bytes its worker wrote")
+    return True
 
 
 def _compose_s3(dest: str, parts: list[tuple[str, int]], endpoint_url: str | None) -> None:
