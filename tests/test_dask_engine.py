@@ -14,8 +14,10 @@ import io
 import logging
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from personalize_batch import io as pio
 from personalize_batch.batch import Counts, JobParams, read_chunks, run_job
 from personalize_batch.engines import dask as engine
 from personalize_batch.engines.parts import plan_upload
-from personalize_batch.errors import JobFailed
+from personalize_batch.errors import JobFailed, PbatchError
 from personalize_batch.jobs import JobStore
 
 COUNT_FIELDS = (
@@ -407,6 +409,42 @@ def pbatch(*args: Any, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*PBATCH, *map(str, args)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
+
+
+def test_sigterm_stops_the_job_cleanly_and_progress_was_recorded(client, solutions, tmp_path):
+    """SIGTERM mid-job: exit 143, CREATE FAILED, no output and no parts left; the record
+    showed partitions done while the job ran."""
+    src = tmp_path / "in.json"
+    src.write_bytes(make_input("user-personalization", 20_000, seed=6))
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [*PBATCH, "run", "-s", solutions["user-personalization"], "-i", src, "-o"]
+        + [tmp_path / "out", "--job-name", "stopped", "--engine", "dask"]
+        + ["--scheduler", client.scheduler.address, "--partition-size", "8000"],
+        env={**os.environ, "PBATCH_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen = JobStore(home).get("stopped")
+        except PbatchError:
+            seen = {}  # not created yet
+        if seen.get("partitionsDone"):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert seen["status"] == "IN PROGRESS"
+    assert 0 < seen["partitionsDone"] < seen["partitions"] and seen["linesRead"] > 0
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr == "pbatch: error: stopped by SIGTERM\n"
+    record = JobStore(home).get("stopped")
+    assert (record["status"], record["failureReason"]) == ("CREATE FAILED", "stopped by SIGTERM")
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
 def test_cli_with_a_scheduler(client, solutions, aws_env, s3_client, s3_bucket, tmp_path):

@@ -71,7 +71,7 @@ SOLUTION = click.option(
     "-s",
     required=True,
     metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`.",
+    help="The solution file (.npz) made by `pbatch train`: a path or an s3:// URL.",
 )
 NUM_RESULTS = click.option(
     "--num-results",
