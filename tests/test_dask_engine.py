@@ -266,6 +266,36 @@ def test_gz_and_plain_inputs_gzip_output_local_files(client, solutions, tmp_path
     assert_same_counts(got, want)
 
 
+def test_prefix_with_nested_compressed_and_odd_names(
+    client, solutions, s3_client, s3_bucket, tmp_path
+):
+    """Every input under a prefix gets its NAME.out, in the key's folder; `?`, `#`, `%`
+    and spaces are plain key characters for the parts and the join too."""
+    inputs = {
+        "in/a.json": make_input("popularity-count", 200, seed=7),
+        "in/sub/c é+%20?#1.json": make_input("popularity-count", 150, seed=8),
+        "in/b.json.gz": gzip.compress(make_input("popularity-count", 100, seed=9), mtime=0),
+    }
+    (tmp_path / "local-in").mkdir()
+    for key, body in inputs.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=body)
+        (tmp_path / "local-in" / key.rsplit("/", 1)[1]).write_bytes(body)
+    _, out = local_run(solutions["popularity-count"], tmp_path / "local-in", tmp_path / "local")
+    got = dask_run(
+        client,
+        solutions["popularity-count"],
+        f"s3://{s3_bucket}/in/",
+        f"s3://{s3_bucket}/out/",
+        partition_size=2000,
+    )
+    assert got["outputs"] == [f"s3://{s3_bucket}/out/{k[3:]}.out" for k in sorted(inputs)]
+    for key in inputs:
+        want = (out / (key.rsplit("/", 1)[1] + ".out")).read_bytes()
+        assert get(s3_client, s3_bucket, f"out/{key[3:]}.out") == want, key
+    assert keys(s3_client, s3_bucket, "out/") == {f"out/{k[3:]}.out" for k in inputs}
+    assert pending_uploads(s3_client, s3_bucket) == []
+
+
 def test_large_output_is_assembled_server_side(client, solutions, s3_client, s3_bucket, tmp_path):
     """Parts over and under S3's 5 MiB minimum, and empty ones (a stretch of blank
     lines): copied server-side, merged, skipped – the bytes stay the local engine's."""
