@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
+import re
 import secrets
 import signal
 import sys
@@ -23,6 +23,7 @@ import orjson
 from . import io as pio
 from . import jobs as jobs_mod
 from .diagnostics import IdTally, diagnose
+from .engines import DEFAULT_PARTITION_SIZE
 from .errors import (
     Interrupted,
     JobFailed,
@@ -52,6 +53,11 @@ SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
 PROGRESS_SECONDS = 2.0  # how often a running job writes its counts to its record
+ENGINES = ("local", "dask")
+# a Dask scheduler address: [tcp|tls|ws|wss|ucx://]HOST:PORT, HOST a name, IPv4 or [IPv6]
+SCHEDULER_RE = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}$"
+)
 
 
 @dataclass
@@ -78,6 +84,9 @@ class JobParams:
     filter_expression: str | None = None
     filter_source: str = "--filter"  # how errors name where the expression came from
     exploration: Exploration = field(default_factory=Exploration)
+    engine: str = "local"
+    scheduler: str | None = None
+    partition_size: int = DEFAULT_PARTITION_SIZE
 
 
 @dataclass
@@ -99,6 +108,12 @@ class Counts:
         self.ids_not_strings += result.ids_not_strings
         self.ids.add(result.ids)
 
+    def merge(self, other: Counts) -> None:
+        """Add another reader's counts (a Dask partition's) to these."""
+        for name in ("read", "answered", "errors", "blank", "ids_not_strings"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.ids.merge(other.ids)
+
     def as_record(self) -> dict[str, int]:
         return {
             "unknownUsers": self.ids.unknown_users,
@@ -117,7 +132,7 @@ def new_job_name() -> str:
 
 def solution_arn(path: str, sha256: str | None = None) -> str:
     """`arn:pbatch:local:solution-version/<absolute path>[@sha256:<hex>]`."""
-    arn = SOLUTION_ARN_PREFIX + os.path.abspath(path)
+    arn = SOLUTION_ARN_PREFIX + pio.display_path(path)
     return arn + (f"@sha256:{sha256}" if sha256 else "")
 
 
@@ -170,21 +185,58 @@ def check_params(p: JobParams) -> JobParams:
             p.filter_expression, p.filter_source
         )  # syntax errors before the job exists (A.6)
     p.exploration.check()
+    _check_engine(p)
     return p
 
 
+def _check_engine(p: JobParams) -> None:
+    if p.engine not in ENGINES:
+        raise UsageError(f"--engine takes local or dask, not {p.engine!r}")
+    if p.engine == "local" and p.scheduler is not None:
+        raise UsageError("--scheduler needs --engine dask")
+    if p.scheduler is not None and not SCHEDULER_RE.match(p.scheduler):
+        raise UsageError(f"--scheduler takes tcp://HOST:PORT, not {p.scheduler!r}")
+    if p.engine != "dask":
+        return
+    if p.input == "-":
+        raise UsageError("--engine dask reads files or s3:// inputs, not stdin")
+    if p.output == "-" and p.scheduler is not None:
+        raise UsageError("--engine dask with --scheduler cannot write to stdout; give --output")
+    if p.scheduler is not None and p.workers is not None:
+        raise UsageError("--workers sizes a local cluster; not with --scheduler")
+    if p.partition_size < 1:
+        raise UsageError(f"--partition-size must be at least 1 byte, not {p.partition_size}")
+    if p.errors_to or p.skip_errors or p.max_error_rate is not None:
+        raise UsageError(
+            "--errors-to, --skip-errors and --max-error-rate work with --engine local only"
+        )
+
+
 def read_numbered_chunks(
-    stream: IO[bytes], counts: Counts, chunk_lines: int
+    stream: IO[bytes],
+    counts: Counts,
+    chunk_lines: int,
+    *,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]]]:
     """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order,
-    with their line numbers (1-based, blank lines counted). A UTF-8 BOM at the start and
-    CRLF endings are accepted."""
+    with their line numbers (1-based, blank lines counted; within the range when one is
+    given). A UTF-8 BOM at the start and CRLF endings are accepted.
+
+    With `start`/`end`, only the lines of that byte range of a seekable stream (a Dask
+    partition, see `io.iter_partition_lines`); only the range at 0 may start with a BOM.
+    """
     chunk: list[tuple[bytes, bool]] = []
     numbers: list[int] = []
     lineno = 0
-    for raw, too_long in pio.iter_lines(stream, MAX_LINE_BYTES):
+    if start == 0 and end is None:
+        lines = pio.iter_lines(stream, MAX_LINE_BYTES)
+    else:
+        lines = pio.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
+    for raw, too_long in lines:
         lineno += 1
-        if lineno == 1 and raw.startswith(BOM):
+        if lineno == 1 and start == 0 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         if not too_long and is_blank(raw):
             counts.blank += 1
@@ -200,10 +252,15 @@ def read_numbered_chunks(
 
 
 def read_chunks(
-    stream: IO[bytes], counts: Counts, chunk_lines: int
+    stream: IO[bytes],
+    counts: Counts,
+    chunk_lines: int,
+    *,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[list[tuple[bytes, bool]]]:
     """read_numbered_chunks without the line numbers."""
-    for chunk, _ in read_numbered_chunks(stream, counts, chunk_lines):
+    for chunk, _ in read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end):
         yield chunk
 
 
@@ -264,16 +321,21 @@ def answer_stream(
     options: LineOptions = LineOptions(),  # noqa: B008  (frozen, shared default)
     errors_out: IO[bytes] | None = None,
     max_error_rate: float | None = None,
-) -> None:
+    start: int = 0,
+    end: int | None = None,
+) -> int:
     """Score a stream chunk by chunk and write one output line per input line, in order
-    (on `pool`'s worker processes when given)."""
-    numbered = read_numbered_chunks(stream, counts, chunk_lines)
+    (on `pool`'s worker processes when given; only the byte range `start`-`end` when
+    given). Returns the number of bytes written."""
+    numbered = read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end)
     if pool is None:
         results = (answer_chunk(answerer, c, n, options) for c, n in numbered)
     else:
         results = pool.map_ordered((c, n, options) for c, n in numbered)
+    written = 0
     for result in results:
         out.write(result.data)
+        written += len(result.data)
         if errors_out is not None:
             errors_out.write(result.errors_data)
         counts.add(result)
@@ -283,6 +345,7 @@ def answer_stream(
             tick()
     if max_error_rate is not None:
         check_error_rate(counts, max_error_rate)
+    return written
 
 
 MIN_LINES_FOR_RATE = 100
@@ -385,6 +448,10 @@ def _output_of(p: JobParams) -> str:
 def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
     """Check a job's parameters and record it PENDING (a used name is refused); its name."""
     check_params(p)
+    if p.engine == "dask":
+        from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
+
+        dask_engine.require()
     name = p.job_name or new_job_name()
     path, sha = parse_solution_ref(p.solution)
     store.create(
@@ -392,7 +459,7 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             "jobName": name,
             "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
             "solutionVersionArn": solution_arn(path, sha or p.solution_sha256),
-            "solutionPath": os.path.abspath(path),
+            "solutionPath": pio.display_path(path),
             "numResults": p.num_results,
             **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
             "jobInput": {"s3DataSource": {"path": pio.display_path(p.input)}},
@@ -446,9 +513,9 @@ def execute_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
-    pool: WorkerPool | None = None
+    engine: dict[str, Any] = {"engine": p.engine}
     try:
-        solution = load(path)
+        solution = load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
         store.update(
             name,
@@ -458,19 +525,79 @@ def execute_job(
         )
         if on_solution is not None:
             on_solution(solution)
-        answerer = Answerer(
-            solution,
-            p.num_results,
-            p.include_seen,
-            p.filter_expression,
-            p.exploration,
-            p.filter_source,
-        )
         refs = pio.list_inputs(p.input, p.endpoint_url)
-        workers = p.workers or default_workers()
-        if workers > 1:
-            pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
         tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
+        if p.engine == "dask":
+            from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
+
+            report = functools.partial(store.update, name)
+            engine.update(
+                dask_engine.run(p, name, solution, refs, output, counts, outputs, tick, report)
+            )
+        else:
+            engine.update(_run_local(p, solution, refs, output, counts, outputs, tick))
+        tick.done()
+    except PbatchError as exc:
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=str(exc),
+            durationSeconds=round(time.monotonic() - started, 3),
+            outputs=outputs,
+            **engine,
+            **counts.as_record(),
+        )
+        if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
+            raise
+        raise JobFailed(f"job {name} failed: {exc}") from None
+    except BaseException as exc:  # a bug or a broken pipe: the record must still tell
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            outputs=outputs,
+            **engine,
+            **counts.as_record(),
+        )
+        raise
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
+    return store.update(
+        name,
+        status=jobs_mod.ACTIVE,
+        durationSeconds=round(time.monotonic() - started, 3),
+        outputs=outputs,
+        **engine,
+        idDiagnostics=ids,
+        **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
+        **counts.as_record(),
+    )
+
+
+def _run_local(
+    p: JobParams,
+    solution: Solution,
+    refs: list[pio.InputRef],
+    output: str,
+    counts: Counts,
+    outputs: list[str],
+    tick: Callable[[], None],
+) -> dict[str, Any]:
+    """The local engine: each input in turn, its chunks on this machine's worker
+    processes; returns the record fields that describe the engine."""
+    answerer = Answerer(
+        solution,
+        p.num_results,
+        p.include_seen,
+        p.filter_expression,
+        p.exploration,
+        p.filter_source,
+    )
+    workers = p.workers or default_workers()
+    pool = WorkerPool(functools.partial(answer_chunk, answerer), workers) if workers > 1 else None
+    try:
         with contextlib.ExitStack() as stack:
             errors_out = None
             if p.errors_to:
@@ -500,50 +627,45 @@ def execute_job(
                     if stream is not sys.stdin.buffer:
                         stream.close()
                 outputs.append(url)
-        tick.done()
-    except PbatchError as exc:
-        store.update(
-            name,
-            status=jobs_mod.FAILED,
-            failureReason=str(exc),
-            durationSeconds=round(time.monotonic() - started, 3),
-            outputs=outputs,
-            **counts.as_record(),
-        )
-        if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
-            raise
-        raise JobFailed(f"job {name} failed: {exc}") from None
-    except BaseException as exc:  # a bug or a broken pipe: the record must still tell
-        store.update(
-            name,
-            status=jobs_mod.FAILED,
-            failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-            outputs=outputs,
-            **counts.as_record(),
-        )
-        raise
     finally:
         if pool is not None:
             pool.close()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-    ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
-    return store.update(
-        name,
-        status=jobs_mod.ACTIVE,
-        durationSeconds=round(time.monotonic() - started, 3),
-        outputs=outputs,
-        workers=workers,
-        idDiagnostics=ids,
-        **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
-        **counts.as_record(),
+    return {"workers": workers}
+
+
+def answer_guarded(
+    stream: IO[bytes],
+    out: IO[bytes],
+    answerer: Answerer,
+    counts: Counts,
+    chunk: int,
+    tick: Callable[[], None] | None,
+    url: str,
+    pool: WorkerPool | None = None,
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> int:
+    """answer_stream for one input or byte range (the Dask engine's workers use it for a
+    partition), with read/write failures turned into one StorageError; bytes written."""
+    return _answer_guarded(
+        url,
+        counts,
+        stream=stream,
+        out=out,
+        answerer=answerer,
+        chunk_lines=chunk,
+        tick=tick,
+        pool=pool,
+        start=start,
+        end=end,
     )
 
 
-def _answer_guarded(url: str, counts: Counts, **stream_args: Any) -> None:
+def _answer_guarded(url: str, counts: Counts, **stream_args: Any) -> int:
     """answer_stream, with read/write failures turned into one StorageError."""
     try:
-        answer_stream(counts=counts, **stream_args)
+        return answer_stream(counts=counts, **stream_args)
     except PbatchError:
         raise
     except BrokenPipeError:

@@ -23,6 +23,10 @@ class IdTally:
     unknown_items: int = 0
     item_examples: list[str] = field(default_factory=list)
 
+    def merge(self, other: IdTally) -> None:
+        """Add another job part's totals (a Dask partition's)."""
+        self.add(other)
+
     def add(self, part: Any) -> None:
         """Add one chunk's scoring.IdCounts."""
         if part is None:

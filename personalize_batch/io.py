@@ -79,7 +79,8 @@ def describe_s3_error(exc: BaseException) -> str:
     return f"S3 {name}: {exc}"
 
 
-def _s3_exceptions() -> tuple[type[BaseException], ...]:
+def s3_errors() -> tuple[type[BaseException], ...]:
+    """botocore's exception classes, to catch (none while boto3 was never imported)."""
     if "botocore" not in sys.modules:
         return ()
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -129,7 +130,7 @@ def list_inputs(path: str, endpoint_url: str | None = None) -> list[InputRef]:
 def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
     bucket, key = split_s3(url)
     client = s3_client(endpoint_url)
-    errors = _s3_exceptions()
+    errors = s3_errors()
     try:
         if key and not key.endswith("/"):
             try:
@@ -198,7 +199,7 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
     import smart_open  # noqa: PLC0415  (deferred: it imports boto3)
 
     params = {"client": s3_client(endpoint_url)}
-    errors = _s3_exceptions()
+    errors = s3_errors()
     try:
         return smart_open.open(url, "rb", transport_params=params)
     except errors as exc:
@@ -242,11 +243,13 @@ class AtomicOutput:
         *,
         endpoint_url: str | None = None,
         compresslevel: int | None = None,
+        durable: bool = True,
     ) -> None:
         self.url = url
         self.endpoint_url = endpoint_url
         self.gzip = url.endswith(".gz")
         self.compresslevel = compresslevel if compresslevel is not None else 1
+        self.durable = durable  # False: no fsync (a temporary part, deleted after the job)
         self._raw: Any = None
         self._tmp: str | None = None
         self._stream: Any = None
@@ -290,7 +293,7 @@ class AtomicOutput:
         # a bare OSError. botocore's retries are enough.
         s3_transport.RETRY.exceptions = []
         bucket, key = split_s3(self.url)
-        errors = _s3_exceptions()
+        errors = s3_errors()
         try:
             return s3_transport.open(
                 bucket,
@@ -312,7 +315,7 @@ class AtomicOutput:
 
     def commit(self) -> None:
         """Finish the output and make it visible under its name."""
-        errors = _s3_exceptions()
+        errors = s3_errors()
         try:
             if self._stream is not self._raw:
                 self._stream.close()
@@ -323,7 +326,8 @@ class AtomicOutput:
                 self._raw.close()
                 return
             self._raw.flush()
-            os.fsync(self._raw.fileno())
+            if self.durable:
+                os.fsync(self._raw.fileno())
             self._raw.close()
             os.replace(self._tmp, self.url)
             self._tmp = None
@@ -343,7 +347,7 @@ class AtomicOutput:
             if terminate is not None and not getattr(self._raw, "closed", False):
                 try:
                     terminate()
-                except _s3_exceptions():
+                except s3_errors():
                     pass  # the upload expires server-side; the object never appeared
             return
         try:
@@ -356,6 +360,72 @@ class AtomicOutput:
             except FileNotFoundError:
                 pass
             self._tmp = None
+
+
+def is_compressed(url: str) -> bool:
+    """True for inputs that are decompressed on reading (they cannot be split by bytes)."""
+    return url.endswith(COMPRESSED_SUFFIXES)
+
+
+def input_size(url: str, endpoint_url: str | None = None) -> int:
+    """The size in bytes of a local file or S3 object (as stored, before decompression)."""
+    if not is_s3(url):
+        try:
+            return os.path.getsize(url)
+        except OSError as exc:
+            raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
+    bucket, key = split_s3(url)
+    try:
+        return int(s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except s3_errors() as exc:
+        raise StorageError(f"cannot read {url}: {describe_s3_error(exc)}") from None
+
+
+def download(url: str, path: str, endpoint_url: str | None = None) -> None:
+    """Copy an S3 object to a local file (a multi-threaded ranged download)."""
+    bucket, key = split_s3(url)
+    try:
+        s3_client(endpoint_url).download_file(bucket, key, path)
+    except s3_errors() as exc:
+        raise StorageError(f"cannot read {url}: {describe_s3_error(exc)}") from None
+
+
+class _Tracked:
+    """A binary stream that knows the offset of the next byte `readline` returns."""
+
+    def __init__(self, stream: IO[bytes], pos: int) -> None:
+        self.stream, self.pos = stream, pos
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self.stream.readline(size)
+        self.pos += len(line)
+        return line
+
+
+def iter_partition_lines(
+    stream: IO[bytes], start: int, end: int | None, max_bytes: int
+) -> Iterator[tuple[bytes, bool]]:
+    """The lines of the byte range [start, end) of a seekable stream, as `iter_lines`.
+
+    The rule of Hadoop and Dask (`read_block`): a range that does not start at 0 starts
+    after the first newline at or after `start`; it ends with the line that holds byte
+    `end` (a line starting at `end` included). Ranges that tile a file therefore yield
+    every line exactly once. `end=None` reads to the end of the stream.
+    """
+    if start > 0:
+        stream.seek(start)
+        while True:  # skip through the first newline at or after `start`
+            rest = stream.readline(1 << 20)
+            start += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                break
+    tracked = _Tracked(stream, start)
+    lines = iter_lines(tracked, max_bytes)
+    while end is None or tracked.pos <= end:
+        item = next(lines, None)
+        if item is None:
+            return
+        yield item
 
 
 def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]]:

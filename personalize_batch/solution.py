@@ -23,6 +23,7 @@ import orjson
 import scipy.sparse as sp
 
 from . import __version__
+from . import io as pio
 from .errors import PbatchError, SolutionError, StorageError
 from .recipes import canonical_recipe
 from .recipes.base import csr_rows
@@ -179,8 +180,11 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def load(path: str) -> Solution:
-    """Load and validate a solution; any problem is one SolutionError."""
+def load(path: str, endpoint_url: str | None = None) -> Solution:
+    """Load and validate a solution (a local path or an s3:// URL); any problem is one
+    SolutionError, or a StorageError when an s3:// solution cannot be read."""
+    if pio.is_s3(path):
+        return _load_s3(path, endpoint_url)
     if not os.path.exists(path):
         raise SolutionError(f"solution not found: {path}")
     if os.path.isdir(path):
@@ -199,6 +203,20 @@ def load(path: str) -> Solution:
         raise SolutionError(f"{path}: not a readable solution file ({reason})") from None
     sol = _validate(path, arrays)
     sol.sha256 = _file_sha256(path)
+    return sol
+
+
+def _load_s3(url: str, endpoint_url: str | None) -> Solution:
+    """Download an s3:// solution to a temporary file, load it and delete the file (the
+    arrays are read into memory); the Solution keeps the URL as its path."""
+    with tempfile.TemporaryDirectory(prefix="pbatch-solution-") as folder:
+        local = os.path.join(folder, "solution.npz")
+        pio.download(url, local, endpoint_url)
+        try:
+            sol = load(local)
+        except SolutionError as exc:
+            raise SolutionError(str(exc).replace(local, url)) from None
+    sol.path = url
     return sol
 
 

@@ -151,3 +151,17 @@ def test_describe_prints_json(solutions, tmp_path):
     assert d["recipe"] == "sims"
     assert d["hyperparameters"]["popularity_discount_factor"] == 0.5
     assert d["hyperparameters"]["min_cointeraction_count"] == 3
+
+
+def test_an_s3_solution_loads_like_the_local_file(solutions, s3_env, s3_client, s3_bucket):
+    path = solutions["sims"]
+    s3_client.upload_file(str(path), s3_bucket, "models/sims.npz")
+    s3_client.put_object(Bucket=s3_bucket, Key="models/bad.npz", Body=b"PK\x03\x04 not a zip")
+    local, remote = load(str(path)), load(f"s3://{s3_bucket}/models/sims.npz")
+    assert remote.path == f"s3://{s3_bucket}/models/sims.npz"
+    assert (remote.recipe, remote.sha256) == (local.recipe, local.sha256)
+    assert remote.arrays.keys() == local.arrays.keys()
+    for name, arr in local.arrays.items():
+        np.testing.assert_array_equal(remote.arrays[name], arr, err_msg=name)
+    with pytest.raises(SolutionError, match=rf"^s3://{s3_bucket}/models/bad.npz: not a readable"):
+        load(f"s3://{s3_bucket}/models/bad.npz")

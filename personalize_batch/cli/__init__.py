@@ -72,7 +72,8 @@ SOLUTION = click.option(
     "-s",
     required=True,
     metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`, or its arn:pbatch:… ARN.",
+    help="The solution file (.npz) made by `pbatch train`: a path, an s3:// URL or its "
+    "arn:pbatch:… ARN.",
 )
 NUM_RESULTS = click.option(
     "--num-results",

@@ -2,4 +2,5 @@
 
 from . import main
 
-main(prog_name="pbatch")
+if __name__ == "__main__":  # not when a spawned Dask worker process re-imports this module
+    main(prog_name="pbatch")

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..engines import DEFAULT_PARTITION_SIZE
 from . import (
     ENDPOINT,
     NUM_RESULTS,
@@ -54,7 +55,31 @@ from . import (
     "--workers",
     type=click.IntRange(1, 256),
     default=None,
-    help="Scoring processes (default: the number of cores); output is the same for any.",
+    help="Scoring processes (default: the number of cores); output is the same for any. "
+    "With --engine dask: the local cluster's worker processes.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where to score: this machine, or a Dask cluster (same output, byte for byte; "
+    "needs pip install 'personalize-batch[dask]').",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="With --engine dask: a running Dask scheduler to use (default: start a local "
+    "cluster on 127.0.0.1 for this job).",
+)
+@click.option(
+    "--partition-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PARTITION_SIZE,
+    show_default=True,
+    metavar="BYTES",
+    help="With --engine dask: bytes of input per task (.gz/.bz2 inputs: one task per file).",
 )
 @click.option(
     "--errors-to",
@@ -99,6 +124,9 @@ def run(
     skip_errors: bool,
     max_error_rate: float | None,
     dry_run: bool,
+    engine: str,
+    scheduler: str | None,
+    partition_size: int,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
@@ -132,6 +160,9 @@ def run(
         filter_expression=text,
         filter_source=source,
         exploration=Exploration(exploration_weight, exploration_item_age_cutoff, seed),
+        engine=engine,
+        scheduler=scheduler,
+        partition_size=partition_size,
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()
