@@ -9,6 +9,7 @@ before anything is completed.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import posixpath
@@ -236,22 +237,26 @@ class AtomicOutput:
         self._stream: Any = None
 
     def __enter__(self) -> IO[bytes]:
-        if self.url == "-":
-            self._raw = sys.stdout.buffer
-        elif is_s3(self.url):
-            self._raw = self._open_s3()
-        else:
-            self._raw = self._open_local()
-        if self.gzip:
-            self._stream = gzip.GzipFile(
-                filename="",
-                mode="wb",
-                fileobj=self._raw,
-                compresslevel=self.compresslevel,
-                mtime=0,
-            )
-        else:
-            self._stream = self._raw
+        try:
+            if self.url == "-":
+                self._raw = sys.stdout.buffer
+            elif is_s3(self.url):
+                self._raw = self._open_s3()
+            else:
+                self._raw = self._open_local()
+            if self.gzip:
+                self._stream = gzip.GzipFile(
+                    filename="",
+                    mode="wb",
+                    fileobj=self._raw,
+                    compresslevel=self.compresslevel,
+                    mtime=0,
+                )
+            else:
+                self._stream = self._raw
+        except BaseException:  # a signal once the temp file or the upload exists
+            self.abort()
+            raise
         return self._stream
 
     def _open_local(self) -> IO[bytes]:
@@ -261,10 +266,16 @@ class AtomicOutput:
             fd, self._tmp = tempfile.mkstemp(
                 prefix="." + os.path.basename(self.url) + ".", suffix=".tmp", dir=folder
             )
-            os.fchmod(fd, 0o666 & ~_umask())  # as an ordinary new file (mkstemp gives 0600)
         except OSError as exc:
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
-        return os.fdopen(fd, "wb", buffering=1 << 20)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # as an ordinary new file (mkstemp gives 0600)
+            return os.fdopen(fd, "wb", buffering=1 << 20)
+        except BaseException as exc:  # __enter__ removes the temp file
+            os.close(fd)
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+            raise
 
     def _open_s3(self) -> Any:
         from smart_open import s3 as s3_transport  # noqa: PLC0415
@@ -276,12 +287,8 @@ class AtomicOutput:
         bucket, key = split_s3(self.url)
         errors = _s3_exceptions()
         try:
-            return s3_transport.open(
-                bucket,
-                key,
-                "wb",
-                client=s3_client(self.endpoint_url),
-                min_part_size=16 * 1024 * 1024,
+            return _s3_writer_class()(
+                bucket, key, part_size=16 * 1024 * 1024, client=s3_client(self.endpoint_url)
             )
         except (ValueError, OSError, *errors) as exc:
             cause = exc.__cause__ if isinstance(exc, ValueError) else exc
@@ -304,7 +311,7 @@ class AtomicOutput:
                 self._raw.flush()
                 return
             if is_s3(self.url):
-                self._raw.close()
+                self._raw.complete()
                 return
             self._raw.flush()
             os.fsync(self._raw.fileno())
@@ -317,29 +324,57 @@ class AtomicOutput:
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+        except BaseException:  # a signal while finishing: drop the output, keep the old one
+            self.abort()
+            raise
 
     def abort(self) -> None:
         """Drop everything written: remove the temp file or abort the multipart upload."""
-        if self.url == "-" or self._raw is None:
+        if self.url == "-":
             return
         if is_s3(self.url):
-            terminate = getattr(self._raw, "terminate", None)
-            if terminate is not None and not getattr(self._raw, "closed", False):
+            if self._raw is not None and not self._raw.closed:
                 try:
-                    terminate()
+                    self._raw.terminate()
                 except _s3_exceptions():
-                    pass  # the upload expires server-side; the object never appeared
+                    # The server is gone, so the upload cannot be aborted: it stays pending
+                    # (never an object) until someone aborts it or a bucket lifecycle rule
+                    # (AbortIncompleteMultipartUpload) removes it.
+                    pass
             return
-        try:
-            self._raw.close()
-        except OSError:
-            pass  # closing a temp file we are about to delete
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            except OSError:
+                pass  # closing a temp file we are about to delete
         if self._tmp is not None:
             try:
                 os.unlink(self._tmp)
             except FileNotFoundError:
                 pass
             self._tmp = None
+
+
+@functools.cache
+def _s3_writer_class() -> type:
+    """smart_open's MultipartWriter, completed only by an explicit `complete()`.
+
+    smart_open's writer completes the upload in `close()`, and io's finalizer calls
+    `close()` when the writer is garbage-collected: a writer dropped by a signal or a
+    failed abort would publish a partial object (or an empty one when nothing was
+    written yet), replacing the old output. Here `close()` aborts instead.
+    """
+    from smart_open import s3 as s3_transport  # noqa: PLC0415  (deferred import)
+
+    class AbortingMultipartWriter(s3_transport.MultipartWriter):
+        def complete(self) -> None:
+            """Upload the last part and complete the upload: the object appears."""
+            super().close()
+
+        def close(self) -> None:
+            self.terminate()
+
+    return AbortingMultipartWriter
 
 
 def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]]:
