@@ -157,7 +157,16 @@ def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
         raise StorageError(f"cannot list {url}: {describe_s3_error(exc)}") from None
     if not refs:
         raise StorageError(f"input not found: no objects under {url}")
-    return sorted(refs, key=lambda r: r.url)
+    refs.sort(key=lambda r: r.url)
+    first: dict[str, str] = {}
+    for ref in refs:  # `a\\b.json` and `a/b.json`, `/b.json` and `b.json`: one output name
+        other = first.setdefault(ref.name, ref.url)
+        if other != ref.url:
+            raise StorageError(
+                f"{other} and {ref.url} would write the same output ({ref.name}{OUT_SUFFIX});"
+                " rename one of them"
+            )
+    return refs
 
 
 def display_path(path: str) -> str:
