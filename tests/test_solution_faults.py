@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faultkit import load_or_reason, tiny_solutions
+from faultkit import load_or_reason, solution_variants, tiny_solutions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,63 +99,6 @@ def test_random_byte_garbage_is_refused(tiny, tmp_path) -> None:
         load(str(bad))
 
 
-def _variants(arrays: dict[str, np.ndarray]) -> dict[str, tuple[dict, str]]:
-    """name -> (changes to the arrays, a word the message must contain)."""
-    n_items = len(arrays["item_ids"])
-    n_users = len(arrays["user_ids"])
-    nb = arrays["up_nb_indices"]
-    out: dict[str, tuple[dict, str]] = {
-        "version-0": ({"format_version": np.array(0)}, "format 0 is not supported"),
-        "version-2": ({"format_version": np.array(2)}, "format 2 is not supported"),
-        "version-huge": ({"format_version": np.array(2**62)}, "is not supported"),
-        "version-string": ({"format_version": np.array("1")}, "not an integer"),
-        "version-float": ({"format_version": np.array(1.0)}, "not an integer"),
-        "version-vector": ({"format_version": np.array([1])}, "not an integer"),
-        "meta-list": ({"meta": np.array("[1, 2]")}, "bad meta"),
-        "meta-null": ({"meta": np.array("null")}, "bad meta"),
-        "meta-recipe": ({"meta": np.array('{"recipe": "hrnn-x"}')}, "bad meta"),
-        "meta-hp": (
-            {"meta": np.array('{"recipe": "sims", "hyperparameters": 3}')},
-            "bad meta",
-        ),
-        "meta-bytes": ({"meta": np.array(b"{}")}, "bad meta"),
-        "items-short": ({"item_counts": arrays["item_counts"][:-1]}, "item_counts has"),
-        "items-negative": ({"item_counts": -arrays["item_counts"]}, "negative"),
-        "prior-long": ({"up_prior": np.zeros(n_items + 1)}, "up_prior has"),
-        "indptr-short": ({"seen_indptr": arrays["seen_indptr"][:-1]}, "seen matrix"),
-        "indptr-start": ({"seen_indptr": arrays["seen_indptr"] + 1}, "seen matrix"),
-        "indptr-decreasing": (
-            {"up_nb_indptr": np.r_[0, len(nb), 0, np.full(n_items - 2, len(nb))]},
-            "neighbours matrix",
-        ),
-        "index-too-big": ({"up_nb_indices": np.full_like(nb, n_items)}, "out of range"),
-        "index-negative": ({"up_nb_indices": np.full_like(nb, -1)}, "out of range"),
-        "index-uint64": ({"up_nb_indices": nb.astype(np.uint64)}, "'up_nb_indices' has dtype"),
-        "data-short": ({"up_nb_data": arrays["up_nb_data"][:-1]}, "wrong length"),
-        "history-user-rows": (
-            {"up_history_indptr": np.zeros(n_users + 2, np.int64)},
-            "history matrix",
-        ),
-        "ids-duplicate": (
-            {"user_ids": np.array(["u"] * n_users)},
-            "duplicate ids",
-        ),
-        "ids-2d": ({"item_ids": arrays["item_ids"].reshape(1, -1)}, "'item_ids' has dtype"),
-        "ids-int": ({"item_ids": np.arange(n_items)}, "'item_ids' has dtype"),
-        "data-complex": ({"up_nb_data": nb.astype(np.complex64)}, "'up_nb_data' has dtype"),
-        "data-bool": ({"up_prior": np.ones(n_items, bool)}, "'up_prior' has dtype"),
-        "missing-array": ({"up_trans_data": None}, "'up_trans_data' is missing"),
-    }
-    for name in FLOAT_ARRAYS:
-        arr = arrays[name]
-        assert arr.size, name
-        for label, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
-            bad = arr.copy()
-            bad.flat[arr.size // 2] = value
-            out[f"{name}-{label}"] = ({name: bad}, "NaN or infinite")
-    return out
-
-
 FLOAT_ARRAYS = ("up_nb_data", "up_trans_data", "up_prior")
 VARIANTS = [
     *(
@@ -172,7 +115,7 @@ VARIANTS = [
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_crafted_bad_arrays_are_refused(tiny, tmp_path, variant) -> None:
     arrays = _arrays(tiny["user-personalization"])
-    changes, word = _variants(arrays)[variant]
+    changes, word = solution_variants(arrays)[variant]
     for key, value in changes.items():
         if value is None:
             del arrays[key]
