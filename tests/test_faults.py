@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import faultkit
 import pytest
 
 from personalize_batch import io as pio
@@ -69,3 +70,55 @@ def test_signal_while_completing_s3_output_aborts_the_upload(
     monkeypatch.undo()
     assert _pending(s3_client, s3_bucket) == []
     assert s3_client.get_object(Bucket=s3_bucket, Key="o/x.out")["Body"].read() == b"old\n"
+
+
+# --- whole runs: one trial of each fault (benchmarks/reliability.py runs many) -----------
+
+
+@pytest.fixture
+def ctx(solutions, s3_server, tmp_path) -> faultkit.Context:
+    return faultkit.Context(solutions=solutions, scratch=tmp_path, s3=s3_server)
+
+
+def _passed(trial: faultkit.Trial) -> None:
+    assert trial.problems == [], trial
+    assert trial.partial == 0 and trial.lost == 0, trial
+
+
+@pytest.mark.parametrize("output", ["local", "s3"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_stopped_midway(ctx, how, output) -> None:
+    """kill -9: the old output stays, `jobs describe` says "process exited" (a hidden temp
+    file or a pending upload may stay: nothing can remove them). SIGTERM/SIGINT: exit
+    143/130, "stopped by SIG…", and nothing at all is left behind."""
+    _passed(faultkit.trial_stop(ctx, how, output))
+
+
+@pytest.mark.parametrize(
+    "phase", ["killed-mid-upload", "killed-mid-download", "restarted-mid-upload"]
+)
+def test_s3_server_dies(ctx, phase) -> None:
+    """Killed: exit 1, one line naming S3, CREATE FAILED, the old output untouched (for a
+    killed upload the upload stays pending: no one can abort it on a dead server).
+    Restarted before pbatch needed it again: the job just succeeds."""
+    trial = faultkit.trial_s3_dies(ctx, phase, 10_000 if "download" in phase else 3000)
+    _passed(trial)
+    if phase == "killed-mid-upload":
+        assert trial.leftovers <= 1
+
+
+@pytest.mark.parametrize("how", ["fsize", "tmpfs"])
+def test_disk_full(ctx, how) -> None:
+    if how == "tmpfs" and os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the fsize case covers the rest")
+    _passed(faultkit.trial_disk_full(ctx, how))
+
+
+def test_twenty_concurrent_runs_on_one_job_store(ctx) -> None:
+    _passed(faultkit.trial_concurrent(ctx, runs=20))
+
+
+def test_no_credentials_fail_in_one_line(ctx) -> None:
+    """The other wrong settings are cases of test_s3_jobs.py's FAILURES (and all of them
+    run in benchmarks/reliability.py)."""
+    _passed(faultkit.trial_config_error(ctx, "no-credentials"))
