@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -254,3 +255,15 @@ def test_credentials_never_reach_records_messages_or_the_store(
         for secret in (SECRET_KEY, WRONG_SECRET):
             assert secret not in text
     assert ACCESS_KEY not in "".join(seen[: 2 * len(runs)])  # not even the key id
+
+
+def test_boto3_and_botocore_are_pinned_together_and_installed() -> None:
+    """pyproject pins both (see its comment: aiobotocore, pulled in by s3fs, would
+    otherwise downgrade botocore under boto3), and the pinned versions are what runs."""
+    from importlib.metadata import version
+
+    text = (ROOT / "pyproject.toml").read_text()
+    pins = dict(re.findall(r'"(boto3|botocore)==([0-9.]+)"', text))
+    assert set(pins) == {"boto3", "botocore"} and pins["boto3"] == pins["botocore"], pins
+    for name, pinned in pins.items():
+        assert version(name) == pinned, f"{name} {version(name)} installed; reinstall: {pinned}"
