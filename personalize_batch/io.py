@@ -39,7 +39,20 @@ def split_s3(url: str) -> tuple[str, str]:
     bucket, _, key = url[len("s3://") :].partition("/") if is_s3(url) else ("", "", "")
     if not bucket:
         raise StorageError(f"not an S3 URL: {url}")
+    if "@" in bucket:  # smart_open's s3://KEY:SECRET@bucket form; "@" is no bucket character
+        raise StorageError(
+            f"{redact(url)}: credentials in s3:// URLs are not supported (they would end up"
+            " in job records); use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
+        )
     return bucket, key.lstrip("/")
+
+
+def redact(url: str) -> str:
+    """`s3://KEY:SECRET@bucket/key` -> `s3://***@bucket/key`; anything else unchanged."""
+    if not is_s3(url):
+        return url
+    bucket, sep, key = url[len("s3://") :].partition("/")
+    return f"s3://***@{bucket.rsplit('@', 1)[1]}{sep}{key}" if "@" in bucket else url
 
 
 def _endpoint(endpoint_url: str | None) -> str | None:
@@ -65,6 +78,10 @@ def s3_client(endpoint_url: str | None = None) -> Any:
 
 def describe_s3_error(exc: BaseException) -> str:
     """A one-line reason for an S3/botocore failure, never including credentials."""
+    return " ".join(_describe_s3_error(exc).split())  # botocore's messages may span lines
+
+
+def _describe_s3_error(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         err = response.get("Error", {})
@@ -171,7 +188,9 @@ def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
 
 def display_path(path: str) -> str:
     """A path as job records show it: local paths absolute, URLs and `-` as given."""
-    return path if path == "-" or is_s3(path) else os.path.abspath(path)
+    if path == "-" or is_s3(path):
+        return redact(path)
+    return os.path.abspath(path)
 
 
 def default_output(path: str) -> str:

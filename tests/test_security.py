@@ -267,3 +267,36 @@ def test_boto3_and_botocore_are_pinned_together_and_installed() -> None:
     assert set(pins) == {"boto3", "botocore"} and pins["boto3"] == pins["botocore"], pins
     for name, pinned in pins.items():
         assert version(name) == pinned, f"{name} {version(name)} installed; reinstall: {pinned}"
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_credentials_in_an_s3_url_are_refused_without_showing_them(
+    where, solutions, tmp_path, pbatch_home
+) -> None:
+    """smart_open accepts `s3://KEY:SECRET@bucket/key`; pbatch stored that URL in the job
+    record and printed it (over two lines) in the failure reason."""
+    secret = "url-s3cr3t-9f2d"
+    url = f"s3://AKIAEXAMPLE:{secret}@bucket/in/"
+    args = ["-i", url] if where == "input" else ["-i", str(ROOT / "examples" / "users.json")]
+    args += ["-o", url if where == "output" else str(tmp_path)]
+    env = {**os.environ, "PBATCH_HOME": str(pbatch_home), "AWS_EC2_METADATA_DISABLED": "true"}
+    proc = subprocess.run(
+        [*PBATCH, "run", "-s", str(solutions["popularity-count"]), "--job-name", "u", *args]
+        + ["--endpoint-url", "http://127.0.0.1:9"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "credentials in s3:// URLs" in proc.stderr
+    described = subprocess.run([*PBATCH, "jobs", "describe", "u"], env=env, capture_output=True)
+    for text in (proc.stdout, proc.stderr, described.stdout.decode()):
+        assert secret not in text and "AKIAEXAMPLE" not in text
+
+
+def test_s3_messages_are_one_line(monkeypatch) -> None:
+    """botocore's parameter errors span lines; `pbatch: error:` promises one."""
+    from botocore.exceptions import ParamValidationError
+
+    exc = ParamValidationError(report='Invalid bucket name "a b":\nmust match "^x$"')
+    assert "\n" not in pio.describe_s3_error(exc)
