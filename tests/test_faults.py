@@ -91,7 +91,7 @@ def test_stopped_midway(ctx, how, output) -> None:
     """kill -9: the old output stays, `jobs describe` says "process exited" (a hidden temp
     file or a pending upload may stay: nothing can remove them). SIGTERM/SIGINT: exit
     143/130, "stopped by SIG…", and nothing at all is left behind."""
-    _passed(faultkit.trial_stop(ctx, how, output))
+    _passed(faultkit.trial_stop(ctx, how, output, gzip=how == "SIGINT"))
 
 
 @pytest.mark.parametrize(
