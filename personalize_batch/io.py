@@ -367,8 +367,8 @@ class AtomicOutput:
                 except _s3_exceptions():
                     # The server is gone, so the upload cannot be aborted: it stays pending
                     # (never an object) until someone aborts it or a bucket lifecycle rule
-                    # (AbortIncompleteMultipartUpload) removes it.
-                    pass
+                    # (AbortIncompleteMultipartUpload) removes it. Not again at exit.
+                    self._raw.abandon()
             return
         if self._raw is not None:
             try:
@@ -401,6 +401,10 @@ def _s3_writer_class() -> type:
 
         def close(self) -> None:
             self.terminate()
+
+        def abandon(self) -> None:
+            """Forget the upload: nothing will complete or abort it from here."""
+            self._upload_id = None
 
     return AbortingMultipartWriter
 

@@ -122,3 +122,25 @@ def test_no_credentials_fail_in_one_line(ctx) -> None:
     """The other wrong settings are cases of test_s3_jobs.py's FAILURES (and all of them
     run in benchmarks/reliability.py)."""
     _passed(faultkit.trial_config_error(ctx, "no-credentials"))
+
+
+def test_failed_abort_is_not_retried_at_exit(s3_env, s3_client, s3_bucket, monkeypatch) -> None:
+    """When the abort cannot reach the server, the writer is forgotten: its finalizer
+    must not try again (more retries at exit) – nor ever complete the upload."""
+    from botocore.exceptions import EndpointConnectionError
+
+    calls = []
+
+    def unreachable(**kw: Any) -> None:
+        calls.append(kw["UploadId"])
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    output = pio.AtomicOutput(f"s3://{s3_bucket}/o/x.out")
+    with pytest.raises(Interrupted), output as out:
+        out.write(b"partial\n")
+        monkeypatch.setattr(output._raw._client, "abort_multipart_upload", unreachable)
+        _interrupt()
+    del out, output
+    gc.collect()
+    assert len(calls) == 1
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=s3_bucket)
