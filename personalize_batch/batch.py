@@ -239,7 +239,7 @@ def run_job(
                     stream.close()
             outputs.append(url)
         tick.done()
-    except PbatchError as exc:
+    except (PbatchError, Interrupted) as exc:
         store.update(
             name,
             status=jobs_mod.FAILED,

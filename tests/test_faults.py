@@ -144,3 +144,32 @@ def test_failed_abort_is_not_retried_at_exit(s3_env, s3_client, s3_bucket, monke
     gc.collect()
     assert len(calls) == 1
     assert "Contents" not in s3_client.list_objects_v2(Bucket=s3_bucket)
+
+
+def test_signal_during_an_s3_request_is_not_retried_away(s3_env, s3_bucket, monkeypatch) -> None:
+    """botocore wraps any Exception raised while it sends a request into a retryable
+    HTTPClientError: a SIGTERM that landed there was swallowed, the request retried, and
+    the job ran on (with a FIFO or an idle pipe as input: forever)."""
+    import urllib3
+
+    real = urllib3.connectionpool.HTTPConnectionPool.urlopen
+    calls: list[int] = []
+
+    def urlopen(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            _interrupt()  # what the signal handler does, in the middle of the request
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", urlopen)
+    with pytest.raises(Interrupted), pio.AtomicOutput(f"s3://{s3_bucket}/o/x.out"):
+        pass
+    assert len(calls) == 1  # the stop came through at the first request: no retry
+
+
+def test_signal_while_loading_a_solution_is_not_a_damaged_file(solutions, monkeypatch) -> None:
+    from personalize_batch import solution as solution_mod
+
+    monkeypatch.setattr(solution_mod.np.lib.format, "read_array", _interrupt)
+    with pytest.raises(Interrupted):
+        solution_mod.load(str(solutions["popularity-count"]))
