@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -194,6 +195,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "RELIABILITY.md"), help="report path")
     args = parser.parse_args()
     n = args.runs
+    # started in the background by a shell, this process ignores SIGINT, and so would
+    # every pbatch it starts until run_job installs its handler: restore the default
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from s3server import start_weed
 
     scratch = Path(tempfile.mkdtemp(prefix="pbr-"))
@@ -377,8 +381,8 @@ def _report(rows: list[Row], memory: dict[str, float], args: argparse.Namespace)
     if memory:
         lines += [
             "",
-            "Peak RSS of the `pbatch run` process (os.wait4), popularity-count, hostile lines"
-            " with one 10 MiB line:",
+            "Peak RSS (VmHWM at exit) of the `pbatch run` process, popularity-count, hostile"
+            " lines with one 10 MiB line:",
             "",
             *(f"- {k}: {v:.0f} MiB" for k, v in memory.items()),
         ]

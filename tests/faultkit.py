@@ -366,34 +366,43 @@ def trial_stop(ctx: Context, how: str, output: str, gzip: bool | None = None) ->
     return trial
 
 
+# Runs the CLI and, at exit, writes its VmHWM (peak RSS since exec) to argv[1]. Not
+# rusage: a child's ru_maxrss includes its parent's RSS at fork (Linux records the old
+# image's high-water mark at exec), so under pytest every run "peaked" at pytest's size.
+_PEAK_RSS = """
+import atexit, runpy, sys
+path = sys.argv[1]
+def peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(path, "w") as out:
+        out.write(kib)
+atexit.register(peak)
+sys.argv = ["pbatch", *sys.argv[2:]]
+runpy.run_module("personalize_batch.cli", run_name="__main__")
+"""
+
+
 def run_measured(
     args: list[Any], env: dict[str, str], timeout: float = 300, **kw: Any
 ) -> tuple[int, bytes, float]:
-    """Run `pbatch ARGS` to the end: (exit code, stderr, peak RSS of that process in MiB).
-
-    os.wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the maximum over
-    every child the test process ever had).
-    """
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [*PBATCH, *map(str, args)],
-            env=env,
-            stdin=kw.get("stdin", subprocess.DEVNULL),
-            stdout=kw.get("stdout", subprocess.DEVNULL),
-            stderr=err,
-            preexec_fn=kw.get("preexec_fn"),
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.01)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return proc.returncode, err.read(), usage.ru_maxrss / 1024
+    """Run `pbatch ARGS` to the end: (exit code, stderr, peak RSS of pbatch in MiB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _PEAK_RSS, str(peak), *map(str, args)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=kw.get("preexec_fn"),
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            return -9, (exc.stderr or b"") + b"timed out", 0.0
+        mib = int(peak.read_text()) / 1024 if peak.exists() else 0.0
+        return proc.returncode, proc.stderr, mib
 
 
 def _expect_one_error_line(trial: Trial, code: int, err: bytes, *words: str) -> None:

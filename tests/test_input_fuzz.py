@@ -87,8 +87,8 @@ def test_hostile_file_through_the_cli(ctx, recipe) -> None:
 
 
 def test_memory_does_not_grow_with_the_input(ctx) -> None:
-    """Peak RSS of the pbatch process for 2,000 and for 20,000 hostile lines (a 10 MiB
-    line in each): the input streams through in chunks, so the peaks stay close."""
+    """Peak RSS (VmHWM) of the pbatch process for 2,000 and for 20,000 hostile lines (a
+    10 MiB line in each): the input streams through in chunks, so the peaks stay close."""
     small = faultkit.trial_hostile_lines(ctx, 2000, "popularity-count", huge=1, seed=1)
     large = faultkit.trial_hostile_lines(ctx, 20000, "popularity-count", huge=1, seed=2)
     for trial in (small, large):
