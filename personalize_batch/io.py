@@ -23,6 +23,7 @@ from .errors import StorageError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 OUT_SUFFIX = ".out"
+BLANK = b" \t\r\n"  # what a blank line holds (A.3)
 
 
 def is_s3(path: str) -> bool:
@@ -412,15 +413,17 @@ def _s3_writer_class() -> type:
 def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]]:
     """Yield (line, too_long) from a binary stream without ever holding more than
     `max_bytes` of one line: an over-long line yields its first `max_bytes` bytes and
-    True, and the rest of it is skipped."""
+    True, and the rest of it is skipped (an over-long blank line yields a blank line)."""
     while True:
         line = stream.readline(max_bytes + 1)
         if not line:
             return
         if len(line) > max_bytes and not line.endswith(b"\n"):
             head = line[:max_bytes]
+            blank = not line.strip(BLANK)
             while line and not line.endswith(b"\n"):
                 line = stream.readline(1 << 20)
-            yield head, True
+                blank = blank and not line.strip(BLANK)
+            yield (b"\n", False) if blank else (head, True)  # A.3: blank however long
             continue
         yield line, False

@@ -106,3 +106,14 @@ def test_hundred_thousand_hostile_lines(ctx) -> None:
 @pytest.fixture
 def ctx(solutions, tmp_path) -> faultkit.Context:
     return faultkit.Context(solutions=solutions, scratch=tmp_path)
+
+
+def test_a_long_blank_line_is_skipped(answerers) -> None:
+    """A.3: a line of nothing but spaces, tabs and `\\r` gives no output line, however
+    long. Over 1 MiB it used to become an error line."""
+    data = b'{"userId": "653"}\n' + b" \t" * (1 << 20) + b"\r\n" + b'{"userId": "1984"}\n'
+    out = io.BytesIO()
+    counts = Counts()
+    answer_stream(io.BytesIO(data), out, answerers["user-personalization"], counts, 10)
+    assert (counts.read, counts.blank, counts.errors) == (2, 1, 0)
+    assert len(out.getvalue().splitlines()) == 2
