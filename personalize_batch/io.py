@@ -9,12 +9,13 @@ before anything is completed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import os
 import posixpath
+import secrets
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -237,12 +238,6 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
         raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class AtomicOutput:
     """A binary output that appears only when closed successfully.
 
@@ -290,20 +285,26 @@ class AtomicOutput:
 
     def _open_local(self) -> IO[bytes]:
         folder = os.path.dirname(os.path.abspath(self.url))
+        prefix = f".{os.path.basename(self.url)}.{os.getpid()}."
         try:
             os.makedirs(folder, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(self.url) + ".", suffix=".tmp", dir=folder
-            )
+            while True:
+                # The name is ours before the file exists: a signal handled right after
+                # the open still finds it to remove (mkstemp hands it over only later).
+                self._tmp = os.path.join(folder, prefix + secrets.token_hex(4) + ".tmp")
+                try:  # 0o666 less the umask: an ordinary new file
+                    fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    break
+                except FileExistsError:
+                    continue
         except OSError as exc:
+            self._tmp = None
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
         try:
-            os.fchmod(fd, 0o666 & ~_umask())  # as an ordinary new file (mkstemp gives 0600)
             return os.fdopen(fd, "wb", buffering=1 << 20)
-        except BaseException as exc:  # __enter__ removes the temp file
-            os.close(fd)
-            if isinstance(exc, OSError):
-                raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+        except BaseException:  # __enter__ removes the temp file
+            with contextlib.suppress(OSError):  # a dropped file object may have closed it
+                os.close(fd)
             raise
 
     def _open_s3(self) -> Any:

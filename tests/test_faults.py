@@ -22,11 +22,23 @@ def _interrupt(*args: Any, **kwargs: Any) -> None:
     raise Interrupted("stopped by SIGTERM", 15)
 
 
-def test_signal_while_opening_local_output_leaves_no_temp(tmp_path: Path, monkeypatch) -> None:
-    """SIGTERM right after mkstemp (seen as a flaky leftover `.x.out.*.tmp`)."""
-    monkeypatch.setattr(pio, "_umask", _interrupt)
+@pytest.mark.parametrize("where", ["open", "fdopen"])
+def test_signal_while_opening_local_output_leaves_no_temp(
+    tmp_path: Path, monkeypatch, where
+) -> None:
+    """A signal handled just after the temp file was created (a flaky leftover
+    `.x.out.*.tmp`; mkstemp itself had such a window: the file existed before its name
+    was handed back)."""
+    real = getattr(os, where)
+
+    def created_then_interrupted(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        _interrupt()
+
+    monkeypatch.setattr(os, where, created_then_interrupted)
     with pytest.raises(Interrupted), pio.AtomicOutput(str(tmp_path / "x.out")) as out:
         out.write(b"never\n")
+    monkeypatch.undo()
     assert os.listdir(tmp_path) == []
 
 
