@@ -170,8 +170,32 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+_stops: list[int] = []  # the stop signal received, until run_job has caught its Interrupted
+
+
 def _raise_on_signal(signum: int, frame: Any) -> None:
+    """Raise Interrupted, and again every 0.25 s (SIGALRM) until run_job has caught it.
+
+    Python runs a handler wherever the main thread is, also inside a __del__ or a weakref
+    callback, which print the exception and drop it: the job ran on (on an idle pipe,
+    forever). While the stop is on its way out (cleanup in an __exit__ or finally sees
+    it as the exception being handled) the repeat stays quiet.
+    """
+    if signum == signal.SIGALRM:
+        if not _stops or isinstance(sys.exc_info()[1], Interrupted):
+            return
+        signum = _stops[0]
+    else:
+        _stops[:] = [signum]
+        signal.setitimer(signal.ITIMER_REAL, 0.25, 0.25)
     raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
+
+
+def _stop_caught() -> None:
+    """run_job has the stop (or another failure): no more repeats."""
+    if _stops:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _stops.clear()
 
 
 def run_job(
@@ -206,7 +230,7 @@ def run_job(
     counts = Counts()
     started = time.monotonic()
     old_handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         try:
             old_handlers[sig] = signal.signal(sig, _raise_on_signal)
         except ValueError:
@@ -240,6 +264,7 @@ def run_job(
             outputs.append(url)
         tick.done()
     except (PbatchError, Interrupted) as exc:
+        _stop_caught()
         store.update(
             name,
             status=jobs_mod.FAILED,
@@ -252,6 +277,7 @@ def run_job(
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
     except BaseException as exc:  # a bug or a broken pipe: the record must still tell
+        _stop_caught()
         store.update(
             name,
             status=jobs_mod.FAILED,

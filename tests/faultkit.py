@@ -157,6 +157,7 @@ class Trial:
     peak_rss_mib: float = 0.0
 
     def expect(self, ok: bool, problem: str) -> None:
+        """Note `problem` as a broken promise unless `ok`."""
         if not ok:
             self.problems.append(problem)
 

@@ -185,3 +185,48 @@ def test_signal_while_loading_a_solution_is_not_a_damaged_file(solutions, monkey
     monkeypatch.setattr(solution_mod.np.lib.format, "read_array", _interrupt)
     with pytest.raises(Interrupted):
         solution_mod.load(str(solutions["popularity-count"]))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the __del__
+def test_a_stop_swallowed_by_a_finalizer_still_stops_the_job(solutions, tmp_path, monkeypatch):
+    """Python runs a signal handler wherever the main thread is – also in a __del__ or a
+    weakref callback, which print the exception and drop it. One SIGTERM in ~30 landed
+    there (importlib's module-lock callback): the job ran on, and on an idle pipe it
+    waited forever. The stop must arrive anyway."""
+    import signal
+    import threading
+
+    from personalize_batch.batch import JobParams, run_job
+    from personalize_batch.jobs import JobStore
+
+    class Dropped:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGTERM)  # handled here; __del__ drops the exception
+
+    class IdlePipe:
+        calls = 0
+
+        def readline(self, limit: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls == 1:
+                return b'{"userId": "653"}\n'
+            Dropped()
+            threading.Event().wait(10)  # no more input for a while
+            return b""
+
+        def close(self) -> None:
+            pass
+
+    src = tmp_path / "in.json"
+    src.write_bytes(b"\n")
+    monkeypatch.setattr(pio, "open_input", lambda url, endpoint_url=None: IdlePipe())
+    params = JobParams(
+        solution=str(solutions["popularity-count"]),
+        input=str(src),
+        output=str(tmp_path / "out"),
+        job_name="swallowed",
+    )
+    with pytest.raises(Interrupted):
+        run_job(params, JobStore())
+    assert JobStore().get("swallowed")["failureReason"] == "stopped by SIGTERM"
+    assert os.listdir(tmp_path / "out") == []
