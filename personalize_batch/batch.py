@@ -400,13 +400,36 @@ class _Progress:
 
 _deferring = 0  # > 0 while an output is being created, committed or aborted
 _deferred: list[int] = []
+_stops: list[int] = []  # the stop signal received, until run_job has caught its Interrupted
 
 
 def _raise_on_signal(signum: int, frame: Any) -> None:
+    """Raise Interrupted, and again every 0.25 s (SIGALRM) until run_job has caught it.
+
+    Python runs a handler wherever the main thread is, also inside a __del__ or a weakref
+    callback, which print the exception and drop it: the job ran on (on an idle pipe,
+    forever). While the stop is on its way out (cleanup in an __exit__ or finally sees
+    it as the exception being handled) the repeat stays quiet. While an output changes
+    state the stop is held and raised when that is done.
+    """
+    if signum == signal.SIGALRM:
+        if not _stops or isinstance(sys.exc_info()[1], Interrupted):
+            return
+        signum = _stops[0]
+    else:
+        _stops[:] = [signum]
+        signal.setitimer(signal.ITIMER_REAL, 0.25, 0.25)
     if _deferring:
         _deferred.append(signum)  # raised when the critical section ends
         return
     raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
+
+
+def _stop_caught() -> None:
+    """run_job has the stop (or another failure): no more repeats."""
+    if _stops:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _stops.clear()
 
 
 @contextlib.contextmanager
@@ -507,7 +530,7 @@ def execute_job(
     counts = Counts()
     started = time.monotonic()
     old_handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         try:
             old_handlers[sig] = signal.signal(sig, _raise_on_signal)
         except ValueError:
@@ -537,7 +560,8 @@ def execute_job(
         else:
             engine.update(_run_local(p, solution, refs, output, counts, outputs, tick))
         tick.done()
-    except PbatchError as exc:
+    except (PbatchError, Interrupted) as exc:
+        _stop_caught()
         store.update(
             name,
             status=jobs_mod.FAILED,
@@ -551,6 +575,7 @@ def execute_job(
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
     except BaseException as exc:  # a bug or a broken pipe: the record must still tell
+        _stop_caught()
         store.update(
             name,
             status=jobs_mod.FAILED,
@@ -596,7 +621,10 @@ def _run_local(
         p.filter_source,
     )
     workers = p.workers or default_workers()
-    pool = WorkerPool(functools.partial(answer_chunk, answerer), workers) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        with _signals_deferred():  # a signal inside fork's at-fork hooks would be swallowed
+            pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
     try:
         with contextlib.ExitStack() as stack:
             errors_out = None

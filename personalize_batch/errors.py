@@ -56,9 +56,19 @@ class JobFailed(PbatchError):
     """A batch inference job ended CREATE FAILED."""
 
 
-class Interrupted(PbatchError):
-    """The job was stopped by a signal (exit 128 + signal number, as shells do)."""
+class Interrupted(BaseException):
+    """The job was stopped by a signal (exit 128 + signal number, as shells do).
+
+    A BaseException, like KeyboardInterrupt: the signal handler raises it wherever the
+    main thread is, and an `except Exception` there must not swallow it (botocore turns
+    any Exception raised during a request into a retryable HTTPClientError: the stop
+    was retried away and the job ran on). Catch it together with PbatchError.
+    """
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
+        self.message = message
         self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return self.message

@@ -10,11 +10,13 @@ before anything is completed.
 from __future__ import annotations
 
 import bz2
+import contextlib
+import functools
 import gzip
 import os
 import posixpath
+import secrets
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -23,6 +25,7 @@ from .errors import StorageError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 OUT_SUFFIX = ".out"
+BLANK = b" \t\r\n"  # what a blank line holds (A.3)
 
 
 def is_s3(path: str) -> bool:
@@ -39,7 +42,20 @@ def split_s3(url: str) -> tuple[str, str]:
     bucket, _, key = url[len("s3://") :].partition("/") if is_s3(url) else ("", "", "")
     if not bucket:
         raise StorageError(f"not an S3 URL: {url}")
+    if "@" in bucket:  # smart_open's s3://KEY:SECRET@bucket form; "@" is no bucket character
+        raise StorageError(
+            f"{redact(url)}: credentials in s3:// URLs are not supported (they would end up"
+            " in job records); use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
+        )
     return bucket, key.lstrip("/")
+
+
+def redact(url: str) -> str:
+    """`s3://KEY:SECRET@bucket/key` -> `s3://***@bucket/key`; anything else unchanged."""
+    if not is_s3(url):
+        return url
+    bucket, sep, key = url[len("s3://") :].partition("/")
+    return f"s3://***@{bucket.rsplit('@', 1)[1]}{sep}{key}" if "@" in bucket else url
 
 
 def _endpoint(endpoint_url: str | None) -> str | None:
@@ -65,6 +81,10 @@ def s3_client(endpoint_url: str | None = None) -> Any:
 
 def describe_s3_error(exc: BaseException) -> str:
     """A one-line reason for an S3/botocore failure, never including credentials."""
+    return " ".join(_describe_s3_error(exc).split())  # botocore's messages may span lines
+
+
+def _describe_s3_error(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         err = response.get("Error", {})
@@ -158,12 +178,23 @@ def _list_s3(url: str, endpoint_url: str | None) -> list[InputRef]:
         raise StorageError(f"cannot list {url}: {describe_s3_error(exc)}") from None
     if not refs:
         raise StorageError(f"input not found: no objects under {url}")
-    return sorted(refs, key=lambda r: r.url)
+    refs.sort(key=lambda r: r.url)
+    first: dict[str, str] = {}
+    for ref in refs:  # `a\\b.json` and `a/b.json`, `/b.json` and `b.json`: one output name
+        other = first.setdefault(ref.name, ref.url)
+        if other != ref.url:
+            raise StorageError(
+                f"{other} and {ref.url} would write the same output ({ref.name}{OUT_SUFFIX});"
+                " rename one of them"
+            )
+    return refs
 
 
 def display_path(path: str) -> str:
     """A path as job records show it: local paths absolute, URLs and `-` as given."""
-    return path if path == "-" or is_s3(path) else os.path.abspath(path)
+    if path == "-" or is_s3(path):
+        return redact(path)
+    return os.path.abspath(path)
 
 
 def default_output(path: str) -> str:
@@ -255,35 +286,51 @@ class AtomicOutput:
         self._stream: Any = None
 
     def __enter__(self) -> IO[bytes]:
-        if self.url == "-":
-            self._raw = sys.stdout.buffer
-        elif is_s3(self.url):
-            self._raw = self._open_s3()
-        else:
-            self._raw = self._open_local()
-        if self.gzip:
-            self._stream = gzip.GzipFile(
-                filename="",
-                mode="wb",
-                fileobj=self._raw,
-                compresslevel=self.compresslevel,
-                mtime=0,
-            )
-        else:
-            self._stream = self._raw
+        try:
+            if self.url == "-":
+                self._raw = sys.stdout.buffer
+            elif is_s3(self.url):
+                self._raw = self._open_s3()
+            else:
+                self._raw = self._open_local()
+            if self.gzip:
+                self._stream = gzip.GzipFile(
+                    filename="",
+                    mode="wb",
+                    fileobj=self._raw,
+                    compresslevel=self.compresslevel,
+                    mtime=0,
+                )
+            else:
+                self._stream = self._raw
+        except BaseException:  # a signal once the temp file or the upload exists
+            self.abort()
+            raise
         return self._stream
 
     def _open_local(self) -> IO[bytes]:
         folder = os.path.dirname(os.path.abspath(self.url))
+        prefix = f".{os.path.basename(self.url)}.{os.getpid()}."
         try:
             os.makedirs(folder, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(self.url) + ".", suffix=".tmp", dir=folder
-            )
-            os.fchmod(fd, 0o666 & ~_umask())  # as an ordinary new file (mkstemp gives 0600)
+            while True:
+                # The name is ours before the file exists: a signal handled right after
+                # the open still finds it to remove (mkstemp hands it over only later).
+                self._tmp = os.path.join(folder, prefix + secrets.token_hex(4) + ".tmp")
+                try:  # 0o666 less the umask: an ordinary new file
+                    fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    break
+                except FileExistsError:
+                    continue
         except OSError as exc:
+            self._tmp = None
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
-        return os.fdopen(fd, "wb", buffering=1 << 20)
+        try:
+            return os.fdopen(fd, "wb", buffering=1 << 20)
+        except BaseException:  # __enter__ removes the temp file
+            with contextlib.suppress(OSError):  # a dropped file object may have closed it
+                os.close(fd)
+            raise
 
     def _open_s3(self) -> Any:
         from smart_open import s3 as s3_transport  # noqa: PLC0415
@@ -295,12 +342,8 @@ class AtomicOutput:
         bucket, key = split_s3(self.url)
         errors = s3_errors()
         try:
-            return s3_transport.open(
-                bucket,
-                key,
-                "wb",
-                client=s3_client(self.endpoint_url),
-                min_part_size=16 * 1024 * 1024,
+            return _s3_writer_class()(
+                bucket, key, part_size=16 * 1024 * 1024, client=s3_client(self.endpoint_url)
             )
         except (ValueError, OSError, *errors) as exc:
             cause = exc.__cause__ if isinstance(exc, ValueError) else exc
@@ -323,7 +366,7 @@ class AtomicOutput:
                 self._raw.flush()
                 return
             if is_s3(self.url):
-                self._raw.close()
+                self._raw.complete()
                 return
             self._raw.flush()
             if self.durable:
@@ -337,23 +380,29 @@ class AtomicOutput:
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
+        except BaseException:  # a signal while finishing: drop the output, keep the old one
+            self.abort()
+            raise
 
     def abort(self) -> None:
         """Drop everything written: remove the temp file or abort the multipart upload."""
-        if self.url == "-" or self._raw is None:
+        if self.url == "-":
             return
         if is_s3(self.url):
-            terminate = getattr(self._raw, "terminate", None)
-            if terminate is not None and not getattr(self._raw, "closed", False):
+            if self._raw is not None and not self._raw.closed:
                 try:
-                    terminate()
+                    self._raw.terminate()
                 except s3_errors():
-                    pass  # the upload expires server-side; the object never appeared
+                    # The server is gone, so the upload cannot be aborted: it stays pending
+                    # (never an object) until someone aborts it or a bucket lifecycle rule
+                    # (AbortIncompleteMultipartUpload) removes it. Not again at exit.
+                    self._raw.abandon()
             return
-        try:
-            self._raw.close()
-        except OSError:
-            pass  # closing a temp file we are about to delete
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            except OSError:
+                pass  # closing a temp file we are about to delete
         if self._tmp is not None:
             try:
                 os.unlink(self._tmp)
@@ -428,18 +477,46 @@ def iter_partition_lines(
         yield item
 
 
+@functools.cache
+def _s3_writer_class() -> type:
+    """smart_open's MultipartWriter, completed only by an explicit `complete()`.
+
+    smart_open's writer completes the upload in `close()`, and io's finalizer calls
+    `close()` when the writer is garbage-collected: a writer dropped by a signal or a
+    failed abort would publish a partial object (or an empty one when nothing was
+    written yet), replacing the old output. Here `close()` aborts instead.
+    """
+    from smart_open import s3 as s3_transport  # noqa: PLC0415  (deferred import)
+
+    class AbortingMultipartWriter(s3_transport.MultipartWriter):
+        def complete(self) -> None:
+            """Upload the last part and complete the upload: the object appears."""
+            super().close()
+
+        def close(self) -> None:
+            self.terminate()
+
+        def abandon(self) -> None:
+            """Forget the upload: nothing will complete or abort it from here."""
+            self._upload_id = None
+
+    return AbortingMultipartWriter
+
+
 def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]]:
     """Yield (line, too_long) from a binary stream without ever holding more than
     `max_bytes` of one line: an over-long line yields its first `max_bytes` bytes and
-    True, and the rest of it is skipped."""
+    True, and the rest of it is skipped (an over-long blank line yields a blank line)."""
     while True:
         line = stream.readline(max_bytes + 1)
         if not line:
             return
         if len(line) > max_bytes and not line.endswith(b"\n"):
             head = line[:max_bytes]
+            blank = not line.strip(BLANK)
             while line and not line.endswith(b"\n"):
                 line = stream.readline(1 << 20)
-            yield head, True
+                blank = blank and not line.strip(BLANK)
+            yield (b"\n", False) if blank else (head, True)  # A.3: blank however long
             continue
         yield line, False

@@ -16,6 +16,7 @@ import orjson
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 MAX_ID_LENGTH = 256
 MAX_LIST = 500
+MAX_DEPTH = 250  # an output line must be able to echo the input (orjson writes 255 levels)
 BOM = b"\xef\xbb\xbf"
 BLANK = b" \t\r\n"
 
@@ -130,6 +131,20 @@ def check_filter_values(values: object) -> None:
             )
 
 
+def _depth(obj: Any) -> int:
+    """How many objects and arrays deep a parsed JSON value goes (without recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in value)
+    return deepest
+
+
 def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadLine:
     """Parse one non-blank line for a recipe's query kind ("user", "any", "ranking", "item")."""
     if too_long:
@@ -145,6 +160,11 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
         return BadLine(_text(line), f"invalid JSON: {exc}")
     if not isinstance(obj, dict):
         return BadLine(_text(line), "line is not a JSON object")
+    # orjson reads 1024 levels but writes 255: a line between the two used to stop the
+    # whole job when its answer was written. Counting brackets is cheap; only lines
+    # that might be that deep pay for the real check.
+    if line.count(b"[") + line.count(b"{") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
+        return BadLine(_text(line), f"line is nested more than {MAX_DEPTH} levels deep")
     try:
         if obj.get("filterValues") is not None:
             check_filter_values(obj["filterValues"])

@@ -14,9 +14,8 @@ import hashlib
 import os
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -190,17 +189,11 @@ def load(path: str, endpoint_url: str | None = None) -> Solution:
     if os.path.isdir(path):
         raise SolutionError(f"solution {path} is a directory, not a .npz file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise SolutionError(
-                f"{path}: holds an object array (pickled data); refusing to load it"
-            ) from None
-        raise SolutionError(f"{path}: not a pbatch solution ({exc})") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
-        reason = "damaged or truncated" if not isinstance(exc, OSError) else str(exc)
-        raise SolutionError(f"{path}: not a readable solution file ({reason})") from None
+        f = open(path, "rb")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise SolutionError(f"{path}: not a readable solution file ({exc.strerror})") from None
+    with f:
+        arrays = _read_arrays(path, f)
     sol = _validate(path, arrays)
     sol.sha256 = _file_sha256(path)
     return sol
@@ -218,6 +211,52 @@ def _load_s3(url: str, endpoint_url: str | None) -> Solution:
             raise SolutionError(str(exc).replace(local, url)) from None
     sol.path = url
     return sol
+
+
+def _read_arrays(path: str, f: IO[bytes]) -> dict[str, np.ndarray]:
+    """Every `.npy` member of the archive, each read to its end.
+
+    Reading to the end is what makes zipfile check the member's CRC-32: np.load stops
+    after the bytes the .npy header announces, so one flipped bit in a header (`'<U7'`
+    -> `'<U3'`, a shape digit) loaded different arrays without a complaint. Any
+    failure of zipfile or numpy on damaged bytes (they raise a dozen exception types)
+    becomes one SolutionError.
+    """
+    arrays = {}
+    try:
+        with zipfile.ZipFile(f) as archive:
+            for info in archive.infolist():
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise SolutionError(f"{path}: not a pbatch solution (it holds {name!r})")
+                with archive.open(info) as member:
+                    arrays[name[: -len(".npy")]] = np.lib.format.read_array(
+                        member, allow_pickle=False
+                    )
+                    if member.read(1):
+                        raise SolutionError(
+                            f"{path}: not a readable solution file (damaged: {name} holds"
+                            " more bytes than its header announces)"
+                        )
+    except SolutionError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise SolutionError(
+                f"{path}: holds an object array (pickled data); refusing to load it"
+            ) from None
+        raise SolutionError(
+            f"{path}: not a readable solution file (damaged or truncated: {exc})"
+        ) from None
+    except zipfile.BadZipFile as exc:
+        raise SolutionError(
+            f"{path}: not a readable solution file (damaged or truncated: {exc})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001  (damaged bytes: any decoding failure)
+        raise SolutionError(
+            f"{path}: not a readable solution file (damaged or truncated: {type(exc).__name__})"
+        ) from None
+    return arrays
 
 
 def _fail(path: str, msg: str) -> SolutionError:

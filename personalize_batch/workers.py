@@ -43,8 +43,23 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(task: Callable[[Any], Any]) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this worker when its parent dies (a `kill -9` of `pbatch run` must
+    not leave workers behind, holding its pipes open)."""
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: workers end when the parent's queues close
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(task: Callable[[Any], Any], parent: int) -> None:
     global _TASK
+    _die_with_parent(parent)
     _TASK = task  # inherited through fork, never pickled
     # the parent owns the job: it handles Ctrl-C and stops the workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -68,8 +83,11 @@ class WorkerPool:
             n,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_worker,
-            initargs=(task,),
+            initargs=(task, os.getpid()),
         )
+        # fork every worker now (a fork-context pool starts them all at the first task),
+        # so that forking happens here, where the caller can hold signals, not mid-job
+        self.executor.submit(os.getpid).result()
 
     def map_ordered(self, tasks: Iterable[tuple]) -> Iterator[Any]:
         """task(*args) for each args tuple, results in order, at most 2n in flight; a

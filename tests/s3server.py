@@ -149,6 +149,18 @@ class WeedServer:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 
+    def restart(self, timeout: float = READY_TIMEOUT) -> None:
+        """Kill the server if it runs, then start it again on the same data directory
+        and ports (a crash and a supervisor's restart), and wait until it accepts writes.
+        What the killed server had stored – objects, pending multipart uploads – is back.
+        """
+        self.kill()
+        weed = find_weed()
+        if weed is None:
+            raise WeedNotFoundError("SeaweedFS binary 'weed' not found")
+        self.process = _spawn(weed, self.data_dir, self.ports)
+        _wait_ready(self, timeout)
+
     def log_tail(self, max_chars: int = 4000) -> str:
         """Return the end of the server log (for error messages)."""
         try:
@@ -254,13 +266,10 @@ def _wait_ready(server: WeedServer, timeout: float) -> None:
         client.close()
 
 
-def _start_once(weed: str, parent: Path, timeout: float) -> WeedServer:
-    """Start ``weed mini`` in a fresh directory under `parent` and wait for it."""
-    data_dir = Path(tempfile.mkdtemp(prefix="weed-", dir=parent))
-    _write_s3_config(data_dir / "s3.json")
-    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
-    with open(data_dir / "weed.log", "wb") as log:
-        process = subprocess.Popen(
+def _spawn(weed: str, data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    """Start ``weed mini`` on `data_dir` and `ports`, its output appended to weed.log."""
+    with open(data_dir / "weed.log", "ab") as log:
+        return subprocess.Popen(
             _weed_command(weed, data_dir, ports),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -269,7 +278,14 @@ def _start_once(weed: str, parent: Path, timeout: float) -> WeedServer:
             start_new_session=True,  # no Ctrl-C from the terminal; we kill it ourselves
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-    server = WeedServer(process, data_dir, ports)
+
+
+def _start_once(weed: str, parent: Path, timeout: float) -> WeedServer:
+    """Start ``weed mini`` in a fresh directory under `parent` and wait for it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="weed-", dir=parent))
+    _write_s3_config(data_dir / "s3.json")
+    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+    server = WeedServer(_spawn(weed, data_dir, ports), data_dir, ports)
     try:
         _wait_ready(server, timeout)
     except BaseException:

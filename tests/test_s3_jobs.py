@@ -429,6 +429,19 @@ FAILURES = {
         {"AWS_SECRET_ACCESS_KEY": WRONG_SECRET},
         "SignatureDoesNotMatch",
     ),
+    "wrong-access-key": (
+        "s3://{b}/in/users.json",
+        [],
+        {"AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG0"},
+        "S3",
+    ),
+    # a local input and an S3 output that refuses the signature: the upload never starts
+    "wrong-secret-output": (
+        str(EXAMPLES / "users.json"),
+        [],
+        {"AWS_SECRET_ACCESS_KEY": WRONG_SECRET},
+        "SignatureDoesNotMatch",
+    ),
     "refused-endpoint-option": (
         "s3://{b}/in/users.json",
         ["--endpoint-url", "http://127.0.0.1:{port}"],

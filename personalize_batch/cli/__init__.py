@@ -17,7 +17,7 @@ import click
 import orjson
 
 from .. import __version__
-from ..errors import PbatchError
+from ..errors import Interrupted, PbatchError
 
 RECIPE_HELP = "user-personalization, popularity-count, personalized-ranking or sims"
 
@@ -46,7 +46,7 @@ class Group(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except PbatchError as exc:
+        except (PbatchError, Interrupted) as exc:
             click.echo(f"pbatch: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
