@@ -322,6 +322,29 @@ def main() -> int:
 
 
 LIMITS = """
+## What these trials found (all fixed; each fix has a test that failed before it)
+
+- An existing S3 output replaced by an **empty object**: smart_open's multipart writer
+  completes its upload in `close()`, which io's finalizer calls when the writer is
+  garbage-collected; a signal right after the upload started dropped the writer.
+  pbatch's writer now completes only on an explicit `complete()`.
+- A **temp file left behind** by a caught SIGTERM (the flaky `test_sigterm_stops_cleanly`):
+  signals landing in `mkstemp` or during `commit()` skipped the cleanup.
+- **SIGTERM/SIGINT ignored**: botocore turns any `Exception` raised during a request
+  into a retryable error, so a stop landing in an S3 call was retried away (1 in ~40
+  trials then waited forever on its FIFO). `Interrupted` is now a `BaseException`.
+  A stop landing inside a `__del__`/weakref callback was dropped by Python itself
+  (1 in ~30): the stop is now repeated every 0.25 s until the job has it.
+- **One line killed a whole job**: a line nested 251–1024 levels deep parsed (orjson
+  reads 1024 levels) but its answer could not be written (orjson writes 255).
+- **Lines lost**: S3 keys `in/a\\b.json` and `in/a/b.json` (or `in//b.json` and
+  `in/b.json`) wrote the same output name; the second replaced the first.
+- **Secrets shown**: `s3://KEY:SECRET@bucket/…` URLs went into job records and messages.
+- **Tracebacks from damaged solutions** (`NotImplementedError`, `RuntimeError` from
+  zipfile), and a 1–3 byte file called "an object array"; members are now read to
+  their end so the zip CRC-32 is always checked.
+- A blank line over 1 MiB gave an error line instead of none (A.3).
+
 ## What is left behind, and why
 
 - **`kill -9` of a local job** can leave its hidden temp file (`.NAME.out.XXXX.tmp` in the
