@@ -451,10 +451,10 @@ def _signals_deferred() -> Iterator[None]:
 @contextlib.contextmanager
 def _output(url: str, **kwargs: Any) -> Iterator[IO[bytes]]:
     """An AtomicOutput whose creation, commit and abort a signal cannot interrupt."""
-    with _signals_deferred():
-        target = pio.AtomicOutput(url, **kwargs)
-        stream = target.__enter__()
+    target = pio.AtomicOutput(url, **kwargs)
     try:
+        with _signals_deferred():  # a stop held here is raised as this block ends
+            stream = target.__enter__()
         yield stream
     except BaseException:
         with _signals_deferred():
