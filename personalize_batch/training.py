@@ -7,9 +7,42 @@ from typing import Any
 import numpy as np
 
 from . import solution as solution_mod
-from .data import read_interactions, read_items
+from .data import Interactions, Items, read_interactions, read_items
 from .recipes import canonical_recipe, recipe_module
 from .recipes.base import seen_arrays
+
+
+def fit_arrays(
+    recipe: str,
+    data: Interactions,
+    hp: dict[str, Any],
+    *,
+    seed: int = 0,
+    cache: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """Every array of a solution except item metadata: the recipe's own, the id maps,
+    the item counts and the seen-items matrix."""
+    module = recipe_module(recipe)
+    arrays = module.fit(data, hp, seed=seed, cache=cache)
+    arrays.update(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
+        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
+    )
+    return arrays
+
+
+def _join_items(data: Interactions, item_meta: Items) -> None:
+    """Items only in the items data join the catalogue (cold items, no interactions)."""
+    extra = np.setdiff1d(item_meta.item_ids, data.item_ids)
+    if len(extra):
+        all_ids = np.concatenate([data.item_ids, extra])
+        order = np.argsort(all_ids, kind="stable")
+        remap = np.empty(len(all_ids), dtype=np.int32)
+        remap[order] = np.arange(len(all_ids), dtype=np.int32)
+        data.items = remap[data.items]
+        data.item_ids = all_ids[order]
 
 
 def train(
@@ -23,8 +56,14 @@ def train(
     event_value_threshold: float | None = None,
     endpoint_url: str | None = None,
     warn: Any = None,
+    seed: int = 0,
+    evaluate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train a solution and write it to `output`; returns its description."""
+    """Train a solution and write it to `output`; returns its description.
+
+    `evaluate` (keyword arguments of `evaluation.evaluate_data`, such as `split`) first
+    measures the recipe on a split of the same data and stores the metrics.
+    """
     recipe = canonical_recipe(recipe)
     module = recipe_module(recipe)
     hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
@@ -37,24 +76,15 @@ def train(
     for message in data.warnings:
         if warn is not None:
             warn(message)
+    report = None
+    if evaluate is not None:
+        from .evaluation import evaluate_data  # noqa: PLC0415
+
+        report = evaluate_data(recipe, data, hp, seed=seed, **evaluate)
     item_meta = read_items(items, endpoint_url) if items else None
     if item_meta is not None:
-        # items only in the items data join the catalogue (cold items, no interactions)
-        extra = np.setdiff1d(item_meta.item_ids, data.item_ids)
-        if len(extra):
-            all_ids = np.concatenate([data.item_ids, extra])
-            order = np.argsort(all_ids, kind="stable")
-            remap = np.empty(len(all_ids), dtype=np.int32)
-            remap[order] = np.arange(len(all_ids), dtype=np.int32)
-            data.items = remap[data.items]
-            data.item_ids = all_ids[order]
-    arrays = module.fit(data, hp)
-    arrays.update(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
-        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
-    )
+        _join_items(data, item_meta)
+    arrays = fit_arrays(recipe, data, hp, seed=seed)
     if item_meta is not None:
         pos = np.searchsorted(data.item_ids, item_meta.item_ids)
         for name, col in item_meta.columns.items():
@@ -71,11 +101,15 @@ def train(
         "hasTimestamps": data.has_timestamps,
         "eventType": event_type,
         "eventValueThreshold": event_value_threshold,
+        "seed": seed,
     }
     if item_meta is not None:
         training.update(
             itemsData=items, itemsSha256=item_meta.sha256, itemColumns=sorted(item_meta.columns)
         )
     meta = solution_mod.build_meta(recipe, hp, training)
+    if report is not None:
+        meta["metrics"] = report["metrics"]
+        meta["evaluation"] = {k: v for k, v in report.items() if k != "metrics"}
     solution_mod.save(output, meta, arrays)
     return meta

@@ -10,7 +10,7 @@ from .base import HyperParameters, fill_keys, mask_rows, topk
 HYPERPARAMETERS = HyperParameters([])
 
 
-def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
+def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
     """Nothing beyond the shared arrays: the item counts are the model."""
     return {}
 
