@@ -95,4 +95,4 @@ def main() -> None:
 
 
 # the commands register themselves on `main`
-from . import answer, jobs, run, solution, train  # noqa: E402, F401
+from . import answer, evaluate, jobs, run, solution, train  # noqa: E402, F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
+from .evaluate import SEED, SHUFFLE, SPLIT
 
 
 @main.command()
@@ -35,6 +36,15 @@ from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
 @click.option(
     "--output", "-o", required=True, metavar="PATH", help="Where to write the solution (.npz)."
 )
+@click.option(
+    "--evaluate",
+    "evaluate_",
+    is_flag=True,
+    help="First measure the recipe on a split (see pbatch evaluate); store the metrics.",
+)
+@SPLIT
+@SEED
+@SHUFFLE
 @ENDPOINT
 @QUIET
 def train(
@@ -45,6 +55,10 @@ def train(
     event_type: str | None,
     event_value_threshold: float | None,
     output: str,
+    evaluate_: bool,
+    split: str,
+    seed: int,
+    shuffle: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
@@ -61,6 +75,8 @@ def train(
         event_value_threshold=event_value_threshold,
         endpoint_url=endpoint_url,
         warn=None if quiet else warn,
+        seed=seed,
+        evaluate={"split": split, "shuffle": shuffle} if evaluate_ else None,
     )
     if not quiet:
         t = meta["training"]
@@ -69,3 +85,10 @@ def train(
             f"({t['users']:,} users, {t['items']:,} items) -> {output}",
             err=True,
         )
+        if evaluate_:
+            ndcg = meta["metrics"]["normalized_discounted_cumulative_gain_at_10"]
+            click.echo(
+                f"pbatch: {split} split, {meta['evaluation']['testUsers']:,} test users: "
+                f"normalized_discounted_cumulative_gain_at_10 {ndcg:.4f} (pbatch describe for all)",
+                err=True,
+            )
