@@ -7,13 +7,16 @@ no self-loop (EASE, Steck 2019) and a ridge penalty that grows with an item's po
     P = (XᵀX + Λ)⁻¹,   Λ = diag(regularization + dropout / (1 - dropout) · n_i)
     B_ji = -P_ji / P_ii   (j != i),   B_ii = 0
 
-A user's score for item i is then Σ_j x_j B_ji. Two ways to get B, chosen by size:
+A user's score for item i is then Σ_j x_j B_ji. How B is found depends on the number n
+of modelled items:
 
-- dense: XᵀX as a dense matrix and one Cholesky inverse, O(n³) time and O(n²) memory –
-  exact, used while the modelled items number at most `max_dense_items`;
-- low-rank: a randomized eigendecomposition of Λ^-½ XᵀX Λ^-½ (products with X only, never
-  an item x item matrix), from which B is evaluated on each item's co-occurrence
-  neighbours – O(nnz(X) · hidden_dimension) time and O(n · hidden_dimension) memory.
+- n ≤ `max_dense_items`: exactly – XᵀX as a dense matrix and one Cholesky inverse,
+  O(n³) time and O(n²) memory;
+- above: the `max_dense_items` most popular items (the core) keep the exact B among
+  themselves; every other entry comes from a randomized eigendecomposition of
+  Λ^-½ XᵀX Λ^-½ of rank `hidden_dimension` (products with X only, never an item x item
+  matrix), evaluated on each item's co-occurrence neighbours – O(core³) plus
+  O(nnz(X) · hidden_dimension) time, O(core² + n · hidden_dimension) memory.
 
 Either way only the largest `item_model_neighbours` weights of each row (by absolute
 value) are kept, so the stored model is sparse and scoring is a sparse product.
@@ -25,6 +28,7 @@ import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
 
+from ..errors import DataError
 from .base import topk
 
 ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
@@ -83,11 +87,12 @@ def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
     g = gram(xh)
     g[np.diag_indices(n)] += lam.astype(np.float32)
     chol, info = sl.lapack.spotrf(g, lower=1, clean=1, overwrite_a=1)
+    if info == 0:
+        p, info = sl.lapack.spotri(chol, lower=1, overwrite_c=1)
     if info != 0:
-        raise ArithmeticError(f"Cholesky factorization failed (info {info})")
-    p, info = sl.lapack.spotri(chol, lower=1, overwrite_c=1)
-    if info != 0:
-        raise ArithmeticError(f"inverse failed (info {info})")
+        raise DataError(
+            "the item-item model is numerically singular: raise regularization or dropout"
+        )
     # p holds P in its lower triangle: row j of P is p[j, :j+1] then p[j+1:, j]
     diag = np.diag(p).astype(np.float64)
     rows, cols, vals = [], [], []
@@ -105,6 +110,15 @@ def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return _to_csr(rows, cols, vals, n)
 
 
+def _gram_times(xs: sp.csr_matrix, q: np.ndarray, block: int = 1 << 17) -> np.ndarray:
+    """XᵀX q, a block of users at a time (never a users x width dense matrix)."""
+    out = np.zeros((xs.shape[1], q.shape[1]), dtype=np.float32)
+    for s in range(0, xs.shape[0], block):
+        xb = xs[s : s + block]
+        out += (xb.T @ (xb @ q)).astype(np.float32)
+    return out
+
+
 def eigen(
     xh: sp.csr_matrix, scale: np.ndarray, rank: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,68 +126,58 @@ def eigen(
     seeded randomized subspace iteration that multiplies by X and Xᵀ only."""
     n = xh.shape[1]
     xs = (xh @ sp.diags(scale.astype(np.float32))).tocsr().astype(np.float32)
-    xst = xs.T.tocsr()
     width = min(n, rank + OVERSAMPLE)
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((n, width)).astype(np.float32)
     for _ in range(POWER_ITERATIONS):
-        q, _ = np.linalg.qr(xst @ (xs @ q))
-    gq = xst @ (xs @ q)
-    small = (q.T @ gq).astype(np.float64)
+        q, _ = np.linalg.qr(_gram_times(xs, q))
+    small = (q.T @ _gram_times(xs, q)).astype(np.float64)
     values, vectors = np.linalg.eigh((small + small.T) / 2.0)
     top = np.argsort(-values, kind="stable")[: min(rank, width)]
     return np.maximum(values[top], 0.0), (q.astype(np.float64) @ vectors[:, top])
 
 
+Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, columns, values
+
+
 def low_rank(
     xh: sp.csr_matrix,
     lam: np.ndarray,
-    support: sp.csr_matrix,
+    pairs: tuple[np.ndarray, np.ndarray],
     rank: int,
     seed: int,
-    k: int,
-) -> dict[str, np.ndarray]:
-    """B from a rank-`rank` approximation, evaluated on the entries of `support`.
+) -> Triplets:
+    """B from a rank-`rank` approximation, evaluated at the (row, column) `pairs`.
 
     With D = Λ^-½ and D XᵀX D ≈ V S Vᵀ: P ≈ D (I - V W Vᵀ) D, W = S / (S + 1), so
     B_ji = (D_j / D_i) · (V_j W V_iᵀ) / (1 - V_i W V_iᵀ).
     """
-    n = xh.shape[1]
     d = 1.0 / np.sqrt(lam)
     values, vectors = eigen(xh, d, rank, seed)
     w = values / (values + 1.0)
     vw = (vectors * w).astype(np.float32)
     v = vectors.astype(np.float32)
-    q = np.einsum("ik,ik->i", vectors * w, vectors)
-    denom = np.maximum(1.0 - q, 1e-6)
-    coo = support.tocoo()
-    order = np.lexsort((coo.col, coo.row))
-    srow, scol = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
-    rows, cols, vals = [], [], []
+    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vectors * w, vectors), 1e-6)
+    srow, scol = pairs
+    vals = np.empty(len(srow), dtype=np.float32)
     per_block = max(1, (64 << 20) // (4 * max(1, v.shape[1])))  # ~64 MB of gathered rows
     for s in range(0, len(srow), per_block):
         r, c = srow[s : s + per_block], scol[s : s + per_block]
         dots = np.einsum("ik,ik->i", vw[r], v[c]).astype(np.float64)
-        val = (d[r] / d[c]) * dots / denom[c]
-        rows.append(r)
-        cols.append(c)
-        vals.append(val.astype(np.float32))
-    out = _to_csr(rows, cols, vals, n)
-    m = sp.csr_matrix((out["data"], out["indices"], out["indptr"]), shape=(n, n))
-    return _top_per_row(m, k)
+        vals[s : s + per_block] = (d[r] / d[c]) * dots / denom[c]
+    return srow, scol, vals
 
 
-def _top_per_row(m: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
-    """Keep each row's k entries of largest absolute value (ties: lower column first)."""
-    coo = m.tocoo()
-    order = np.lexsort((coo.col, -np.abs(coo.data), coo.row))
-    rows, cols, vals = coo.row[order], coo.col[order], coo.data[order]
-    start = np.searchsorted(rows, np.arange(m.shape[0]))
-    keep = (np.arange(len(rows)) - start[rows]) < k
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k: int) -> dict:
+    """CSR parts keeping each row's k entries of largest absolute value (ties: lower
+    column first), columns ascending within a row."""
+    order = np.lexsort((cols, -np.abs(vals), rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    start = np.searchsorted(rows, np.arange(n))
+    keep = ((np.arange(len(rows)) - start[rows]) < k) & (vals != 0)
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    # back to column order inside each row
     order = np.lexsort((cols, rows))
-    return _to_csr([rows[order]], [cols[order]], [vals[order]], m.shape[0])
+    return _to_csr([rows[order]], [cols[order]], [vals[order]], n)
 
 
 def fit(
@@ -190,35 +194,53 @@ def fit(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The sparse item model over the whole catalogue, and the path taken.
 
-    Items with fewer than `min_users` users are left out (rows and columns stay empty);
-    `support` (items x items) gives the candidate entries of the low-rank path.
+    Items with fewer than `min_users` users are left out (their rows and columns stay
+    empty). Up to `max_dense_items` modelled items, B is exact. Above, the
+    `max_dense_items` most popular ones (the core) keep the exact B among themselves, and
+    every other entry comes from the low-rank model, evaluated where `support` (items x
+    items, e.g. co-occurrence neighbours) has an entry.
     """
     n_items = x.shape[1]
     counts = np.diff(x.tocsc().indptr)
     head = np.flatnonzero(counts >= max(1, min_users))
     if len(head) < 2:
-        empty = {
-            "indptr": np.zeros(n_items + 1, np.int64),
-            "indices": np.zeros(0, np.int32),
-            "data": np.zeros(0, np.float32),
-        }
-        return empty, "none"
-    xh = x[:, head].tocsr()
-    lam = penalties(counts[head], regularization, dropout)
+        return _to_csr([], [], [], n_items), "none"
+    lam = penalties(counts, regularization, dropout)
     if len(head) <= max_dense_items:
-        part, path = dense(xh, lam, k), "dense"
+        part, path = dense(x[:, head].tocsr(), lam[head], k), "dense"
+        core, pieces = head, []
     else:
-        sub = support[head][:, head].tocsr()
-        part, path = low_rank(xh, lam, sub, rank, seed, k), "low-rank"
-    # back to catalogue indices
-    m = sp.csr_matrix((part["data"], part["indices"], part["indptr"]), shape=(len(head),) * 2)
-    coo = m.tocoo()
-    full = sp.csr_matrix(
-        (coo.data, (head[coo.row], head[coo.col])), shape=(n_items, n_items), dtype=np.float32
+        by_popularity = head[np.lexsort((head, -counts[head]))]
+        core = np.sort(by_popularity[:max_dense_items]) if max_dense_items >= 2 else head[:0]
+        in_head = np.zeros(n_items, dtype=bool)
+        in_head[head] = True
+        in_core = np.zeros(n_items, dtype=bool)
+        in_core[core] = True
+        sup = support.tocoo()
+        keep = in_head[sup.row] & in_head[sup.col] & ~(in_core[sup.row] & in_core[sup.col])
+        keep &= sup.row != sup.col
+        local = np.full(n_items, -1, dtype=np.int64)
+        local[head] = np.arange(len(head))
+        r, c, v = low_rank(
+            x[:, head].tocsr(),
+            lam[head],
+            (local[sup.row[keep]], local[sup.col[keep]]),
+            rank,
+            seed,
+        )
+        pieces = [(head[r], head[c], v)]
+        part = dense(x[:, core].tocsr(), lam[core], k) if len(core) else _to_csr([], [], [], 0)
+        path = "dense core + low-rank" if len(core) else "low-rank"
+    # the dense part back to catalogue indices, merged with the low-rank entries
+    lengths = np.diff(part["indptr"])
+    rows = [core[np.repeat(np.arange(len(lengths)), lengths)]] + [p[0] for p in pieces]
+    cols = [core[part["indices"]]] + [p[1] for p in pieces]
+    vals = [part["data"]] + [p[2] for p in pieces]
+    out = _top_per_row(
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(vals).astype(np.float32),
+        n_items,
+        k,
     )
-    full.sort_indices()
-    return {
-        "indptr": full.indptr.astype(np.int64),
-        "indices": full.indices.astype(np.int32),
-        "data": full.data.astype(np.float32),
-    }, path
+    return out, path

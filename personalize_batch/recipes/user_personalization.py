@@ -10,8 +10,9 @@ logit of item i is a weighted sum of four terms:
   + popularity_weight  · recent_popularity(i)     time-decayed popularity, maximum 1
 
 where N(·) divides a user's row by its largest absolute value, so the weights compare terms
-of the same scale whatever the history's length. `recency_mask=false` makes every w_j 1 and
-drops the transition term: the order-blind ablation. Scores are the softmax of
+of the same scale whatever the history's length. `recency_mask=false` makes every w_j 1,
+reads the whole history (keeping the latest items would be order too) and drops the
+transition term: the order-blind ablation. Scores are the softmax of
 logit / temperature over all items, as Personalize's are. An unknown user has no history:
 the popularity term alone.
 """
@@ -47,7 +48,7 @@ HYPERPARAMETERS = HyperParameters(
         ),
         HyperParameter(
             "recency_half_life",
-            8.0,
+            2.0,
             float,
             0.1,
             10000.0,
@@ -57,7 +58,7 @@ HYPERPARAMETERS = HyperParameters(
             "item_model_weight", 1.0, float, 0.0, 100.0, "weight of the item-item model term"
         ),
         HyperParameter(
-            "regularization", 100.0, float, 0.0, 1e7, "ridge penalty of the item-item model"
+            "regularization", 300.0, float, 0.01, 1e7, "ridge penalty of the item-item model"
         ),
         HyperParameter(
             "dropout",
@@ -85,11 +86,11 @@ HYPERPARAMETERS = HyperParameters(
         ),
         HyperParameter(
             "max_dense_items",
-            20000,
+            10000,
             int,
             0,
             50000,
-            "above this many modelled items, the item-item model is fitted in low rank",
+            "items fitted exactly; above, the most popular ones plus a low-rank model",
         ),
         HyperParameter(
             "hidden_dimension",
@@ -109,13 +110,13 @@ HYPERPARAMETERS = HyperParameters(
             "item pairs shared by fewer users are not neighbours",
         ),
         HyperParameter(
-            "neighbour_weight", 0.1, float, 0.0, 100.0, "weight of the item-neighbour term"
+            "neighbour_weight", 0.0, float, 0.0, 100.0, "weight of the item-neighbour term"
         ),
         HyperParameter(
-            "transition_weight", 0.1, float, 0.0, 100.0, "weight of the next-item transition term"
+            "transition_weight", 0.3, float, 0.0, 100.0, "weight of the next-item transition term"
         ),
         HyperParameter(
-            "popularity_weight", 0.3, float, 0.0, 100.0, "weight of the recent-popularity term"
+            "popularity_weight", 1.0, float, 0.0, 100.0, "weight of the recent-popularity term"
         ),
         HyperParameter(
             "popularity_half_life_days",
@@ -129,10 +130,12 @@ HYPERPARAMETERS = HyperParameters(
     ]
 )
 
+POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
+
 # which hyperparameters each fitted component depends on (for reuse while tuning)
 COMPONENTS = {
     "matrix": (),
-    "history": ("max_history_length",),
+    "history": ("max_history_length", "recency_mask"),
     "neighbours": ("neighbours", "min_cointeraction_count", "item_model_neighbours"),
     "transitions": ("neighbours",),
     "prior": ("popularity_half_life_days",),
@@ -199,10 +202,12 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
 
 
 def _prior(data: Interactions, half_life_days: float) -> np.ndarray:
-    """Time-decayed popularity, scaled to a maximum of 1."""
+    """Time-decayed popularity, scaled to a maximum of 1. An interaction never counts less
+    than POPULARITY_FLOOR, so items without recent interactions keep their all-time
+    order (below the recent ones) instead of tying at 0."""
     if data.has_timestamps and len(data.timestamps):
         age_days = (data.timestamps.max() - data.timestamps) / 86400.0
-        w = np.power(0.5, age_days / half_life_days)
+        w = np.maximum(np.power(0.5, age_days / half_life_days), POPULARITY_FLOOR)
     else:
         w = np.ones(len(data.items))
     pop = np.bincount(data.items, weights=w, minlength=data.n_items)
@@ -270,7 +275,9 @@ def fit(
         )
 
     im, path = part("item_model", make_item_model)
-    arrays = dict(part("history", lambda: _histories(data, hp["max_history_length"])))
+    # the order-blind model reads whole histories: keeping the latest items is order too
+    length = hp["max_history_length"] if hp["recency_mask"] else data.n_items
+    arrays = dict(part("history", lambda: _histories(data, length)))
     nb = _first_per_row(nb_all, hp["neighbours"])
     arrays.update({f"up_nb_{k}": v for k, v in nb.items()})
     arrays.update(part("transitions", lambda: _transitions(data, hp["neighbours"])))
