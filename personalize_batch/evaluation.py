@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .data import Interactions, read_interactions
+from .data import Interactions
 from .errors import UsageError
 from .metrics import summarize
 from .recipes import canonical_recipe, recipe_module
 from .recipes.base import chunk_rows
 from .solution import build_meta, in_memory
-from .training import fit_arrays
+from .training import fit_arrays, prepare
 
 SPLITS = ("personalize", "leave-last-out", "time-cut")
 NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
@@ -263,17 +263,9 @@ def evaluate(
     **options: Any,
 ) -> dict[str, Any]:
     """Read an interactions CSV and evaluate `recipe` on it (`options`: see evaluate_data)."""
-    recipe = canonical_recipe(recipe)
-    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
-    data = read_interactions(
-        interactions,
-        event_type=event_type,
-        event_value_threshold=event_value_threshold,
-        endpoint_url=endpoint_url,
+    recipe, hp, data = prepare(
+        recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )
-    for message in data.warnings:
-        if warn is not None:
-            warn(message)
     if not data.has_timestamps and not options.get("shuffle") and warn is not None:
         warn(
             "held-out items are the last rows in file order; "

@@ -45,6 +45,31 @@ def _join_items(data: Interactions, item_meta: Items) -> None:
         data.item_ids = all_ids[order]
 
 
+def prepare(
+    recipe: str,
+    interactions: str,
+    hp_pairs: tuple[str, ...],
+    event_type: str | None,
+    event_value_threshold: float | None,
+    endpoint_url: str | None,
+    warn: Any,
+) -> tuple[str, dict[str, Any], Interactions]:
+    """The canonical recipe, its parsed hyperparameters and the interactions (their
+    warnings passed to `warn`): what train and evaluate start from."""
+    recipe = canonical_recipe(recipe)
+    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
+    data = read_interactions(
+        interactions,
+        event_type=event_type,
+        event_value_threshold=event_value_threshold,
+        endpoint_url=endpoint_url,
+    )
+    for message in data.warnings:
+        if warn is not None:
+            warn(message)
+    return recipe, hp, data
+
+
 def train(
     recipe: str,
     interactions: str,
@@ -64,18 +89,9 @@ def train(
     `evaluate` (keyword arguments of `evaluation.evaluate_data`, such as `split`) first
     measures the recipe on a split of the same data and stores the metrics.
     """
-    recipe = canonical_recipe(recipe)
-    module = recipe_module(recipe)
-    hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
-    data = read_interactions(
-        interactions,
-        event_type=event_type,
-        event_value_threshold=event_value_threshold,
-        endpoint_url=endpoint_url,
+    recipe, hp, data = prepare(
+        recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )
-    for message in data.warnings:
-        if warn is not None:
-            warn(message)
     report = None
     if evaluate is not None:
         from .evaluation import evaluate_data  # noqa: PLC0415

@@ -6,7 +6,18 @@ from typing import Any
 
 import click
 
-from . import ENDPOINT, QUIET, RECIPE_HELP, emit, main, warn
+from . import (
+    ENDPOINT,
+    EVENT_TYPE,
+    EVENT_VALUE_THRESHOLD,
+    HP,
+    INTERACTIONS,
+    QUIET,
+    RECIPE,
+    emit,
+    main,
+    warn,
+)
 
 SPLIT_CHOICES = ["personalize", "leave-last-out", "time-cut"]
 
@@ -49,27 +60,14 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 @main.command()
-@click.option("--recipe", "-r", required=True, help=f"Recipe: {RECIPE_HELP} (or aws-* names).")
-@click.option(
-    "--interactions",
-    "-i",
-    required=True,
-    metavar="PATH",
-    help="Interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...); .gz and s3:// too.",
-)
-@click.option(
-    "--hp", multiple=True, metavar="KEY=VALUE", help="A recipe hyperparameter; repeat for several."
-)
+@RECIPE
+@INTERACTIONS
+@HP
 @SPLIT
 @SEED
 @SHUFFLE
-@click.option("--event-type", default=None, help="Use only interactions of this type.")
-@click.option(
-    "--event-value-threshold",
-    type=float,
-    default=None,
-    help="Drop interactions whose EVENT_VALUE is below this.",
-)
+@EVENT_TYPE
+@EVENT_VALUE_THRESHOLD
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @ENDPOINT
 @QUIET

@@ -4,35 +4,32 @@ from __future__ import annotations
 
 import click
 
-from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
+from . import (
+    ENDPOINT,
+    EVENT_TYPE,
+    EVENT_VALUE_THRESHOLD,
+    HP,
+    INTERACTIONS,
+    QUIET,
+    RECIPE,
+    main,
+    warn,
+)
 from .evaluate import SEED, SHUFFLE, SPLIT
 
 
 @main.command()
-@click.option("--recipe", "-r", required=True, help=f"Recipe: {RECIPE_HELP} (or aws-* names).")
-@click.option(
-    "--interactions",
-    "-i",
-    required=True,
-    metavar="PATH",
-    help="Interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...); .gz and s3:// too.",
-)
+@RECIPE
+@INTERACTIONS
 @click.option(
     "--items",
     metavar="PATH",
     default=None,
     help="Items CSV (ITEM_ID plus metadata columns), kept in the solution.",
 )
-@click.option(
-    "--hp", multiple=True, metavar="KEY=VALUE", help="A recipe hyperparameter; repeat for several."
-)
-@click.option("--event-type", default=None, help="Train only on interactions of this type.")
-@click.option(
-    "--event-value-threshold",
-    type=float,
-    default=None,
-    help="Drop interactions whose EVENT_VALUE is below this.",
-)
+@HP
+@EVENT_TYPE
+@EVENT_VALUE_THRESHOLD
 @click.option(
     "--output", "-o", required=True, metavar="PATH", help="Where to write the solution (.npz)."
 )
