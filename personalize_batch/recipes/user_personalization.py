@@ -136,7 +136,13 @@ POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularit
 COMPONENTS = {
     "matrix": (),
     "history": ("max_history_length", "recency_mask"),
-    "neighbours": ("neighbours", "min_cointeraction_count", "item_model_neighbours"),
+    "neighbours": (
+        "neighbours",
+        "min_cointeraction_count",
+        "item_model_neighbours",
+        "min_item_interactions",
+        "max_dense_items",
+    ),
     "transitions": ("neighbours",),
     "prior": ("popularity_half_life_days",),
     "item_model": (
