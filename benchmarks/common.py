@@ -1,17 +1,23 @@
-"""Shared helpers for the benchmarks: timing a pbatch run with its peak RSS, the
-datasets, and writing a section of BENCHMARKS.md."""
+"""Shared helpers for the benchmarks: timing a pbatch run with its peak RSS, running a
+function in a forked child that reports its peak RSS, the datasets, and writing a
+section of BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import csv
 import gzip
+import multiprocessing as mp
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -34,6 +40,58 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[fl
         raise RuntimeError(f"{args} failed: {proc.stderr[-2000:]}")
     seconds, kib = proc.stdout.split()
     return float(seconds), int(kib) / 1024
+
+
+def rss_mb() -> float:
+    """The current resident set size of this process, in MB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process so far, in MB (Linux: KB units)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple) -> None:
+    try:
+        start_rss = rss_mb()
+        result = fn(*args)
+        conn.send(("ok", result, start_rss, peak_rss_mb()))
+    except BaseException:  # noqa: BLE001  (the parent re-raises it with the traceback)
+        conn.send(("error", traceback.format_exc(), 0.0, 0.0))
+    finally:
+        conn.close()
+
+
+def in_child(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """Run fn(*args) in a forked child: (its result, RSS at the start, peak RSS) in MB.
+
+    A fork shares the parent's pages, so the start RSS is the baseline the parent
+    brought along (data, splits); the peak includes it.
+    """
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args))
+    proc.start()
+    child.close()
+    status, result, start, peak = parent.recv()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"child failed:\n{result}")
+    return result, start, peak
+
+
+class Timer:
+    """`with Timer() as t: ...` then t.seconds."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
 
 
 def read_rows(name: str) -> tuple[list[str], list[list[str]]]:
@@ -78,7 +136,7 @@ def write_section(name: str, body: str) -> None:
     BENCHMARKS_MD.write_text(text, encoding="utf-8")
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -27,6 +27,7 @@ leading zeros). The output depends only on the input files: every choice is
 made by a fixed rule with explicit tie-breaks, so re-running gives
 byte-identical files. README.md is written by hand and is not touched.
 """
+
 import csv
 import gzip
 import json
@@ -34,10 +35,10 @@ import os
 import shutil
 import sys
 
-MAX_USER_ID = 2000        # keep user ids 1 .. 2000 (numeric)
-MIN_EVENTS = 3            # ... that have at least this many interactions
+MAX_USER_ID = 2000  # keep user ids 1 .. 2000 (numeric)
+MIN_EVENTS = 3  # ... that have at least this many interactions
 UNKNOWN_USER = "999999999"  # not a user of the snapshot: cold-start example
-UNKNOWN_ITEM = "9999999"    # not an item of the snapshot
+UNKNOWN_ITEM = "9999999"  # not an item of the snapshot
 
 INTERACTIONS_HEADER = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
 ITEMS_HEADER = ["ITEM_ID", "TITLE", "GENRES"]
@@ -123,8 +124,7 @@ def main(argv):
 
     # popularity-count: the empty object, then four known users
     pop_users = spread(by_id, 4)
-    write_jsonl(os.path.join(out, "popularity.json"),
-                [{}] + [{"userId": u} for u in pop_users])
+    write_jsonl(os.path.join(out, "popularity.json"), [{}] + [{"userId": u} for u in pop_users])
 
     # personalized-ranking: 10 users; line k ranks 3 + k % 8 items taken from
     # the 40 most rated items, starting at position 4 * k (wrapping around)
@@ -136,9 +136,9 @@ def main(argv):
         ids = [pool[(4 * k + j) % len(pool)] for j in range(n)]
         key = "itemList"
         if k == 7:
-            key = "itemIds"          # alias
+            key = "itemIds"  # alias
         elif k == 8:
-            key = "inputList"        # alias
+            key = "inputList"  # alias
         elif k == 9:
             ids.insert(len(ids) // 2, UNKNOWN_ITEM)  # an item not in the slice
         ranking.append({"userId": user, key: ids})
@@ -155,18 +155,17 @@ def main(argv):
     # a blank line, and a final valid line
     bad = [
         {"userId": by_activity[0]},
-        '{"userId": "1"',            # not JSON (truncated)
-        '["1"]',                     # JSON, but not an object
-        '{"user": "1"}',             # no userId
-        '{"userId": ""}',            # empty userId
-        '{"userId": 1}',             # number instead of string
-        "",                          # blank line
+        '{"userId": "1"',  # not JSON (truncated)
+        '["1"]',  # JSON, but not an object
+        '{"user": "1"}',  # no userId
+        '{"userId": ""}',  # empty userId
+        '{"userId": 1}',  # number instead of string
+        "",  # blank line
         {"userId": by_activity[-1]},
     ]
     write_jsonl(os.path.join(out, "bad.json"), bad)
 
-    print(f"interactions.csv: {len(sliced)} rows, {len(keep)} users, "
-          f"{len(item_events)} items")
+    print(f"interactions.csv: {len(sliced)} rows, {len(keep)} users, {len(item_events)} items")
     print(f"items.csv: {len(items)} rows")
     print(f"users.json: {len(users)} lines: {' '.join(users)}")
     print(f"popularity.json: {1 + len(pop_users)} lines: {{}} {' '.join(pop_users)}")

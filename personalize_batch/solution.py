@@ -27,7 +27,9 @@ from .errors import PbatchError, SolutionError, StorageError
 from .recipes import canonical_recipe
 from .recipes.base import csr_rows
 
-FORMAT_VERSION = 1
+# 2: user-personalization gained its item-item model (up_im_*), and its hyperparameters
+# changed meaning; a format-1 solution is refused with "retrain it".
+FORMAT_VERSION = 2
 
 # name -> (dtype kinds allowed, ndim); "U" unicode, "i" signed int, "f" float
 COMMON = {
@@ -50,6 +52,10 @@ UP = {
     "up_trans_indices": ("i", 1),
     "up_trans_data": ("f", 1),
     "up_prior": ("f", 1),
+    "up_im_indptr": ("i", 1),
+    "up_im_indices": ("i", 1),
+    "up_im_data": ("f", 1),
+    "up_im_path": ("U", 0),
 }
 RECIPE_ARRAYS = {
     "popularity-count": {},
@@ -69,6 +75,7 @@ CSR = {
     "history": ("up_history_indptr", "up_history_items", "up_history_times", "users", "items"),
     "neighbours": ("up_nb_indptr", "up_nb_indices", "up_nb_data", "items", "items"),
     "transitions": ("up_trans_indptr", "up_trans_indices", "up_trans_data", "items", "items"),
+    "item model": ("up_im_indptr", "up_im_indices", "up_im_data", "items", "items"),
 }
 PER_ITEM = ("item_counts", "up_prior")
 
@@ -169,6 +176,13 @@ def save(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def in_memory(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Solution:
+    """A solution that was just fitted, never written (for evaluation): not re-validated."""
+    return Solution(
+        path="(in memory)", recipe=canonical_recipe(meta["recipe"]), meta=meta, arrays=arrays
+    )
 
 
 def _file_sha256(path: str) -> str:

@@ -7,10 +7,73 @@ from typing import Any
 import numpy as np
 
 from . import solution as solution_mod
-from .data import read_interactions, read_items
+from .data import Interactions, Items, read_interactions, read_items
 from .filters.catalogue import DEFAULT_HISTORY, event_arrays
 from .recipes import canonical_recipe, recipe_module
 from .recipes.base import seen_arrays
+
+
+def fit_arrays(
+    recipe: str,
+    data: Interactions,
+    hp: dict[str, Any],
+    *,
+    seed: int = 0,
+    cache: dict | None = None,
+    filter_history: int = DEFAULT_HISTORY,
+) -> dict[str, np.ndarray]:
+    """Every array of a solution except item metadata: the recipe's own, the id maps,
+    the item counts, the seen-items matrix and, per event type, each user's
+    `filter_history` most recent items (0: all), which filters read."""
+    module = recipe_module(recipe)
+    arrays = module.fit(data, hp, seed=seed, cache=cache)
+    arrays.update(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
+        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
+        **event_arrays(
+            data.users, data.items, data.event_types, data.n_users, data.n_items, filter_history
+        ),
+    )
+    return arrays
+
+
+def _join_items(data: Interactions, item_meta: Items) -> None:
+    """Items only in the items data join the catalogue (cold items, no interactions)."""
+    extra = np.setdiff1d(item_meta.item_ids, data.item_ids)
+    if len(extra):
+        all_ids = np.concatenate([data.item_ids, extra])
+        order = np.argsort(all_ids, kind="stable")
+        remap = np.empty(len(all_ids), dtype=np.int32)
+        remap[order] = np.arange(len(all_ids), dtype=np.int32)
+        data.items = remap[data.items]
+        data.item_ids = all_ids[order]
+
+
+def prepare(
+    recipe: str,
+    interactions: str,
+    hp_pairs: tuple[str, ...],
+    event_type: str | None,
+    event_value_threshold: float | None,
+    endpoint_url: str | None,
+    warn: Any,
+) -> tuple[str, dict[str, Any], Interactions]:
+    """The canonical recipe, its parsed hyperparameters and the interactions (their
+    warnings passed to `warn`): what train and evaluate start from."""
+    recipe = canonical_recipe(recipe)
+    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
+    data = read_interactions(
+        interactions,
+        event_type=event_type,
+        event_value_threshold=event_value_threshold,
+        endpoint_url=endpoint_url,
+    )
+    for message in data.warnings:
+        if warn is not None:
+            warn(message)
+    return recipe, hp, data
 
 
 def train(
@@ -25,44 +88,29 @@ def train(
     endpoint_url: str | None = None,
     warn: Any = None,
     filter_history: int = DEFAULT_HISTORY,
+    seed: int = 0,
+    evaluate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a solution and write it to `output`; returns its description.
 
     Besides the model, the solution keeps what filters read: the items CSV's columns and,
-    per event type, each user's `filter_history` most recent items (0: all)."""
-    recipe = canonical_recipe(recipe)
-    module = recipe_module(recipe)
-    hp = module.HYPERPARAMETERS.parse(hp_pairs, recipe)
-    data = read_interactions(
-        interactions,
-        event_type=event_type,
-        event_value_threshold=event_value_threshold,
-        endpoint_url=endpoint_url,
+    per event type, each user's `filter_history` most recent items (0: all).
+
+    `evaluate` (keyword arguments of `evaluation.evaluate_data`, such as `split`) first
+    measures the recipe on a split of the same data and stores the metrics.
+    """
+    recipe, hp, data = prepare(
+        recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )
-    for message in data.warnings:
-        if warn is not None:
-            warn(message)
+    report = None
+    if evaluate is not None:
+        from .evaluation import evaluate_data  # noqa: PLC0415
+
+        report = evaluate_data(recipe, data, hp, seed=seed, **evaluate)
     item_meta = read_items(items, endpoint_url) if items else None
     if item_meta is not None:
-        # items only in the items data join the catalogue (cold items, no interactions)
-        extra = np.setdiff1d(item_meta.item_ids, data.item_ids)
-        if len(extra):
-            all_ids = np.concatenate([data.item_ids, extra])
-            order = np.argsort(all_ids, kind="stable")
-            remap = np.empty(len(all_ids), dtype=np.int32)
-            remap[order] = np.arange(len(all_ids), dtype=np.int32)
-            data.items = remap[data.items]
-            data.item_ids = all_ids[order]
-    arrays = module.fit(data, hp)
-    arrays.update(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
-        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
-        **event_arrays(
-            data.users, data.items, data.event_types, data.n_users, data.n_items, filter_history
-        ),
-    )
+        _join_items(data, item_meta)
+    arrays = fit_arrays(recipe, data, hp, seed=seed, filter_history=filter_history)
     if item_meta is not None:
         pos = np.searchsorted(data.item_ids, item_meta.item_ids)
         for name, col in item_meta.columns.items():
@@ -80,11 +128,15 @@ def train(
         "eventType": event_type,
         "eventValueThreshold": event_value_threshold,
         "filterHistoryLength": filter_history,
+        "seed": seed,
     }
     if item_meta is not None:
         training.update(
             itemsData=items, itemsSha256=item_meta.sha256, itemColumns=sorted(item_meta.columns)
         )
     meta = solution_mod.build_meta(recipe, hp, training)
+    if report is not None:
+        meta["metrics"] = report["metrics"]
+        meta["evaluation"] = {k: v for k, v in report.items() if k != "metrics"}
     solution_mod.save(output, meta, arrays)
     return meta

@@ -95,7 +95,7 @@ def solution_variants(arrays: dict[str, np.ndarray]) -> dict[str, tuple[dict, st
     nb = arrays["up_nb_indices"]
     out: dict[str, tuple[dict, str]] = {
         "version-0": ({"format_version": np.array(0)}, "format 0 is not supported"),
-        "version-2": ({"format_version": np.array(2)}, "format 2 is not supported"),
+        "version-future": ({"format_version": np.array(99)}, "format 99 is not supported"),
         "version-huge": ({"format_version": np.array(2**62)}, "is not supported"),
         "version-string": ({"format_version": np.array("1")}, "not an integer"),
         "version-float": ({"format_version": np.array(1.0)}, "not an integer"),

@@ -102,7 +102,7 @@ def test_random_byte_garbage_is_refused(tiny, tmp_path) -> None:
 FLOAT_ARRAYS = ("up_nb_data", "up_trans_data", "up_prior")
 VARIANTS = [
     *(
-        "version-0 version-2 version-huge version-string version-float version-vector "
+        "version-0 version-future version-huge version-string version-float version-vector "
         "meta-list meta-null meta-recipe meta-hp meta-bytes items-short items-negative "
         "prior-long indptr-short indptr-start indptr-decreasing index-too-big index-negative "
         "index-uint64 data-short history-user-rows ids-duplicate ids-2d ids-int data-complex "

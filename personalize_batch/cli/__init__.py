@@ -67,6 +67,26 @@ ENDPOINT = click.option(
     help="S3-compatible endpoint for s3:// paths ($AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL).",
 )
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+RECIPE = click.option(
+    "--recipe", "-r", required=True, help=f"Recipe: {RECIPE_HELP} (or aws-* names)."
+)
+INTERACTIONS = click.option(
+    "--interactions",
+    "-i",
+    required=True,
+    metavar="PATH",
+    help="Interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...); .gz and s3:// too.",
+)
+HP = click.option(
+    "--hp", multiple=True, metavar="KEY=VALUE", help="A recipe hyperparameter; repeat for several."
+)
+EVENT_TYPE = click.option("--event-type", default=None, help="Use only interactions of this type.")
+EVENT_VALUE_THRESHOLD = click.option(
+    "--event-value-threshold",
+    type=float,
+    default=None,
+    help="Drop interactions whose EVENT_VALUE is below this.",
+)
 SOLUTION = click.option(
     "--solution",
     "-s",
@@ -157,4 +177,4 @@ def main() -> None:
 
 
 # the commands register themselves on `main`
-from . import answer, aws, console, inspect, jobs, run, solution, train  # noqa: E402, F401
+from . import answer, aws, console, evaluate, inspect, jobs, run, solution, train  # noqa: E402, F401

@@ -4,34 +4,32 @@ from __future__ import annotations
 
 import click
 
-from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
+from . import (
+    ENDPOINT,
+    EVENT_TYPE,
+    EVENT_VALUE_THRESHOLD,
+    HP,
+    INTERACTIONS,
+    QUIET,
+    RECIPE,
+    main,
+    warn,
+)
+from .evaluate import SEED, SHUFFLE, SPLIT
 
 
 @main.command()
-@click.option("--recipe", "-r", required=True, help=f"Recipe: {RECIPE_HELP} (or aws-* names).")
-@click.option(
-    "--interactions",
-    "-i",
-    required=True,
-    metavar="PATH",
-    help="Interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...); .gz and s3:// too.",
-)
+@RECIPE
+@INTERACTIONS
 @click.option(
     "--items",
     metavar="PATH",
     default=None,
     help="Items CSV (ITEM_ID plus metadata columns), kept in the solution.",
 )
-@click.option(
-    "--hp", multiple=True, metavar="KEY=VALUE", help="A recipe hyperparameter; repeat for several."
-)
-@click.option("--event-type", default=None, help="Train only on interactions of this type.")
-@click.option(
-    "--event-value-threshold",
-    type=float,
-    default=None,
-    help="Drop interactions whose EVENT_VALUE is below this.",
-)
+@HP
+@EVENT_TYPE
+@EVENT_VALUE_THRESHOLD
 @click.option(
     "--filter-history-length",
     type=click.IntRange(min=0),
@@ -44,6 +42,15 @@ from . import ENDPOINT, QUIET, RECIPE_HELP, main, warn
 @click.option(
     "--output", "-o", required=True, metavar="PATH", help="Where to write the solution (.npz)."
 )
+@click.option(
+    "--evaluate",
+    "evaluate_",
+    is_flag=True,
+    help="First measure the recipe on a split (see pbatch evaluate); store the metrics.",
+)
+@SPLIT
+@SEED
+@SHUFFLE
 @ENDPOINT
 @QUIET
 def train(
@@ -55,6 +62,10 @@ def train(
     event_value_threshold: float | None,
     filter_history_length: int,
     output: str,
+    evaluate_: bool,
+    split: str,
+    seed: int,
+    shuffle: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
@@ -72,6 +83,8 @@ def train(
         endpoint_url=endpoint_url,
         warn=None if quiet else warn,
         filter_history=filter_history_length,
+        seed=seed,
+        evaluate={"split": split, "shuffle": shuffle} if evaluate_ else None,
     )
     if not quiet:
         t = meta["training"]
@@ -80,3 +93,10 @@ def train(
             f"({t['users']:,} users, {t['items']:,} items) -> {output}",
             err=True,
         )
+        if evaluate_:
+            ndcg = meta["metrics"]["normalized_discounted_cumulative_gain_at_10"]
+            click.echo(
+                f"pbatch: {split} split, {meta['evaluation']['testUsers']:,} test users: "
+                f"normalized_discounted_cumulative_gain_at_10 {ndcg:.4f} (pbatch describe for all)",
+                err=True,
+            )

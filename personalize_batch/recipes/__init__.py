@@ -1,4 +1,5 @@
-"""The four recipes. Each module has HYPERPARAMETERS, fit(data, hp) -> arrays, Scorer."""
+"""The four recipes. Each module has HYPERPARAMETERS, fit(data, hp, seed=, cache=) -> arrays
+and Scorer."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from .base import (
 HYPERPARAMETERS = HyperParameters([])
 
 
-def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
+def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
     """Nothing beyond the shared arrays: the item counts are the model."""
     return {}
 

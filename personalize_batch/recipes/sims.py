@@ -157,7 +157,7 @@ def neighbours(
     }
 
 
-def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
+def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
     x, candidates = training_matrix(data, hp)
     nb = neighbours(
         x,

@@ -1,16 +1,20 @@
 """user-personalization: a sequence-aware user model (Personalize's HRNN family, A.1).
 
-A user is the ordered list of their most recent items. The score of an item is
+A user is the ordered list of their most recent distinct items, h_1 … h_L (h_L latest),
+with weights w_j = 0.5 ** (age_j / recency_half_life), age 0 being the latest item. The
+logit of item i is a weighted sum of four terms:
 
-    logit(i) = neighbour_weight   * sum_j w_j * sim(h_j, i)      (recency-weighted item-kNN)
-             + transition_weight  * next(h_last, i)              (what follows the last item)
-             + popularity_weight  * recent_popularity(i)         (time-decayed popularity)
+    item_model_weight  · N(max(0, Σ_j w_j B(h_j, i)))   closed-form item-item model
+  + neighbour_weight   · N(Σ_j w_j cos(h_j, i))   item neighbours (sparse top-k cosine)
+  + transition_weight  · N(next(h_L, i))          what followed the latest item in sequences
+  + popularity_weight  · recent_popularity(i)     time-decayed popularity, maximum 1
 
-with w_j decaying with the distance of h_j from the end of the history (half-life
-`recency_half_life` positions) when `recency_mask` is true, and uniform otherwise (the
-order-blind ablation, which also drops the transition term). Output scores are the
-softmax of logit / temperature over all items, as Personalize's are. An unknown user
-has no history: the popularity term alone.
+where N(·) divides a user's row by its largest absolute value, so the weights compare terms
+of the same scale whatever the history's length. `recency_mask=false` makes every w_j 1,
+reads the whole history (keeping the latest items would be order too) and drops the
+transition term: the order-blind ablation. Scores are the softmax of
+logit / temperature over all items, as Personalize's are. An unknown user has no history:
+the popularity term alone.
 """
 
 from __future__ import annotations
@@ -22,15 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from .base import (
-    HyperParameter,
-    HyperParameters,
-    add_sparse,
-    csr_rows,
-    mask_rows,
-    softmax_at,
-    topk,
-)
+from . import item_model
+from .base import HyperParameter, HyperParameters, csr_rows, mask_rows, softmax_at, topk
 from .sims import neighbours
 
 HYPERPARAMETERS = HyperParameters(
@@ -41,23 +38,69 @@ HYPERPARAMETERS = HyperParameters(
             int,
             1,
             10000,
-            "most recent items of a user that the model reads (like HRNN's bptt)",
+            "most recent distinct items of a user that the model reads (HRNN's bptt)",
         ),
         HyperParameter(
             "recency_mask",
             True,
             bool,
-            help="weigh recent items more (false: order-blind, no transitions)",
+            help="weigh recent items more and use transitions (false: order-blind)",
         ),
         HyperParameter(
             "recency_half_life",
-            8.0,
+            2.0,
             float,
             0.1,
             10000.0,
             "history positions after which an item's weight halves",
         ),
-        HyperParameter("neighbours", 100, int, 1, 1000, "item-item neighbours kept per item"),
+        HyperParameter(
+            "item_model_weight", 1.0, float, 0.0, 100.0, "weight of the item-item model term"
+        ),
+        HyperParameter(
+            "regularization", 300.0, float, 0.01, 1e7, "ridge penalty of the item-item model"
+        ),
+        HyperParameter(
+            "dropout",
+            0.1,
+            float,
+            0.0,
+            0.95,
+            "extra ridge penalty in proportion to item popularity (EDLAE's dropout rate)",
+        ),
+        HyperParameter(
+            "min_item_interactions",
+            3,
+            int,
+            1,
+            1000000,
+            "items with fewer users are left out of the item-item model",
+        ),
+        HyperParameter(
+            "item_model_neighbours",
+            200,
+            int,
+            1,
+            2000,
+            "item-item model weights kept per item (the largest in absolute value)",
+        ),
+        HyperParameter(
+            "max_dense_items",
+            10000,
+            int,
+            0,
+            50000,
+            "items fitted exactly; above, the most popular ones plus a low-rank model",
+        ),
+        HyperParameter(
+            "hidden_dimension",
+            256,
+            int,
+            8,
+            2048,
+            "rank of the low-rank item-item model (used above max_dense_items)",
+        ),
+        HyperParameter("neighbours", 100, int, 1, 1000, "cosine item neighbours kept per item"),
         HyperParameter(
             "min_cointeraction_count",
             2,
@@ -66,16 +109,18 @@ HYPERPARAMETERS = HyperParameters(
             100,
             "item pairs shared by fewer users are not neighbours",
         ),
-        HyperParameter("neighbour_weight", 1.0, float, 0.0, 100.0, "weight of the item-kNN term"),
         HyperParameter(
-            "transition_weight", 0.5, float, 0.0, 100.0, "weight of the next-item transition term"
+            "neighbour_weight", 0.0, float, 0.0, 100.0, "weight of the item-neighbour term"
         ),
         HyperParameter(
-            "popularity_weight", 0.3, float, 0.0, 100.0, "weight of the recent-popularity term"
+            "transition_weight", 0.3, float, 0.0, 100.0, "weight of the next-item transition term"
+        ),
+        HyperParameter(
+            "popularity_weight", 1.0, float, 0.0, 100.0, "weight of the recent-popularity term"
         ),
         HyperParameter(
             "popularity_half_life_days",
-            30.0,
+            7.0,
             float,
             0.01,
             100000.0,
@@ -84,6 +129,33 @@ HYPERPARAMETERS = HyperParameters(
         HyperParameter("temperature", 0.1, float, 1e-4, 100.0, "softmax temperature of the scores"),
     ]
 )
+
+POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
+
+# which hyperparameters each fitted component depends on (for reuse while tuning)
+COMPONENTS = {
+    "matrix": (),
+    "history": ("max_history_length", "recency_mask"),
+    "neighbours": (
+        "neighbours",
+        "min_cointeraction_count",
+        "item_model_neighbours",
+        "min_item_interactions",
+        "max_dense_items",
+    ),
+    "transitions": ("neighbours",),
+    "prior": ("popularity_half_life_days",),
+    "item_model": (
+        "regularization",
+        "dropout",
+        "min_item_interactions",
+        "item_model_neighbours",
+        "max_dense_items",
+        "hidden_dimension",
+        "neighbours",
+        "min_cointeraction_count",
+    ),
+}
 
 
 def _histories(data: Interactions, max_len: int) -> dict[str, np.ndarray]:
@@ -100,7 +172,7 @@ def _histories(data: Interactions, max_len: int) -> dict[str, np.ndarray]:
     ends = np.cumsum(counts)
     age = ends[u] - 1 - np.arange(len(u))  # 0 = the user's latest item
     sel = age < max_len
-    u, i, t, age = u[sel], i[sel], t[sel], age[sel]
+    u, i, t = u[sel], i[sel], t[sel]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=data.n_users))])
     return {
         "up_history_indptr": indptr.astype(np.int64),
@@ -136,10 +208,12 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
 
 
 def _prior(data: Interactions, half_life_days: float) -> np.ndarray:
-    """Time-decayed popularity, scaled to a maximum of 1."""
+    """Time-decayed popularity, scaled to a maximum of 1. An interaction never counts less
+    than POPULARITY_FLOOR, so items without recent interactions keep their all-time
+    order (below the recent ones) instead of tying at 0."""
     if data.has_timestamps and len(data.timestamps):
         age_days = (data.timestamps.max() - data.timestamps) / 86400.0
-        w = np.power(0.5, age_days / half_life_days)
+        w = np.maximum(np.power(0.5, age_days / half_life_days), POPULARITY_FLOOR)
     else:
         w = np.ones(len(data.items))
     pop = np.bincount(data.items, weights=w, minlength=data.n_items)
@@ -147,17 +221,95 @@ def _prior(data: Interactions, half_life_days: float) -> np.ndarray:
     return (pop / top if top > 0 else pop).astype(np.float32)
 
 
-def fit(data: Interactions, hp: dict) -> dict[str, np.ndarray]:
-    arrays = _histories(data, hp["max_history_length"])
-    nb = neighbours(data.matrix(), hp["neighbours"], 0.0, hp["min_cointeraction_count"])
+def _first_per_row(nb: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """The first k entries of each row of sorted CSR parts."""
+    indptr = nb["indptr"]
+    lengths = np.minimum(np.diff(indptr), k)
+    pos = np.repeat(indptr[:-1], lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    return {
+        "indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "indices": nb["indices"][pos],
+        "data": nb["data"][pos],
+    }
+
+
+def _will_be_low_rank(x: sp.csr_matrix, hp: dict) -> bool:
+    counts = np.diff(x.tocsc().indptr)
+    return int((counts >= max(1, hp["min_item_interactions"])).sum()) > hp["max_dense_items"]
+
+
+def fit(
+    data: Interactions, hp: dict, *, seed: int = 0, cache: dict | None = None
+) -> dict[str, np.ndarray]:
+    """Fit every component. `cache` (optional, one per training data) reuses components
+    whose hyperparameters did not change, for tuning loops; `seed` drives the low-rank
+    path's random start."""
+    cache = {} if cache is None else cache
+
+    def part(name: str, make: Callable[[], Any]) -> Any:
+        key = (name, seed, *(hp[k] for k in COMPONENTS[name]))
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+    x = part("matrix", data.matrix)
+
+    def make_neighbours() -> dict[str, np.ndarray]:
+        k = hp["neighbours"]
+        if _will_be_low_rank(x, hp):
+            k = max(k, hp["item_model_neighbours"])
+        return neighbours(x, k, 0.0, hp["min_cointeraction_count"])
+
+    nb_all = part("neighbours", make_neighbours)
+
+    def make_item_model() -> tuple[dict[str, np.ndarray], str]:
+        support = sp.csr_matrix(
+            (nb_all["data"], nb_all["indices"], nb_all["indptr"]), shape=(data.n_items,) * 2
+        )
+        return item_model.fit(
+            x,
+            min_users=hp["min_item_interactions"],
+            regularization=hp["regularization"],
+            dropout=hp["dropout"],
+            k=hp["item_model_neighbours"],
+            max_dense_items=hp["max_dense_items"],
+            rank=hp["hidden_dimension"],
+            support=support,
+            seed=seed,
+        )
+
+    im, path = part("item_model", make_item_model)
+    # the order-blind model reads whole histories: keeping the latest items is order too
+    length = hp["max_history_length"] if hp["recency_mask"] else data.n_items
+    arrays = dict(part("history", lambda: _histories(data, length)))
+    nb = _first_per_row(nb_all, hp["neighbours"])
     arrays.update({f"up_nb_{k}": v for k, v in nb.items()})
-    arrays.update(_transitions(data, hp["neighbours"]))
-    arrays["up_prior"] = _prior(data, hp["popularity_half_life_days"])
+    arrays.update(part("transitions", lambda: _transitions(data, hp["neighbours"])))
+    arrays["up_prior"] = part("prior", lambda: _prior(data, hp["popularity_half_life_days"]))
+    arrays.update({f"up_im_{k}": v for k, v in im.items()})
+    arrays["up_im_path"] = np.array(path)
     return arrays
 
 
+def _normalised_add(out: np.ndarray, m: sp.csr_matrix, weight: float) -> None:
+    """out += weight · m with each row of m divided by its largest absolute value."""
+    m = m.tocsr()
+    m.sum_duplicates()
+    if not m.nnz:
+        return
+    lengths = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), lengths)
+    top = np.zeros(m.shape[0])
+    filled = lengths > 0
+    top[filled] = np.maximum.reduceat(np.abs(m.data), m.indptr[:-1][filled])
+    scale = np.where(top > 0, weight / np.where(top > 0, top, 1.0), 0.0)
+    out[rows, m.indices] += m.data * scale[rows]
+
+
 class Scorer:
-    """The user model: logits for a chunk of users as two sparse products."""
+    """The user model: logits for a chunk of users as a few sparse products."""
 
     def __init__(self, solution) -> None:
         self.solution = solution
@@ -171,14 +323,20 @@ class Scorer:
             np.float64
         )
         n = self.n_items
-        self.sim = sp.csr_matrix(
-            (a["up_nb_data"].astype(np.float64), a["up_nb_indices"], a["up_nb_indptr"]),
-            shape=(n, n),
-        )
-        self.trans = sp.csr_matrix(
-            (a["up_trans_data"].astype(np.float64), a["up_trans_indices"], a["up_trans_indptr"]),
-            shape=(n, n),
-        )
+
+        def matrix(prefix: str) -> sp.csr_matrix:
+            return sp.csr_matrix(
+                (
+                    a[f"{prefix}_data"].astype(np.float64),
+                    a[f"{prefix}_indices"],
+                    a[f"{prefix}_indptr"],
+                ),
+                shape=(n, n),
+            )
+
+        self.sim = matrix("up_nb")
+        self.trans = matrix("up_trans")
+        self.item_model = matrix("up_im")
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
 
     def history_matrix(self, users: np.ndarray) -> sp.csr_matrix:
@@ -190,22 +348,27 @@ class Scorer:
         hp = self.hp
         ages = self.history_matrix(users)
         out = np.tile(self.prior, (len(users), 1))
-        if ages.nnz:
-            age = ages.data - 1.0
-            if hp["recency_mask"]:
-                w = np.power(0.5, age / hp["recency_half_life"])
-            else:
-                w = np.ones_like(age)
-            weights = sp.csr_matrix((w, ages.indices, ages.indptr), shape=ages.shape)
-            norm = np.asarray(weights.sum(axis=1)).ravel()
-            weights = sp.diags(1.0 / np.maximum(norm, 1e-12)) @ weights
-            out = add_sparse(out, weights @ self.sim, hp["neighbour_weight"])
+        if not ages.nnz:
+            return out
+        age = ages.data - 1.0
+        ordered = hp["recency_mask"]
+        w = np.power(0.5, age / hp["recency_half_life"]) if ordered else np.ones_like(age)
+        weights = sp.csr_matrix((w, ages.indices, ages.indptr), shape=ages.shape)
+        if hp["item_model_weight"]:
+            # negative evidence is dropped: it would put an item below ones the model
+            # knows nothing about (cold items), which matters when ranking a given list
+            im = (weights @ self.item_model).tocsr()
+            np.maximum(im.data, 0.0, out=im.data)
+            _normalised_add(out, im, hp["item_model_weight"])
+        if hp["neighbour_weight"]:
+            _normalised_add(out, weights @ self.sim, hp["neighbour_weight"])
+        if ordered and hp["transition_weight"]:
             last = sp.csr_matrix(
                 ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
             )
             last.eliminate_zeros()
-            if hp["recency_mask"] and hp["transition_weight"] and last.nnz:
-                out = add_sparse(out, last @ self.trans, hp["transition_weight"])
+            if last.nnz:
+                _normalised_add(out, last @ self.trans, hp["transition_weight"])
         return out
 
     def probabilities(self, logits: np.ndarray, idx: np.ndarray) -> np.ndarray:

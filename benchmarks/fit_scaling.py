@@ -1,0 +1,141 @@
+"""How user-personalization's fit scales: synthetic data with 1M users and 20M
+interactions, the catalogue growing from 10k to 100k items. One command:
+
+    .venv/bin/python benchmarks/fit_scaling.py
+
+writes the "Fit scaling" section of BENCHMARKS.md. Each size runs in its own child
+process, which builds the data in memory (no CSV: reading is measured elsewhere) and fits
+a whole solution with the default hyperparameters (`training.fit_arrays`: every array a
+solution file holds). Peak RSS is the child's, data included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import in_child, machine, table, write_section  # noqa: E402
+
+from personalize_batch.data import Interactions  # noqa: E402
+from personalize_batch.recipes import recipe_module  # noqa: E402
+from personalize_batch.training import fit_arrays  # noqa: E402
+
+
+def synthetic(n_users: int, n_items: int, n_rows: int, seed: int = 0) -> Interactions:
+    """Users with log-normal history lengths; each row picks, with probability 0.7, an
+    item of the user's taste cluster (of 200), else any item, both by a Zipf-like
+    popularity; times increase within a user over 180 days."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.lognormal(mean=0.0, sigma=1.0, size=n_users)
+    lengths = np.maximum(1, np.round(lengths * n_rows / lengths.sum())).astype(np.int64)
+    lengths[: n_rows - lengths.sum()] += 1 if lengths.sum() < n_rows else 0
+    users = np.repeat(np.arange(n_users, dtype=np.int32), lengths)[:n_rows]
+    rows = len(users)
+    clusters = 200
+    rank = np.arange(n_items)
+    weight = 1.0 / (rank + 10.0) ** 0.9
+    popular = rng.permutation(n_items)  # popularity rank -> item id
+    glob = np.cumsum(weight / weight.sum())
+    per = n_items // clusters
+    cw = np.cumsum(weight[:per] / weight[:per].sum())
+    taste = rng.integers(0, clusters, size=n_users)[users]
+    in_cluster = rng.random(rows) < 0.7
+    pick_c = np.minimum(np.searchsorted(cw, rng.random(rows)), per - 1)
+    pick_g = np.minimum(np.searchsorted(glob, rng.random(rows)), n_items - 1)
+    ranks = np.where(in_cluster, taste * per + pick_c, pick_g)
+    items = popular[ranks].astype(np.int32)
+    start = rng.integers(0, 180 * 86400, size=n_users)[users]
+    times = (1_600_000_000 + start + rng.integers(0, 30 * 86400, size=rows)).astype(np.int64)
+    order = np.lexsort((times, users))
+    return Interactions(
+        user_ids=np.char.add("u", np.arange(n_users).astype("U7")),
+        item_ids=np.char.add("i", np.arange(n_items).astype("U6")),
+        users=users[order],
+        items=items[order],
+        timestamps=times[order],
+        event_types=np.zeros(rows, dtype="U1"),
+        has_timestamps=True,
+    )
+
+
+def one_size(n_users: int, n_items: int, n_rows: int) -> dict:
+    t0 = time.perf_counter()
+    data = synthetic(n_users, n_items, n_rows)
+    made = time.perf_counter() - t0
+    hp = recipe_module("user-personalization").HYPERPARAMETERS.defaults()
+    t0 = time.perf_counter()
+    arrays = fit_arrays("user-personalization", data, hp)
+    fit = time.perf_counter() - t0
+    counts = np.bincount(data.items, minlength=n_items)
+    return {
+        "items": n_items,
+        "rows": len(data.users),
+        "data_seconds": made,
+        "fit_seconds": fit,
+        "path": str(arrays["up_im_path"]),
+        "modelled_items": int((counts >= hp["min_item_interactions"]).sum()),
+        "array_mb": sum(a.nbytes for a in arrays.values()) / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--items", type=int, nargs="*", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    started = machine()
+    rows = []
+    for n_items in args.items:
+        out, _, peak = in_child(one_size, args.users, n_items, args.rows)
+        print(f"{out} peak {peak:.0f} MB", file=sys.stderr, flush=True)
+        rows.append(
+            [
+                f"{n_items:,}",
+                f"{out['modelled_items']:,}",
+                out["path"],
+                f"{out['fit_seconds']:.0f}",
+                f"{peak:,.0f}",
+                f"{out['array_mb']:,.0f}",
+                f"{out['data_seconds']:.0f}",
+            ]
+        )
+    body = "\n".join(
+        [
+            f"Written by `benchmarks/fit_scaling.py` ({started}; the machine is shared, so "
+            "times are noisy). Synthetic data: "
+            f"{args.users:,} users, {args.rows:,} interactions (log-normal history lengths, "
+            "Zipf-like popularity, 200 taste clusters), fitted with the default "
+            "hyperparameters. Target: under 10 minutes and 8 GB at 100k items.",
+            "",
+            table(
+                [
+                    "catalogue",
+                    "modelled items",
+                    "item-model path",
+                    "fit s",
+                    "peak RSS MB",
+                    "solution arrays MB",
+                    "data generation s",
+                ],
+                rows,
+            ),
+        ]
+    )
+    if args.no_write:
+        print(body)
+    else:
+        write_section(
+            "fit-scaling", "## Fit scaling (`python benchmarks/fit_scaling.py`)\n\n" + body
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The closed-form item-item model of user-personalization.
+
+Every item is regressed on all the others over the binary user x item matrix X, with
+no self-loop (EASE, Steck 2019) and a ridge penalty that grows with an item's popularity
+(the dropout-emphasis of EDLAE, Steck 2020):
+
+    P = (XᵀX + Λ)⁻¹,   Λ = diag(regularization + dropout / (1 - dropout) · n_i)
+    B_ji = -P_ji / P_ii   (j != i),   B_ii = 0
+
+A user's score for item i is then Σ_j x_j B_ji. How B is found depends on the number n
+of modelled items:
+
+- n ≤ `max_dense_items`: exactly – XᵀX as a dense matrix and one Cholesky inverse,
+  O(n³) time and O(n²) memory;
+- above: the `max_dense_items` most popular items (the core) keep the exact B among
+  themselves; every other entry comes from a randomized eigendecomposition of
+  Λ^-½ XᵀX Λ^-½ of rank `hidden_dimension` (products with X only, never an item x item
+  matrix), evaluated on each item's co-occurrence neighbours – O(core³) plus
+  O(nnz(X) · hidden_dimension) time, O(core² + n · hidden_dimension) memory.
+
+Either way only the largest `item_model_neighbours` weights of each row (by absolute
+value) are kept, so the stored model is sparse and scoring is a sparse product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sl
+import scipy.sparse as sp
+
+from ..errors import DataError
+from .base import topk
+
+ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
+OVERSAMPLE = 16  # extra random directions of the randomized eigendecomposition
+POWER_ITERATIONS = 4  # subspace iterations of the randomized eigendecomposition
+
+
+def penalties(counts: np.ndarray, regularization: float, dropout: float) -> np.ndarray:
+    """The diagonal of Λ: a constant ridge plus a popularity-proportional one."""
+    return regularization + dropout / (1.0 - dropout) * counts.astype(np.float64)
+
+
+def _to_csr(
+    rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray], n: int
+) -> dict[str, np.ndarray]:
+    """Row-major pieces (each row's entries contiguous, rows ascending) as CSR parts."""
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    v = np.concatenate(vals) if vals else np.zeros(0, np.float32)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])
+    return {
+        "indptr": indptr.astype(np.int64),
+        "indices": c.astype(np.int32),
+        "data": v.astype(np.float32),
+    }
+
+
+def _keep_largest(
+    block: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (row, col, value) of the kept entries
+    """Per row, the k entries of largest absolute value (ties: lower column first)."""
+    idx, lengths = topk(np.abs(block), k)
+    rows = np.repeat(np.arange(len(block)), idx.shape[1])
+    cols = idx.ravel()
+    vals = block[rows, cols]
+    keep = vals != 0
+    return rows[keep], cols[keep], vals[keep]
+
+
+def gram(xh: sp.csr_matrix) -> np.ndarray:
+    """XᵀX as a dense float32 matrix, built a block of columns at a time (a sparse
+    product never holds more than one block)."""
+    n = xh.shape[1]
+    xt = xh.T.tocsr().astype(np.float32)
+    xc = xh.tocsc().astype(np.float32)
+    g = np.zeros((n, n), dtype=np.float32)
+    for s in range(0, n, ROW_BLOCK):
+        e = min(n, s + ROW_BLOCK)
+        g[:, s:e] = (xt @ xc[:, s:e]).toarray()
+    return g
+
+
+def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Exact B over the columns of `xh` (float32 Cholesky inverse), top k per row."""
+    n = xh.shape[1]
+    g = gram(xh)
+    g[np.diag_indices(n)] += lam.astype(np.float32)
+    chol, info = sl.lapack.spotrf(g, lower=1, clean=1, overwrite_a=1)
+    if info == 0:
+        p, info = sl.lapack.spotri(chol, lower=1, overwrite_c=1)
+    if info != 0:
+        raise DataError(
+            "the item-item model is numerically singular: raise regularization or dropout"
+        )
+    # p holds P in its lower triangle: row j of P is p[j, :j+1] then p[j+1:, j]
+    diag = np.diag(p).astype(np.float64)
+    rows, cols, vals = [], [], []
+    k = min(k, max(n - 1, 0))
+    for s in range(0, n, ROW_BLOCK):
+        e = min(n, s + ROW_BLOCK)
+        upper = np.arange(n)[None, :] > np.arange(s, e)[:, None]
+        full = np.where(upper, p[:, s:e].T, p[s:e, :]).astype(np.float64)
+        block = -full / diag[None, :]
+        block[np.arange(e - s), np.arange(s, e)] = 0.0
+        r, c, v = _keep_largest(block, k) if k else ([], [], [])
+        rows.append(np.asarray(r, dtype=np.int64) + s)
+        cols.append(np.asarray(c, dtype=np.int64))
+        vals.append(np.asarray(v, dtype=np.float32))
+    return _to_csr(rows, cols, vals, n)
+
+
+def _gram_times(xs: sp.csr_matrix, q: np.ndarray, block: int = 1 << 17) -> np.ndarray:
+    """XᵀX q, a block of users at a time (never a users x width dense matrix)."""
+    out = np.zeros((xs.shape[1], q.shape[1]), dtype=np.float32)
+    for s in range(0, xs.shape[0], block):
+        xb = xs[s : s + block]
+        out += (xb.T @ (xb @ q)).astype(np.float32)
+    return out
+
+
+def eigen(
+    xh: sp.csr_matrix, scale: np.ndarray, rank: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top `rank` eigenpairs (values, vectors) of diag(scale) XᵀX diag(scale), by a
+    seeded randomized subspace iteration that multiplies by X and Xᵀ only."""
+    n = xh.shape[1]
+    xs = (xh @ sp.diags(scale.astype(np.float32))).tocsr().astype(np.float32)
+    width = min(n, rank + OVERSAMPLE)
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, width)).astype(np.float32)
+    for _ in range(POWER_ITERATIONS):
+        q, _ = np.linalg.qr(_gram_times(xs, q))
+    small = (q.T @ _gram_times(xs, q)).astype(np.float64)
+    values, vectors = np.linalg.eigh((small + small.T) / 2.0)
+    top = np.argsort(-values, kind="stable")[: min(rank, width)]
+    return np.maximum(values[top], 0.0), (q.astype(np.float64) @ vectors[:, top])
+
+
+Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, columns, values
+
+
+def low_rank(
+    xh: sp.csr_matrix,
+    lam: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray],
+    rank: int,
+    seed: int,
+) -> Triplets:
+    """B from a rank-`rank` approximation, evaluated at the (row, column) `pairs`.
+
+    With D = Λ^-½ and D XᵀX D ≈ V S Vᵀ: P ≈ D (I - V W Vᵀ) D, W = S / (S + 1), so
+    B_ji = (D_j / D_i) · (V_j W V_iᵀ) / (1 - V_i W V_iᵀ).
+    """
+    d = 1.0 / np.sqrt(lam)
+    values, vectors = eigen(xh, d, rank, seed)
+    w = values / (values + 1.0)
+    vw = (vectors * w).astype(np.float32)
+    v = vectors.astype(np.float32)
+    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vectors * w, vectors), 1e-6)
+    srow, scol = pairs
+    vals = np.empty(len(srow), dtype=np.float32)
+    per_block = max(1, (64 << 20) // (4 * max(1, v.shape[1])))  # ~64 MB of gathered rows
+    for s in range(0, len(srow), per_block):
+        r, c = srow[s : s + per_block], scol[s : s + per_block]
+        dots = np.einsum("ik,ik->i", vw[r], v[c]).astype(np.float64)
+        vals[s : s + per_block] = (d[r] / d[c]) * dots / denom[c]
+    return srow, scol, vals
+
+
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k: int) -> dict:
+    """CSR parts keeping each row's k entries of largest absolute value (ties: lower
+    column first), columns ascending within a row."""
+    order = np.lexsort((cols, -np.abs(vals), rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    start = np.searchsorted(rows, np.arange(n))
+    keep = ((np.arange(len(rows)) - start[rows]) < k) & (vals != 0)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, rows))
+    return _to_csr([rows[order]], [cols[order]], [vals[order]], n)
+
+
+def fit(
+    x: sp.csr_matrix,
+    *,
+    min_users: int,
+    regularization: float,
+    dropout: float,
+    k: int,
+    max_dense_items: int,
+    rank: int,
+    support: sp.csr_matrix,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], str]:
+    """The sparse item model over the whole catalogue, and the path taken.
+
+    Items with fewer than `min_users` users are left out (their rows and columns stay
+    empty). Up to `max_dense_items` modelled items, B is exact. Above, the
+    `max_dense_items` most popular ones (the core) keep the exact B among themselves, and
+    every other entry comes from the low-rank model, evaluated where `support` (items x
+    items, e.g. co-occurrence neighbours) has an entry.
+    """
+    n_items = x.shape[1]
+    counts = np.diff(x.tocsc().indptr)
+    head = np.flatnonzero(counts >= max(1, min_users))
+    if len(head) < 2:
+        return _to_csr([], [], [], n_items), "none"
+    lam = penalties(counts, regularization, dropout)
+    if len(head) <= max_dense_items:
+        part, path = dense(x[:, head].tocsr(), lam[head], k), "dense"
+        core, pieces = head, []
+    else:
+        by_popularity = head[np.lexsort((head, -counts[head]))]
+        core = np.sort(by_popularity[:max_dense_items]) if max_dense_items >= 2 else head[:0]
+        in_head = np.zeros(n_items, dtype=bool)
+        in_head[head] = True
+        in_core = np.zeros(n_items, dtype=bool)
+        in_core[core] = True
+        sup = support.tocoo()
+        keep = in_head[sup.row] & in_head[sup.col] & ~(in_core[sup.row] & in_core[sup.col])
+        keep &= sup.row != sup.col
+        local = np.full(n_items, -1, dtype=np.int64)
+        local[head] = np.arange(len(head))
+        r, c, v = low_rank(
+            x[:, head].tocsr(),
+            lam[head],
+            (local[sup.row[keep]], local[sup.col[keep]]),
+            rank,
+            seed,
+        )
+        pieces = [(head[r], head[c], v)]
+        part = dense(x[:, core].tocsr(), lam[core], k) if len(core) else _to_csr([], [], [], 0)
+        path = "dense core + low-rank" if len(core) else "low-rank"
+    # the dense part back to catalogue indices, merged with the low-rank entries
+    lengths = np.diff(part["indptr"])
+    rows = [core[np.repeat(np.arange(len(lengths)), lengths)]] + [p[0] for p in pieces]
+    cols = [core[part["indices"]]] + [p[1] for p in pieces]
+    vals = [part["data"]] + [p[2] for p in pieces]
+    out = _top_per_row(
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(vals).astype(np.float32),
+        n_items,
+        k,
+    )
+    return out, path

@@ -1,0 +1,200 @@
+"""Offline evaluation: metrics against hand-computed values, the splits, determinism, and
+the CLI (`pbatch evaluate`, `train --evaluate` + `describe`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES
+
+from personalize_batch.cli import main
+from personalize_batch.data import Interactions
+from personalize_batch.errors import UsageError
+from personalize_batch.evaluation import (
+    evaluate_data,
+    shuffle_within_users,
+    split_leave_last_out,
+    split_personalize,
+    split_time_cut,
+)
+from personalize_batch.metrics import (
+    ndcg_at_k,
+    precision_at_k,
+    reciprocal_rank_at_k,
+    summarize,
+)
+from personalize_batch.recipes import recipe_module
+
+INTERACTIONS = str(EXAMPLES / "interactions.csv")
+
+# ------------------------------------------------------------------ metrics
+
+
+def test_personalize_worked_example():
+    """B.6: recommendations relevant at positions 2 and 5, K = 5."""
+    recs = ["a", "R1", "b", "c", "R2"]
+    relevant = {"R1", "R2"}
+    assert reciprocal_rank_at_k(recs, relevant, 25) == 0.5
+    assert round(ndcg_at_k(recs, relevant, 5), 4) == 0.6241
+    assert precision_at_k(recs, relevant, 5) == 0.4
+
+
+def test_metrics_by_hand():
+    # user 1: hit at position 1 of 1 relevant; user 2: no hit; user 3: hit at 3 of 2 relevant
+    lists = [["x", "y", "z"], ["p", "q"], ["m", "n", "o"]]
+    truths = [{"x"}, {"nope"}, {"o", "never"}]
+    got = summarize(lists, truths, n_items=16)
+    ndcg3 = (1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert got["coverage"] == round(8 / 16, 6)
+    assert got["mean_reciprocal_rank_at_25"] == round((1 + 0 + 1 / 3) / 3, 6)
+    assert got["normalized_discounted_cumulative_gain_at_5"] == round((1 + 0 + ndcg3) / 3, 6)
+    assert got["precision_at_5"] == round((1 / 5 + 0 + 1 / 5) / 3, 6)
+    assert got["precision_at_25"] == round((2 / 25) / 3, 6)
+    assert list(got) == [
+        "coverage",
+        "mean_reciprocal_rank_at_25",
+        "normalized_discounted_cumulative_gain_at_5",
+        "normalized_discounted_cumulative_gain_at_10",
+        "normalized_discounted_cumulative_gain_at_25",
+        "precision_at_5",
+        "precision_at_10",
+        "precision_at_25",
+    ]
+
+
+# ------------------------------------------------------------------ splits
+
+
+def _data(rows: list[tuple[int, int, int]], n_users: int, n_items: int, timed: bool = True):
+    rows = sorted(rows, key=lambda r: (r[0], r[2]))
+    u, i, t = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    return Interactions(
+        user_ids=np.array([f"u{k:02d}" for k in range(n_users)]),
+        item_ids=np.array([f"i{k:02d}" for k in range(n_items)]),
+        users=u.astype(np.int32),
+        items=i.astype(np.int32),
+        timestamps=t if timed else np.arange(len(u), dtype=np.int64),
+        event_types=np.array([""] * len(u)),
+        has_timestamps=timed,
+    )
+
+
+def _sequences(n_users: int = 40, length: int = 12, n_items: int = 30):
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=length, replace=False)
+        rows += [(u, int(it), 1000 * u + 10 * k) for k, it in enumerate(items)]
+    return _data(rows, n_users, n_items), rows
+
+
+def test_personalize_split_holds_out_the_newest_tenth_of_a_tenth_of_users():
+    data, rows = _sequences()
+    split = split_personalize(data, seed=5)
+    assert split.info["testUsers"] == 4  # 10 % of 40 eligible users
+    assert split.info["trainingInteractions"] == len(rows) - 4 * 1  # 12 // 10 = 1 each
+    for u, truth in zip(split.users, split.truths, strict=True):
+        user = split.train.user_ids[u]
+        mine = [r for r in rows if f"u{r[0]:02d}" == user]
+        newest = max(mine, key=lambda r: r[2])
+        assert [split.train.item_ids[t] for t in truth] == [f"i{newest[1]:02d}"]
+    again = split_personalize(data, seed=5)
+    assert np.array_equal(again.users, split.users)
+    other = split_personalize(data, seed=6)
+    assert not np.array_equal(other.users, split.users)
+
+
+def _truth_ids(split, data) -> dict[str, list[str]]:
+    """user id -> held-out item ids (an item absent from training has id -1 - old index)."""
+    out = {}
+    for u, truth in zip(split.users, split.truths, strict=True):
+        ids = [split.train.item_ids[t] if t >= 0 else data.item_ids[-1 - t] for t in truth]
+        out[str(split.train.user_ids[u])] = [str(i) for i in ids]
+    return out
+
+
+def test_leave_last_out_and_time_cut():
+    rows = [(0, 0, 1), (0, 1, 5), (0, 2, 9), (1, 1, 2), (1, 3, 8), (2, 2, 3)]
+    data = _data(rows, 3, 4)
+    llo = split_leave_last_out(data)
+    # u02 has one interaction: not tested; i03 is only held out: a miss for every method
+    assert _truth_ids(llo, data) == {"u00": ["i02"], "u01": ["i03"]}
+    assert llo.info["heldOutUnknownItems"] == 1
+    cut = split_time_cut(data, cut_quantile=0.5)  # timestamps 1 2 3 5 8 9: cut at 4
+    assert cut.info["trainingInteractions"] == 3
+    # the first new item after the cut: u00 -> i01 (at 5), u01 -> i03 (i01 already seen)
+    assert _truth_ids(cut, data) == {"u00": ["i01"], "u01": ["i03"]}
+
+
+def test_time_cut_needs_timestamps_and_shuffle_needs_none():
+    data, _ = _sequences()
+    with pytest.raises(UsageError):
+        shuffle_within_users(data, 0)
+    untimed = _data([(0, 0, 0), (0, 1, 1), (1, 1, 2)], 2, 2, timed=False)
+    with pytest.raises(UsageError):
+        split_time_cut(untimed)
+    shuffled = shuffle_within_users(untimed, 0)
+    assert sorted(shuffled.items.tolist()) == sorted(untimed.items.tolist())
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+def test_evaluate_is_deterministic_for_a_seed():
+    hp = recipe_module("user-personalization").HYPERPARAMETERS.defaults()
+    data, _ = _sequences(n_users=200, length=15, n_items=60)
+    a = evaluate_data("user-personalization", data, hp, seed=1)
+    b = evaluate_data("user-personalization", data, hp, seed=1)
+    assert a == b
+    c = evaluate_data("user-personalization", data, hp, seed=2)
+    assert c["metrics"] != a["metrics"]
+
+
+def test_cli_evaluate_json_and_text():
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "--json", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["split"] == "personalize" and report["seed"] == 0
+    assert 0 < report["metrics"]["normalized_discounted_cumulative_gain_at_10"] < 1
+    assert report["testUsers"] > 0
+    text = runner.invoke(
+        main,
+        ["evaluate", "-r", "popularity-count", "-i", INTERACTIONS, "--split", "leave-last-out"],
+    )
+    assert text.exit_code == 0, text.output
+    assert "popularity-count on leave-last-out split" in text.stdout
+    assert "precision_at_25" in text.stdout
+
+
+def test_cli_evaluate_bad_split_is_a_usage_error():
+    result = CliRunner().invoke(
+        main, ["evaluate", "-r", "sims", "-i", INTERACTIONS, "--split", "random"]
+    )
+    assert result.exit_code == 2
+
+
+def test_train_evaluate_stores_metrics_shown_by_describe(tmp_path):
+    model = tmp_path / "m.npz"
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["train", "-r", "user-personalization", "-i", INTERACTIONS, "-o", str(model), "--evaluate"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "normalized_discounted_cumulative_gain_at_10" in result.stderr
+    described = orjson.loads(runner.invoke(main, ["describe", str(model)]).stdout)
+    alone = orjson.loads(
+        runner.invoke(
+            main, ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "--json", "-q"]
+        ).stdout
+    )
+    assert described["metrics"] == alone["metrics"]
+    assert described["evaluation"]["split"] == "personalize"
+    assert described["evaluation"]["testUsers"] == alone["testUsers"]
