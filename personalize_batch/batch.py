@@ -87,6 +87,7 @@ class JobParams:
     engine: str = "local"
     scheduler: str | None = None
     partition_size: int = DEFAULT_PARTITION_SIZE
+    events: str | None = None  # fresh interactions folded in before scoring (foldin.py)
 
 
 @dataclass
@@ -210,6 +211,8 @@ def _check_engine(p: JobParams) -> None:
         raise UsageError(
             "--errors-to, --skip-errors and --max-error-rate work with --engine local only"
         )
+    if p.events is not None:
+        raise UsageError("--events works with --engine local only")
 
 
 def read_numbered_chunks(
@@ -546,6 +549,11 @@ def execute_job(
             solutionVersionArn=solution_arn(path, solution.sha256),
             recipe=solution.recipe,
         )
+        if p.events is not None:
+            from .foldin import fold_in  # noqa: PLC0415
+
+            solution, fold = fold_in(solution, p.events, p.endpoint_url)
+            engine["foldIn"] = {**fold, "events": pio.display_path(p.events)}
         if on_solution is not None:
             on_solution(solution)
         refs = pio.list_inputs(p.input, p.endpoint_url)

@@ -133,8 +133,10 @@ def read_interactions(
     event_type: str | None = None,
     event_value_threshold: float | None = None,
     endpoint_url: str | None = None,
+    allow_empty: bool = False,
 ) -> Interactions:
-    """Read an interactions CSV (local, .gz or s3://) into sorted integer arrays."""
+    """Read an interactions CSV (local, .gz or s3://) into sorted integer arrays.
+    `allow_empty`: a file with no (selected) rows is fine (fresh events at run time)."""
     hashing, reader, header = _open_csv(path, endpoint_url)
     for required in ("USER_ID", "ITEM_ID"):
         if required not in header:
@@ -196,10 +198,10 @@ def read_interactions(
     warnings = []
     if ct is None:
         warnings.append(f"{path} has no TIMESTAMP column: each user's rows are taken in file order")
-    if not users:
+    if not users and not allow_empty:
         raise DataError(f"{path}: no interactions left to train on")
-    user_ids, u_idx = np.unique(np.array(users), return_inverse=True)
-    item_ids, i_idx = np.unique(np.array(items), return_inverse=True)
+    user_ids, u_idx = np.unique(np.array(users, dtype=str), return_inverse=True)
+    item_ids, i_idx = np.unique(np.array(items, dtype=str), return_inverse=True)
     ts = (
         np.array(times, dtype=np.int64) if ct is not None else np.arange(len(users), dtype=np.int64)
     )
@@ -210,7 +212,7 @@ def read_interactions(
         users=u_idx[order].astype(np.int32),
         items=i_idx[order].astype(np.int32),
         timestamps=ts[order],
-        event_types=np.array(types)[order],
+        event_types=np.array(types, dtype=str)[order],
         has_timestamps=ct is not None,
         sha256=hashing.hash.hexdigest(),
         source=path,

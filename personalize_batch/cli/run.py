@@ -99,6 +99,13 @@ from . import (
     help="Fail the job (no output) once more than this share of lines are errors.",
 )
 @click.option(
+    "--events",
+    default=None,
+    metavar="CSV",
+    help="Interactions newer than the training data (Personalize's CSV format): users' "
+    "histories and seen items include them, and their new users get personalized lists.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Only validate the input against the recipe (as `pbatch validate`).",
@@ -123,6 +130,7 @@ def run(
     errors_to: str | None,
     skip_errors: bool,
     max_error_rate: float | None,
+    events: str | None,
     dry_run: bool,
     engine: str,
     scheduler: str | None,
@@ -163,6 +171,7 @@ def run(
         engine=engine,
         scheduler=scheduler,
         partition_size=partition_size,
+        events=events,
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()

@@ -235,3 +235,33 @@ def test_usage_and_failure_messages(solutions, runner, tmp_path, monkeypatch):
         "error-name-in-use",
         invoke(runner, ["run", "-s", "model.npz", "-i", "in.json", "-q", "--job-name", "same"]),
     )
+
+
+def test_run_with_fresh_events(solutions, runner, tmp_path):
+    """--events: a known user's list moves, a new user gets a personalized list, an event
+    on an unknown item is counted; and --events with sims is refused."""
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+        "653,0770828,1999999999,rating\n"
+        "653,1300854,2000000000,rating\n"
+        "newbie,1670345,2000000001,rating\n"
+        "newbie,1535108,2000000002,rating\n"
+        "ghost,NOT-AN-ITEM,2000000003,rating\n"
+    )
+    src = tmp_path / "users.json"
+    src.write_text('{"userId": "653"}\n{"userId": "newbie"}\n{"userId": "ghost"}\n')
+    args = ["run", "-i", str(src), "-o", "-", "-n", "4", "-q", "--job-name", "fresh"]
+    result = invoke(
+        runner, [*args, "-s", str(solutions["user-personalization"]), "--events", str(events)]
+    )
+    record = invoke(runner, ["jobs", "describe", "fresh"])
+    fold = orjson.loads(record.stdout)["batchInferenceJob"]["foldIn"]
+    fold["events"] = Path(fold["events"]).name
+    _check("run-events", result, result.stdout + orjson.dumps(fold).decode() + "\n")
+    result = invoke(
+        runner,
+        ["run", "-s", str(solutions["sims"]), "-i", str(EXAMPLES / "items.json"), "-o", "-"]
+        + ["--events", str(events)],
+    )
+    _check("run-events-sims", result)

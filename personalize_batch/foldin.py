@@ -1,0 +1,236 @@
+"""Fresh events at run time (`pbatch run --events recent.csv`): fold-in.
+
+Events newer than the training data, in Personalize's interactions format, extend the
+solution in memory before any line is scored, as Personalize's event tracker does for
+real-time calls:
+
+- user-personalization and personalized-ranking append each user's events to the end of
+  their history (the latest items; an item seen again moves to the end), keeping the
+  recipe's `max_history_length` most recent distinct items;
+- the items excluded as already seen include the events' items (every recipe);
+- `Interactions.EVENT_TYPE` filters see the events' items too;
+- users unknown at training but present in the events become known users.
+
+Events go through the same selection as the training data (`eventType`,
+`eventValueThreshold` recorded in the solution). Items unknown to the solution cannot be
+scored and are left out (counted in the report). The solution file is never changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import read_interactions
+from .errors import UsageError
+from .solution import Solution
+
+USER_RECIPES = ("user-personalization", "personalized-ranking", "popularity-count")
+
+
+def splice_rows(
+    indptr: np.ndarray,
+    columns: list[np.ndarray],
+    rows: np.ndarray,
+    lengths: np.ndarray,
+    new_columns: list[np.ndarray],
+    n_rows: int,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Replace whole rows of a CSR-like layout (several parallel column arrays).
+
+    `rows` (sorted, unique, may be >= the old row count) get `lengths[k]` entries each,
+    taken in order from `new_columns`; every other row keeps its entries. The result has
+    `n_rows` rows. Unchanged rows are copied as runs, so the cost is one pass over the
+    entries plus one step per replaced row.
+    """
+    old_n = len(indptr) - 1
+    sizes = np.zeros(n_rows, dtype=np.int64)
+    sizes[:old_n] = np.diff(indptr)
+    sizes[rows] = lengths
+    out_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    outs = [
+        np.empty(out_ptr[-1], dtype=np.result_type(c, n))
+        for c, n in zip(columns, new_columns, strict=True)
+    ]
+    # runs of unchanged old rows between the replaced ones
+    bounds = np.concatenate([[-1], rows[rows < old_n], [old_n]])
+    for a, b in zip(bounds[:-1] + 1, bounds[1:], strict=True):
+        if a < b:
+            src = slice(indptr[a], indptr[b])
+            dst = slice(out_ptr[a], out_ptr[a] + (indptr[b] - indptr[a]))
+            for out, col in zip(outs, columns, strict=True):
+                out[dst] = col[src]
+    starts = np.cumsum(lengths) - lengths
+    dest = np.repeat(out_ptr[rows] - starts, lengths) + np.arange(int(np.sum(lengths)))
+    for out, col in zip(outs, new_columns, strict=True):
+        out[dest] = col
+    return out_ptr, outs
+
+
+def _gather(indptr: np.ndarray, rows: np.ndarray, *cols: np.ndarray) -> list[np.ndarray]:
+    """The entries of `rows` (rows past the end: none), row by row, with their row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows < len(indptr) - 1
+    safe = np.where(known, rows, 0)
+    starts = np.where(known, indptr[safe], 0)
+    lengths = np.where(known, indptr[safe + 1] - starts, 0)
+    offsets = np.cumsum(lengths) - lengths
+    pos = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    return [np.repeat(rows, lengths), *(c[pos] for c in cols)]
+
+
+def _last_distinct(
+    owner: np.ndarray, items: np.ndarray, keep: int | None, *extra: np.ndarray
+) -> list[np.ndarray]:
+    """Entries grouped by `owner` in order; keep the last occurrence of each (owner, item)
+    and then each owner's `keep` last entries (None: all)."""
+    n = len(owner)
+    key = owner.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
+    _, last_rev = np.unique(key[::-1], return_index=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[n - 1 - last_rev] = True
+    owner, items = owner[mask], items[mask]
+    extra = tuple(e[mask] for e in extra)
+    if keep is not None and len(owner):
+        _, first, counts = np.unique(owner, return_index=True, return_counts=True)
+        ends = np.repeat(first + counts, counts)
+        sel = ends - 1 - np.arange(len(owner)) < keep
+        owner, items = owner[sel], items[sel]
+        extra = tuple(e[sel] for e in extra)
+    return [owner, items, *extra]
+
+
+def fold_in(
+    solution: Solution, events: str, endpoint_url: str | None = None
+) -> tuple[Solution, dict[str, Any]]:
+    """The solution extended with the events in `events`, and a report of what was used."""
+    if solution.recipe not in USER_RECIPES:
+        raise UsageError(
+            f"--events: {solution.recipe} answers items, not users; fresh events change "
+            f"only {', '.join(USER_RECIPES)}"
+        )
+    training = solution.meta.get("training", {})
+    ev = read_interactions(
+        events,
+        event_type=training.get("eventType"),
+        event_value_threshold=training.get("eventValueThreshold"),
+        endpoint_url=endpoint_url,
+        allow_empty=True,
+    )
+    a = dict(solution.arrays)
+    n_users, n_items = len(solution.user_ids), len(solution.item_ids)
+    item_of = np.array([solution.item_index.get(i, -1) for i in ev.item_ids.tolist()], np.int64)
+    items = item_of[ev.items] if len(ev.items) else np.zeros(0, np.int64)
+    known_item = items >= 0
+    index = solution.user_index
+    new_ids = [u for u in ev.user_ids.tolist() if u not in index]
+    new_pos = {u: n_users + k for k, u in enumerate(new_ids)}
+    user_of = np.array([index.get(u, new_pos.get(u)) for u in ev.user_ids.tolist()], np.int64)
+    users = user_of[ev.users] if len(ev.users) else np.zeros(0, np.int64)
+    users, items = users[known_item], items[known_item]
+    times, types = ev.timestamps[known_item], ev.event_types[known_item]
+    # users whose only events were unknown items stay unknown
+    used_new = np.unique(users[users >= n_users])
+    if len(used_new) < len(new_ids):
+        remap = np.full(len(new_ids), -1, dtype=np.int64)
+        remap[used_new - n_users] = n_users + np.arange(len(used_new))
+        users = np.where(users >= n_users, remap[np.maximum(users - n_users, 0)], users)
+        new_ids = [new_ids[k] for k in (used_new - n_users).tolist()]
+    total_users = n_users + len(new_ids)
+    if new_ids:
+        a["user_ids"] = np.concatenate([solution.user_ids, np.array(new_ids, dtype=str)])
+    affected = np.unique(users)
+
+    # seen items: the union, sorted as the solution keeps them
+    owner, old = _gather(a["seen_indptr"], affected, a["seen_indices"])
+    both = sp.csr_matrix(
+        (
+            np.ones(len(owner) + len(users), dtype=np.int8),
+            (np.concatenate([owner, users]), np.concatenate([old, items])),
+        ),
+        shape=(total_users, n_items),
+    )
+    both.sum_duplicates()
+    both.sort_indices()
+    lengths = np.diff(both.indptr)[affected]
+    ptr, (seen,) = splice_rows(
+        a["seen_indptr"], [a["seen_indices"]], affected, lengths, [both.indices], total_users
+    )
+    a["seen_indptr"], a["seen_indices"] = ptr, seen.astype(np.int32)
+
+    if "up_history_indptr" in a:
+        hp = solution.hyperparameters
+        keep = hp["max_history_length"] if hp["recency_mask"] else None
+        owner, h_items, h_times = _gather(
+            a["up_history_indptr"], affected, a["up_history_items"], a["up_history_times"]
+        )
+        # old history first, then the events in time order: the events are the latest
+        order = np.argsort(np.concatenate([owner, users]), kind="stable")
+        o = np.concatenate([owner, users])[order]
+        i = np.concatenate([h_items.astype(np.int64), items])[order]
+        t = np.concatenate([h_times, times])[order]
+        o, i, t = _last_distinct(o, i, keep, t)
+        lengths = np.bincount(np.searchsorted(affected, o), minlength=len(affected))
+        ptr, (hi, ht) = splice_rows(
+            a["up_history_indptr"],
+            [a["up_history_items"], a["up_history_times"]],
+            affected,
+            lengths,
+            [i, t],
+            total_users,
+        )
+        a["up_history_indptr"] = ptr
+        a["up_history_items"], a["up_history_times"] = hi.astype(np.int32), ht.astype(np.int64)
+
+    if "events_types" in a:
+        a.update(_fold_events(a, n_users, total_users, n_items, users, items, types))
+
+    report = {
+        "events": events,
+        "eventsRead": int(ev.rows_read),
+        "eventsUsed": int(len(users)),
+        "eventsUnknownItems": int((~known_item).sum()),
+        "usersWithEvents": int(len(affected)),
+        "newUsers": len(new_ids),
+    }
+    meta = dict(solution.meta)
+    meta["foldIn"] = report
+    return (
+        replace(solution, meta=meta, arrays=a, _user_index=None, _item_index=None),
+        report,
+    )
+
+
+def _fold_events(
+    a: dict[str, np.ndarray],
+    n_users: int,
+    total_users: int,
+    n_items: int,
+    users: np.ndarray,
+    items: np.ndarray,
+    types: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The filters' per-(event type, user) item lists with the events' items added."""
+    old_types = a["events_types"]
+    new_types = np.char.lower(np.asarray(types, dtype=str)) if len(types) else np.array([], str)
+    names = np.union1d(old_types, new_types).astype(str)
+    indptr, indices = a["events_indptr"], a["events_indices"]
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    t_old, u_old = np.divmod(rows, max(n_users, 1))
+    t_old = np.searchsorted(names, old_types)[t_old]
+    t_new = np.searchsorted(names, new_types)
+    r = np.concatenate([t_old * total_users + u_old, t_new * total_users + users])
+    c = np.concatenate([indices.astype(np.int64), items])
+    m = sp.csr_matrix(
+        (np.ones(len(r), dtype=np.int8), (r, c)), shape=(len(names) * total_users, n_items)
+    )
+    m.sum_duplicates()
+    m.sort_indices()
+    return {
+        "events_types": names,
+        "events_indptr": m.indptr.astype(np.int64),
+        "events_indices": m.indices.astype(np.int32),
+    }
