@@ -71,6 +71,11 @@ class Answerer:
         if exploration is not None and solution.recipe == "user-personalization":
             explorer = Explorer(solution, exploration.check())
             self.explorer = explorer if explorer.active else None
+        # scorers that never build a block x items matrix say how many rows suit them;
+        # filters and exploration work on dense blocks, sized for the cache
+        dense = self.filter is not None or self.explorer is not None
+        rows = None if dense else getattr(self.scorer, "block_rows", None)
+        self.block = rows or chunk_rows(len(solution.item_ids))
 
     def unknown_snapshot(self) -> tuple[int, ...]:
         """Where the id counters stand (see unknown_since)."""

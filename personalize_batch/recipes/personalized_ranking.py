@@ -17,6 +17,8 @@ fit = up.fit
 class Scorer(up.Scorer):
     """Ranks each line's known items by the user model."""
 
+    block_rows = None  # rank() builds dense block x items logits: cache-sized blocks
+
     def rank(
         self, users: np.ndarray, lists: list[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -27,7 +27,15 @@ import scipy.sparse as sp
 
 from ..data import Interactions
 from . import item_model
-from .base import HyperParameter, HyperParameters, csr_rows, mask_rows, softmax_at, topk
+from .base import (
+    HyperParameter,
+    HyperParameters,
+    chunk_rows,
+    csr_rows,
+    mask_rows,
+    softmax_at,
+    topk,
+)
 from .sims import neighbours
 
 HYPERPARAMETERS = HyperParameters(
@@ -130,7 +138,9 @@ HYPERPARAMETERS = HyperParameters(
     ]
 )
 
-POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
+POPULARITY_FLOOR = 1e-4
+# items of the prior's order that every row of the sparse scoring path considers beyond k
+WINDOW = 64  # the least an old interaction counts towards popularity
 
 # which hyperparameters each fitted component depends on (for reuse while tuning)
 COMPONENTS = {
@@ -293,23 +303,30 @@ def fit(
     return arrays
 
 
-def _normalised_add(out: np.ndarray, m: sp.csr_matrix, weight: float) -> None:
-    """out += weight · m with each row of m divided by its largest absolute value."""
-    m = m.tocsr()
-    m.sum_duplicates()
-    if not m.nnz:
-        return
+def _normalised(m: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    """weight · m with each row of m divided by its largest absolute value."""
+    m = m.tocsr()  # a product's rows hold each column once
     lengths = np.diff(m.indptr)
-    rows = np.repeat(np.arange(m.shape[0]), lengths)
     top = np.zeros(m.shape[0])
     filled = lengths > 0
-    top[filled] = np.maximum.reduceat(np.abs(m.data), m.indptr[:-1][filled])
+    if m.nnz:
+        top[filled] = np.maximum.reduceat(np.abs(m.data), m.indptr[:-1][filled])
     scale = np.where(top > 0, weight / np.where(top > 0, top, 1.0), 0.0)
-    out[rows, m.indices] += m.data * scale[rows]
+    return sp.csr_matrix((m.data * np.repeat(scale, lengths), m.indices, m.indptr), shape=m.shape)
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """keys[j] in sorted_keys, elementwise (sorted_keys ascending, unique)."""
+    if not len(sorted_keys):
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
 
 
 class Scorer:
     """The user model: logits for a chunk of users as a few sparse products."""
+
+    block_rows = 512  # recommend() keeps no block x items matrix (see _recommend_sparse)
 
     def __init__(self, solution) -> None:
         self.solution = solution
@@ -338,37 +355,67 @@ class Scorer:
         self.trans = matrix("up_trans")
         self.item_model = matrix("up_im")
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
+        # for the sparse path: the prior's order (value desc, index asc) and the softmax
+        # sum of a row that holds the prior alone
+        self.prior_order = np.lexsort((np.arange(n), -self.prior))
+        self.inv_t = 1.0 / hp["temperature"]
+        z = self.prior * self.inv_t
+        self.z_prior_max = z.max() if n else 0.0
+        z -= self.z_prior_max
+        np.exp(z, out=z)
+        self.prior_exp = z
+        self.prior_sum = z.sum()
+        self.window_pos = np.empty(n, dtype=np.int64)
+        self.window_pos[self.prior_order] = np.arange(n)
 
     def history_matrix(self, users: np.ndarray) -> sp.csr_matrix:
         """Per user, the item ages (0 = latest) as a sparse matrix (+1 so 0 is stored)."""
         return csr_rows(self.h_indptr, self.h_items, users, self.n_items, self.h_age + 1.0)
 
-    def logits(self, users: np.ndarray) -> np.ndarray:
-        """Dense chunk x items logits (before exclusions)."""
+    def terms(self, users: np.ndarray) -> list[sp.csr_matrix]:
+        """What each model term adds to the prior (every value >= 0)."""
         hp = self.hp
         ages = self.history_matrix(users)
-        out = np.tile(self.prior, (len(users), 1))
         if not ages.nnz:
-            return out
+            return []
         age = ages.data - 1.0
         ordered = hp["recency_mask"]
         w = np.power(0.5, age / hp["recency_half_life"]) if ordered else np.ones_like(age)
         weights = sp.csr_matrix((w, ages.indices, ages.indptr), shape=ages.shape)
+        out = []
         if hp["item_model_weight"]:
             # negative evidence is dropped: it would put an item below ones the model
             # knows nothing about (cold items), which matters when ranking a given list
             im = (weights @ self.item_model).tocsr()
             np.maximum(im.data, 0.0, out=im.data)
-            _normalised_add(out, im, hp["item_model_weight"])
+            out.append(_normalised(im, hp["item_model_weight"]))
         if hp["neighbour_weight"]:
-            _normalised_add(out, weights @ self.sim, hp["neighbour_weight"])
+            out.append(_normalised(weights @ self.sim, hp["neighbour_weight"]))
         if ordered and hp["transition_weight"]:
             last = sp.csr_matrix(
                 ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
             )
             last.eliminate_zeros()
             if last.nnz:
-                _normalised_add(out, last @ self.trans, hp["transition_weight"])
+                out.append(_normalised(last @ self.trans, hp["transition_weight"]))
+        return [t for t in out if t.nnz]
+
+    def excess(self, users: np.ndarray) -> sp.csr_matrix:
+        """The sum of the terms: logits = prior + excess, as a CSR (>= 0) whose rows
+        hold each column once, in no particular order."""
+        terms = self.terms(users)
+        if not terms:
+            return sp.csr_matrix((len(users), self.n_items))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+
+    def logits(self, users: np.ndarray) -> np.ndarray:
+        """Dense chunk x items logits (before exclusions)."""
+        out = np.tile(self.prior, (len(users), 1))
+        s = self.excess(users)
+        out[np.repeat(np.arange(len(users)), np.diff(s.indptr)), s.indices] += s.data
         return out
 
     def probabilities(self, logits: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -385,6 +432,18 @@ class Scorer:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k per user with softmax scores over all items. `mask` (a filters.ChunkMask)
         blocks items before the cut; `explore` replaces the top-k (item exploration)."""
+        if mask is None and explore is None and k + WINDOW < self.n_items:
+            return self._recommend_sparse(users, k, include_seen)
+        return self._recommend_dense(users, k, include_seen, mask, explore)
+
+    def _recommend_dense(self, users, k, include_seen, mask=None, explore=None):
+        step = chunk_rows(self.n_items)
+        if len(users) > step and mask is None and explore is None:
+            parts = [
+                self._recommend_dense(users[s : s + step], k, include_seen)
+                for s in range(0, len(users), step)
+            ]
+            return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
         logits = self.logits(users)
         keys = logits.copy()
         if not include_seen:
@@ -393,3 +452,79 @@ class Scorer:
             mask.apply(keys)
         idx, lengths = explore(keys, k) if explore is not None else topk(keys, k)
         return idx, self.probabilities(logits, idx), lengths
+
+    def _recommend_sparse(
+        self, users: np.ndarray, k: int, include_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The same lists as the dense path without a dense row per user.
+
+        A logit is prior + terms, and every term is >= 0, so an item no term touches
+        scores its prior: the best of those are the first items of the prior's order.
+        The candidates of a row are the items its terms touch plus the prior's first
+        k + WINDOW items; when at least k of those are not excluded, the row's top k lies
+        among the candidates (ties: lower index first, as in the dense path). Other rows
+        take the dense path. The softmax sum over all items is the prior-only row's sum
+        plus what each touched item adds.
+        """
+        n, b = self.n_items, len(users)
+        ex = self.excess(users)
+        urow = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr))
+        ucol = ex.indices.astype(np.int64)
+        ukey = urow * n + ucol
+        uval = self.prior[ucol] + ex.data
+        seen = np.zeros(0, dtype=np.int64)
+        if not include_seen:
+            s = self.solution.seen_rows(users)
+            seen = np.repeat(np.arange(b, dtype=np.int64), np.diff(s.indptr)) * n + s.indices
+        # the window: the prior's first items, for every row, with their logits
+        wcol = self.prior_order[: k + WINDOW]
+        width_w = len(wcol)
+        wval = np.tile(self.prior[wcol], (b, 1))
+        touched = np.zeros((b, width_w), dtype=bool)
+        wpos = self.window_pos[ucol]
+        hit = wpos < width_w
+        wval[urow[hit], wpos[hit]] = uval[hit]
+        touched[urow[hit], wpos[hit]] = True
+        if len(seen):
+            srow, scol = np.divmod(seen, n)
+            spos = self.window_pos[scol]
+            shit = spos < width_w
+            wval[srow[shit], spos[shit]] = -np.inf
+        # every item of a row's top k scores at least the k-th best of its window
+        kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
+        enough = np.isfinite(kth)
+        keep = uval >= kth[urow]
+        fresh = ~touched & (wval >= kth[:, None])  # untouched window items that may rank
+        frow, fpos = np.nonzero(fresh)
+        ckey = np.concatenate([ukey[keep], frow * n + wcol[fpos]])
+        cval = np.concatenate([uval[keep], wval[frow, fpos]])
+        if len(seen):
+            cval[_member(ckey, seen)] = -np.inf
+        order = np.argsort(ckey, kind="stable")
+        ckey, cval = ckey[order], cval[order]
+        crow, ccol = np.divmod(ckey, n)
+        counts = np.bincount(crow, minlength=b)
+        width = max(int(counts.max(initial=0)), k)
+        pos = np.arange(len(ckey)) - np.repeat(np.cumsum(counts) - counts, counts)
+        block = np.full((b, width), -np.inf)
+        cols = np.zeros((b, width), dtype=np.int64)
+        block[crow, pos] = cval
+        cols[crow, pos] = ccol
+        at, lengths = topk(block, k)
+        idx = np.take_along_axis(cols, at, axis=1)
+        # softmax over all items: the prior-only row's sum, rescaled to this row's
+        # maximum, plus what each touched item adds (small differences of terms below
+        # the maximum's 1: their rounding is far below the scores' 6 digits)
+        t = self.inv_t
+        zmax = np.full(b, self.z_prior_max)
+        np.maximum.at(zmax, urow, uval * t)
+        shift = np.exp(self.z_prior_max - zmax)
+        added = np.exp(uval * t - zmax[urow]) - self.prior_exp[ucol] * shift[urow]
+        total = shift * self.prior_sum + np.bincount(urow, weights=added, minlength=b)
+        chosen = np.take_along_axis(block, at, axis=1)
+        scores = np.exp(chosen * t - zmax[:, None]) / total[:, None]
+        if not enough.all():
+            short = np.flatnonzero(~enough)
+            d_idx, d_scores, d_len = self._recommend_dense(users[short], k, include_seen)
+            idx[short], scores[short], lengths[short] = d_idx, d_scores, d_len
+        return idx, scores, lengths

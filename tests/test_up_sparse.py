@@ -1,0 +1,104 @@
+"""user-personalization's sparse scoring path against the dense one it replaces.
+
+The dense path builds every logit of a row; the sparse path only the items the user's
+history touches plus the prior's first items. Both must give the same lists, and scores
+equal far below the 6 significant digits the output keeps.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from personalize_batch.recipes import user_personalization as up
+from personalize_batch.solution import load
+from personalize_batch.training import train
+
+
+def make_solution(path: Path, rows: list[tuple[int, int, int]], hp: tuple[str, ...] = ()):
+    csv_path = path.with_suffix(".csv")
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP"])
+        w.writerows((f"u{u}", f"i{i:04d}", t) for u, i, t in rows)
+    train("user-personalization", str(csv_path), str(path), hp_pairs=hp)
+    return load(str(path))
+
+
+def assert_same(scorer: up.Scorer, users: np.ndarray, k: int, include_seen: bool) -> None:
+    d_idx, d_scores, d_len = scorer._recommend_dense(users, k, include_seen)
+    s_idx, s_scores, s_len = scorer._recommend_sparse(users, k, include_seen)
+    assert d_len.tolist() == s_len.tolist()
+    for r, n in enumerate(d_len.tolist()):
+        assert d_idx[r, :n].tolist() == s_idx[r, :n].tolist(), f"row {r}"
+        np.testing.assert_allclose(s_scores[r, :n], d_scores[r, :n], rtol=1e-9, atol=1e-300)
+
+
+def random_rows(rng: np.random.Generator, users: int, items: int, n: int) -> list:
+    pop = 1.0 / (np.arange(items) + 3.0)
+    item = rng.choice(items, size=n, p=pop / pop.sum())
+    return [
+        (int(u), int(i), 1_600_000_000 + int(t))
+        for u, i, t in zip(
+            rng.integers(0, users, n), item, rng.integers(0, 90 * 86400, n), strict=True
+        )
+    ]
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**16),
+    items=st.integers(95, 300),
+    k=st.sampled_from([1, 5, 25]),
+    include_seen=st.booleans(),
+    hp=st.sampled_from(
+        [(), ("neighbour_weight=0.7",), ("recency_mask=false",), ("item_model_weight=0",)]
+    ),
+)
+def test_sparse_path_matches_dense(tmp_path, seed, items, k, include_seen, hp) -> None:
+    rng = np.random.default_rng(seed)
+    rows = random_rows(rng, 60, items, 2500)
+    # a user who has seen every popular item: the window has too few left (dense rows)
+    rows += [(999, i, 1_700_000_000 + i) for i in range(80)]
+    sol = make_solution(tmp_path / f"s{seed}-{items}-{k}.npz", rows, hp)
+    scorer = up.Scorer(sol)
+    users = np.array(
+        [sol.user_index[u] for u in sorted(sol.user_index)] + [-1], dtype=np.int64
+    )  # every user, and an unknown one
+    assert_same(scorer, users, k, include_seen)
+
+
+def test_recommend_takes_the_sparse_path_and_the_fallback(tmp_path, monkeypatch) -> None:
+    rng = np.random.default_rng(7)
+    rows = random_rows(rng, 50, 400, 3000) + [(999, i, 1_700_000_000 + i) for i in range(120)]
+    sol = make_solution(tmp_path / "s.npz", rows)
+    scorer = up.Scorer(sol)
+    calls: list[int] = []
+    dense = scorer._recommend_dense
+
+    def spy(users, *args, **kw):
+        calls.append(len(users))
+        return dense(users, *args, **kw)
+
+    monkeypatch.setattr(scorer, "_recommend_dense", spy)
+    users = np.array(sorted(sol.user_index.values()), dtype=np.int64)
+    scorer.recommend(users, 25, False)
+    assert calls == [1]  # only user 999, who has seen the whole window, went dense
+    monkeypatch.setattr(scorer, "_recommend_dense", dense)
+    assert_same(scorer, users, 25, False)
+
+
+@pytest.mark.parametrize("k", [25, 100])
+def test_example_solution(solutions, k) -> None:
+    sol = load(str(solutions["user-personalization"]))
+    scorer = up.Scorer(sol)
+    users = np.arange(len(sol.user_ids), dtype=np.int64)
+    assert_same(scorer, users, k, False)
+    assert_same(scorer, users[:200], k, True)
