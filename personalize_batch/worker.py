@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from .batch import JobParams, execute_job
-from .errors import PbatchError
+from .errors import Interrupted, PbatchError
 from .jobs import PENDING, JobStore
 from .service import exploration_from_config
 
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
             print(f"pbatch worker: job {name} is {record['status']}, not PENDING", file=sys.stderr)
             return 1
         execute_job(name, params_from_record(record), store)
-    except PbatchError as exc:
+    except (PbatchError, Interrupted) as exc:  # the record already tells; no traceback
         print(f"pbatch worker: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0

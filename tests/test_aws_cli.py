@@ -395,3 +395,41 @@ def test_run_takes_solution_arns_and_refuses_a_replaced_file(solutions, runner, 
         "solution version not found" in result.stderr and "the file was replaced" in result.stderr
     )
     assert JobStore().get("stale")["status"] == FAILED
+
+
+def test_a_stopped_detached_job_fails_cleanly(solutions, tmp_path, pbatch_home):
+    """SIGTERM to an asynchronous job's process: CREATE FAILED, a one-line reason in its
+    log (no traceback), no output left behind."""
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    subprocess.run(
+        [
+            *PBATCH,
+            "create-batch-inference-job",
+            "--job-name",
+            "stopped",
+            "--solution-version-arn",
+            str(solutions["user-personalization"]),
+            "--job-input",
+            f"s3DataSource={{path={fifo}}}",
+            "--job-output",
+            f"s3DataDestination={{path={out}}}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    store = JobStore()
+    with open(fifo, "wb") as pipe:
+        pipe.write(b'{"userId": "653"}\n' * 100)
+        pipe.flush()
+        wait_for(lambda: store.get("stopped")["status"] == IN_PROGRESS, what="IN PROGRESS")
+        os.kill(store.owner("stopped"), signal.SIGTERM)
+        record = wait_for(
+            lambda: (r := store.get("stopped"))["status"] == "CREATE FAILED" and r,
+            what="CREATE FAILED",
+        )
+    assert record["failureReason"] == "stopped by SIGTERM"
+    log = (pbatch_home / "logs" / "stopped.log").read_text()
+    assert "Traceback" not in log and "stopped by SIGTERM" in log
+    assert not out.exists() or not any(out.iterdir())
