@@ -102,3 +102,15 @@ def test_example_solution(solutions, k) -> None:
     users = np.arange(len(sol.user_ids), dtype=np.int64)
     assert_same(scorer, users, k, False)
     assert_same(scorer, users[:200], k, True)
+
+
+def test_ranking_reads_the_same_logits_as_the_dense_model(solutions) -> None:
+    from personalize_batch.recipes import personalized_ranking as pr
+
+    sol = load(str(solutions["personalized-ranking"]))
+    scorer = pr.Scorer(sol)
+    rng = np.random.default_rng(3)
+    users = np.concatenate([rng.choice(len(sol.user_ids), 300), [-1]]).astype(np.int64)
+    cols = rng.integers(-1, len(sol.item_ids), size=(len(users), 40))
+    dense = np.take_along_axis(scorer.logits(users), np.maximum(cols, 0), axis=1)
+    assert np.array_equal(scorer.list_logits(users, cols), dense)  # bit for bit

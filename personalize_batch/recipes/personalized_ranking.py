@@ -17,7 +17,24 @@ fit = up.fit
 class Scorer(up.Scorer):
     """Ranks each line's known items by the user model."""
 
-    block_rows = None  # rank() builds dense block x items logits: cache-sized blocks
+    block_rows = 512  # rank() reads the logits of the listed items only
+
+    def list_logits(self, users: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """logits[r, cols[r, j]] without a dense row: prior plus the row's terms
+        (the same sums as the dense logits); cols < 0 give the prior of item 0."""
+        n = self.n_items
+        ex = self.excess(users)
+        ex.sort_indices()
+        ukey = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(ex.indptr)) * n
+        ukey += ex.indices
+        safe = np.maximum(cols, 0)
+        out = self.prior[safe]
+        if len(ukey):
+            keys = np.arange(len(users), dtype=np.int64)[:, None] * n + safe
+            pos = np.minimum(np.searchsorted(ukey, keys), len(ukey) - 1)
+            hit = ukey[pos] == keys
+            out[hit] += ex.data[pos[hit]]
+        return out
 
     def rank(
         self, users: np.ndarray, lists: list[np.ndarray]
@@ -30,8 +47,7 @@ class Scorer(up.Scorer):
         for r, items in enumerate(lists):
             cols[r, : len(items)] = items
         valid = cols >= 0
-        logits = self.logits(users)
-        z = np.take_along_axis(logits, np.where(valid, cols, 0), axis=1) / self.hp["temperature"]
+        z = self.list_logits(users, cols) / self.hp["temperature"]
         z = np.where(valid, z, -np.inf)
         zmax = np.max(np.where(valid, z, -np.inf), axis=1, keepdims=True)
         zmax = np.where(np.isfinite(zmax), zmax, 0.0)
