@@ -44,7 +44,7 @@ from .lines import (
     success_line,
 )
 from .recipes.exploration import Exploration
-from .scoring import Answerer
+from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
@@ -87,6 +87,7 @@ class JobParams:
     engine: str = "local"
     scheduler: str | None = None
     partition_size: int = DEFAULT_PARTITION_SIZE
+    item_metadata: tuple[str, ...] = ()  # item fields to add beside recommendedItems
 
 
 @dataclass
@@ -185,6 +186,7 @@ def check_params(p: JobParams) -> JobParams:
             p.filter_expression, p.filter_source
         )  # syntax errors before the job exists (A.6)
     p.exploration.check()
+    p.item_metadata = check_field_count(tuple(p.item_metadata), "--item-metadata")
     _check_engine(p)
     return p
 
@@ -299,7 +301,8 @@ def answer_chunk(
         else:
             items, scores = result
             answered += 1
-            buf.append(success_line(r.obj, items, scores))
+            meta = answerer.metadata(items) if answerer.item_metadata else None
+            buf.append(success_line(r.obj, items, scores, meta))
     return ChunkResult(
         b"".join(buf),
         answered=answered,
@@ -493,6 +496,7 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             },
             "batchInferenceJobMode": "BATCH_INFERENCE",
             "includeSeen": p.include_seen,
+            **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
             **p.record_extra,
         }
     )
@@ -540,6 +544,7 @@ def execute_job(
     try:
         solution = load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
+        metadata_columns(solution, p.item_metadata)  # a usage error before any output
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
@@ -619,6 +624,7 @@ def _run_local(
         p.filter_expression,
         p.exploration,
         p.filter_source,
+        p.item_metadata,
     )
     workers = p.workers or default_workers()
     pool = None

@@ -85,6 +85,22 @@ NUM_RESULTS = click.option(
     help="Items per list, 1-500.",
 )
 
+
+def _item_fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple:
+    from ..scoring import parse_item_fields  # noqa: PLC0415
+
+    return parse_item_fields(value)
+
+
+ITEM_METADATA = click.option(
+    "--item-metadata",
+    metavar="FIELD,FIELD",
+    default=None,
+    callback=_item_fields,
+    help="Add these item fields (from `train --items`) to each recommended item, as "
+    "Personalize's metadataColumns: at most 10.",
+)
+
 FILTER_HELP = (
     "A Personalize filter expression, e.g. "
     "'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\"purchase\")'; "

@@ -9,6 +9,7 @@ import click
 from ..engines import DEFAULT_PARTITION_SIZE
 from . import (
     ENDPOINT,
+    ITEM_METADATA,
     NUM_RESULTS,
     QUIET,
     SOLUTION,
@@ -39,6 +40,7 @@ from . import (
 @NUM_RESULTS
 @filter_options
 @exploration_options
+@ITEM_METADATA
 @click.option("--job-name", default=None, help="The job's name (default: generated).")
 @click.option(
     "--include-seen", is_flag=True, help="Keep the items a user interacted with in training."
@@ -115,6 +117,7 @@ def run(
     exploration_weight: float,
     exploration_item_age_cutoff: float,
     seed: int,
+    item_metadata: tuple[str, ...],
     job_name: str | None,
     include_seen: bool,
     compress: str | None,
@@ -163,6 +166,7 @@ def run(
         engine=engine,
         scheduler=scheduler,
         partition_size=partition_size,
+        item_metadata=item_metadata,
     )
     store = JobStore()
     progress = not quiet and sys.stderr.isatty()
