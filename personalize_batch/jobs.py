@@ -182,14 +182,17 @@ class JobStore:
         row = self.db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone()
         return row is not None
 
-    def update(self, name: str, **fields: Any) -> dict[str, Any]:
-        """Merge fields into a job's record (status changes update the status column)."""
+    def update(self, name: str, *, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+        """Merge fields into a job's record (status changes update the status column);
+        remove the keys in `drop`."""
         with self._tx() as db:
             row = db.execute("SELECT record FROM jobs WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"no batch inference job named {name!r}")
             record = orjson.loads(row[0])
             record.update(fields)
+            for key in drop:
+                record.pop(key, None)
             record["lastUpdatedDateTime"] = now_iso()
             db.execute(
                 "UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",

@@ -67,14 +67,10 @@ ENDPOINT = click.option(
     help="S3-compatible endpoint for s3:// paths ($AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL).",
 )
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
-SOLUTION = click.option(
-    "--solution",
-    "-s",
-    required=True,
-    metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`: a path, an s3:// URL or its "
-    "arn:pbatch:… ARN.",
+SOLUTION_HELP = (
+    "The solution file (.npz) made by `pbatch train`: a path, an s3:// URL or its arn:pbatch:… ARN."
 )
+SOLUTION = click.option("--solution", "-s", required=True, metavar="PATH", help=SOLUTION_HELP)
 NUM_RESULTS = click.option(
     "--num-results",
     "-n",
