@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import os
 import re
 import secrets
 import signal
@@ -564,10 +563,13 @@ def resume_job(
     record = store.get(name)  # a job whose process is gone reads as CREATE FAILED
     if record["status"] != jobs_mod.FAILED:
         running = record["status"] in (jobs_mod.PENDING, jobs_mod.IN_PROGRESS)
-        raise UsageError(
+        raise PbatchError(
             f"job {name} is {record['status']}: only a CREATE FAILED job can be resumed"
             + (" (its process is still running)" if running else "")
         )
+    why = (record.get("resume") or {}).get("notResumable")
+    if why:
+        raise PbatchError(f"job {name} cannot be resumed: {why}; run it again under a new name")
     ckpt = resume_mod.Checkpointer.load(resume_mod.checkpoint_path(store.home, name), name)
     p = resume_mod.params_from_json(ckpt.state["params"])
     p.job_name = name
@@ -576,13 +578,7 @@ def resume_job(
     path, _ = parse_solution_ref(p.solution)
     solution = load(path, p.endpoint_url)
     ckpt.check_unchanged(solution.sha256, pio.list_inputs(p.input, p.endpoint_url), p.endpoint_url)
-    store.set_owner(name, os.getpid())
-    store.update(
-        name,
-        drop=("failureReason",),
-        status=jobs_mod.PENDING,
-        resumes=record.get("resumes", 0) + 1,
-    )
+    store.reopen(name, resumes=record.get("resumes", 0) + 1)
     return execute_job(name, p, store, progress=progress, resume=(ckpt, solution))
 
 
@@ -648,7 +644,7 @@ def execute_job(
             name,
             status=jobs_mod.FAILED,
             failureReason=str(exc),
-            **_kept(ckpt),
+            **_kept(ckpt, p),
             durationSeconds=round(time.monotonic() - started, 3),
             outputs=outputs,
             **engine,
@@ -663,7 +659,7 @@ def execute_job(
             name,
             status=jobs_mod.FAILED,
             failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-            **_kept(ckpt),
+            **_kept(ckpt, p),
             outputs=outputs,
             **engine,
             **counts.as_record(),
@@ -694,11 +690,13 @@ def _keep_for_resume(exc: BaseException) -> bool:
     return isinstance(exc, (Interrupted, StorageError)) or not isinstance(exc, PbatchError)
 
 
-def _kept(ckpt: resume_mod.Checkpointer | None) -> dict[str, Any]:
+def _kept(ckpt: resume_mod.Checkpointer | None, p: JobParams) -> dict[str, Any]:
     """The record's `resume` field for a failed job: its kept checkpoint and temporary
-    output; a job that cannot be resumed loses its checkpoint (and the field)."""
+    output, or why its kind of job is not resumable; a job that cannot be resumed
+    loses its checkpoint (and the field)."""
     if ckpt is None:
-        return {}
+        why = resume_mod.not_resumable(p)
+        return {"resume": {"notResumable": why}} if why else {}
     if ckpt.kept or (ckpt.state["current"] is None and ckpt.state["done"]):
         return {"resume": ckpt.summary()}
     ckpt.remove()

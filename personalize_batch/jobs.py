@@ -214,6 +214,33 @@ class JobStore:
                 (pid, _process_start(pid), socket.gethostname(), name),
             )
 
+    def reopen(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Take a CREATE FAILED job back to PENDING for this process (a resume), at most
+        once: two resumes of one job cannot both run it."""
+        pid = os.getpid()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT record FROM jobs WHERE name = ? AND status = ?", (name, FAILED)
+            ).fetchone()
+            if row is None:
+                raise UsageError(f"job {name} is not CREATE FAILED (resumed by another process?)")
+            record = orjson.loads(row[0])
+            record.pop("failureReason", None)
+            record.update(fields, status=PENDING, lastUpdatedDateTime=now_iso())
+            db.execute(
+                "UPDATE jobs SET record = ?, status = ?, pid = ?, pid_start = ?, host = ?"
+                " WHERE name = ?",
+                (
+                    orjson.dumps(record).decode(),
+                    PENDING,
+                    pid,
+                    _process_start(pid),
+                    socket.gethostname(),
+                    name,
+                ),
+            )
+        return record
+
     def owner(self, name: str) -> int | None:
         """The pid of the process that owns a job (None once unknown)."""
         row = self.db.execute("SELECT pid FROM jobs WHERE name = ?", (name,)).fetchone()

@@ -21,7 +21,7 @@ from typing import IO, Any
 import orjson
 
 from . import io as pio
-from .errors import PbatchError, UsageError
+from .errors import PbatchError
 
 VERSION = 1
 
@@ -132,7 +132,7 @@ class Checkpointer:
         try:
             state = orjson.loads(path.read_bytes())
         except FileNotFoundError:
-            raise UsageError(
+            raise PbatchError(
                 f"job {name} has no checkpoint to resume from: it failed before writing "
                 "any output, or its output is not resumable; run it again under a new name"
             ) from None
@@ -220,11 +220,14 @@ class Checkpointer:
             )
         for old, new in zip(before, now, strict=True):
             if old != new:
-                what = ", ".join(
-                    f"{k} {old.get(k)} -> {new.get(k)}"
-                    for k in ("size", "mtimeNs", "etag")
-                    if old.get(k) != new.get(k)
-                )
+                what = []
+                if old["size"] != new["size"]:
+                    what.append(f"size {old['size']:,} -> {new['size']:,} bytes")
+                if old.get("mtimeNs") != new.get("mtimeNs"):
+                    what.append("modified")
+                if old.get("etag") != new.get("etag"):
+                    what.append(f"ETag {old.get('etag')} -> {new.get('etag')}")
+                what = ", ".join(what)
                 raise PbatchError(
                     f"refusing to resume: input {new['url']} changed since the job started "
                     f"({what}); the lines already answered may no longer be its lines"
