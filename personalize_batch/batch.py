@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import re
 import secrets
@@ -687,6 +688,9 @@ def execute_job(
 def _keep_for_resume(exc: BaseException) -> bool:
     """Failures worth resuming after: a stop, a storage outage, a crash; not a job that
     is wrong in itself (too many error lines, a usage error)."""
+    cause = exc.__context__  # a StorageError is raised from the OSError it reports
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return False  # a full disk needs its space back more than a resume
     return isinstance(exc, (Interrupted, StorageError)) or not isinstance(exc, PbatchError)
 
 

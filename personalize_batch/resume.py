@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +34,10 @@ def not_resumable(p: Any) -> str | None:
         return "--engine dask jobs are not resumable (their parts are retried instead)"
     if p.input == "-" or output == "-":
         return "stdin and stdout cannot be read or written again"
+    if not pio.is_s3(p.input) and os.path.exists(p.input):
+        mode = os.stat(p.input).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return f"{p.input} is not a regular file (a pipe cannot be read again)"
     if pio.is_s3(output):
         return "S3 outputs are not resumable (the multipart upload is aborted on failure)"
     if p.compress:
