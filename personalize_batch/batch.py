@@ -691,6 +691,8 @@ def _keep_for_resume(exc: BaseException) -> bool:
     cause = exc.__context__  # a StorageError is raised from the OSError it reports
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return False  # a full disk needs its space back more than a resume
+    if isinstance(cause, (EOFError, zlib.error)):
+        return False  # a damaged input: the same input would fail the same way
     return isinstance(exc, (Interrupted, StorageError)) or not isinstance(exc, PbatchError)
 
 
