@@ -349,8 +349,11 @@ LIMITS = """
 
 - **`kill -9` of a local job** can leave its hidden temp file (`.NAME.out.XXXX.tmp` in the
   output folder): a killed process cleans nothing. It never matches `*.out`, and pbatch
-  never reads hidden files as input. Every caught stop (SIGTERM, SIGINT, a failure)
-  removes it.
+  never reads hidden files as input. A caught stop (SIGTERM, SIGINT, a failure) removes
+  it, except where `pbatch run --resume` can continue the job (a local, uncompressed
+  output from a regular file or S3 input): then the file and a checkpoint are kept, named
+  in the job's record, until the job is resumed (docs/reference.md, "Resuming a failed
+  job").
 - **A pending S3 multipart upload** stays when pbatch is killed with `-9`, or when its S3
   server dies under it: nobody is left to abort it, or nobody answers the abort. It is
   never an object (nothing partial is visible), but S3 bills its parts until it is

@@ -6,7 +6,9 @@ the input's length. Every non-blank input line gives exactly one output line, in
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import errno
 import functools
 import re
 import secrets
@@ -22,6 +24,7 @@ import orjson
 
 from . import io as pio
 from . import jobs as jobs_mod
+from . import resume as resume_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
 from .errors import (
@@ -44,7 +47,7 @@ from .lines import (
     success_line,
 )
 from .recipes.exploration import Exploration
-from .scoring import Answerer
+from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
@@ -88,6 +91,7 @@ class JobParams:
     scheduler: str | None = None
     partition_size: int = DEFAULT_PARTITION_SIZE
     events: str | None = None  # fresh interactions folded in before scoring (foldin.py)
+    item_metadata: tuple[str, ...] = ()  # item fields to add beside recommendedItems
 
 
 @dataclass
@@ -186,6 +190,7 @@ def check_params(p: JobParams) -> JobParams:
             p.filter_expression, p.filter_source
         )  # syntax errors before the job exists (A.6)
     p.exploration.check()
+    p.item_metadata = check_field_count(tuple(p.item_metadata), "--item-metadata")
     _check_engine(p)
     return p
 
@@ -222,6 +227,7 @@ def read_numbered_chunks(
     *,
     start: int = 0,
     end: int | None = None,
+    skip: int = 0,
 ) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]]]:
     """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order,
     with their line numbers (1-based, blank lines counted; within the range when one is
@@ -229,6 +235,7 @@ def read_numbered_chunks(
 
     With `start`/`end`, only the lines of that byte range of a seekable stream (a Dask
     partition, see `io.iter_partition_lines`); only the range at 0 may start with a BOM.
+    The first `skip` lines are counted, not yielded (a resumed job answered them).
     """
     chunk: list[tuple[bytes, bool]] = []
     numbers: list[int] = []
@@ -245,6 +252,8 @@ def read_numbered_chunks(
             counts.blank += 1
             continue
         counts.read += 1
+        if lineno <= skip:
+            continue
         chunk.append((raw, too_long))
         numbers.append(lineno)
         if len(chunk) >= chunk_lines:
@@ -302,7 +311,8 @@ def answer_chunk(
         else:
             items, scores = result
             answered += 1
-            buf.append(success_line(r.obj, items, scores))
+            meta = answerer.metadata(items) if answerer.item_metadata else None
+            buf.append(success_line(r.obj, items, scores, meta))
     return ChunkResult(
         b"".join(buf),
         answered=answered,
@@ -326,11 +336,18 @@ def answer_stream(
     max_error_rate: float | None = None,
     start: int = 0,
     end: int | None = None,
+    skip: int = 0,
+    checkpoint: Callable[[int, int], None] | None = None,
 ) -> int:
     """Score a stream chunk by chunk and write one output line per input line, in order
     (on `pool`'s worker processes when given; only the byte range `start`-`end` when
-    given). Returns the number of bytes written."""
-    numbered = read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end)
+    given). Returns the number of bytes written. After each chunk is written,
+    `checkpoint(input lines consumed, bytes written)` when given; the first `skip`
+    input lines are only counted (a resumed job)."""
+    numbered = read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end, skip=skip)
+    ends: collections.deque[int] = collections.deque()  # each chunk's last line number
+    if checkpoint is not None:
+        numbered = _noting_ends(numbered, ends)
     if pool is None:
         results = (answer_chunk(answerer, c, n, options) for c, n in numbered)
     else:
@@ -342,6 +359,8 @@ def answer_stream(
         if errors_out is not None:
             errors_out.write(result.errors_data)
         counts.add(result)
+        if checkpoint is not None:
+            checkpoint(ends.popleft(), written)
         if max_error_rate is not None and counts.read >= MIN_LINES_FOR_RATE:
             check_error_rate(counts, max_error_rate)
         if tick is not None:
@@ -352,6 +371,12 @@ def answer_stream(
 
 
 MIN_LINES_FOR_RATE = 100
+
+
+def _noting_ends(numbered: Iterator[tuple[list, list[int]]], ends: collections.deque) -> Iterator:
+    for chunk, numbers in numbered:
+        ends.append(numbers[-1])
+        yield chunk, numbers
 
 
 def check_error_rate(counts: Counts, limit: float) -> None:
@@ -452,16 +477,24 @@ def _signals_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _output(url: str, **kwargs: Any) -> Iterator[IO[bytes]]:
-    """An AtomicOutput whose creation, commit and abort a signal cannot interrupt."""
+def _output(
+    url: str,
+    keep: Callable[[BaseException], bool] | None = None,
+    opened: Callable[[pio.AtomicOutput, IO[bytes]], None] | None = None,
+    **kwargs: Any,
+) -> Iterator[IO[bytes]]:
+    """An AtomicOutput whose creation, commit and abort a signal cannot interrupt; on a
+    failure for which `keep(exc)` is true its temporary file is kept (for a resume)."""
     target = pio.AtomicOutput(url, **kwargs)
     try:
         with _signals_deferred():  # a stop held here is raised as this block ends
             stream = target.__enter__()
+        if opened is not None:
+            opened(target, stream)
         yield stream
-    except BaseException:
+    except BaseException as exc:
         with _signals_deferred():
-            target.abort()
+            target.abort(keep=keep is not None and keep(exc))
         raise
     with _signals_deferred():
         target.commit()
@@ -496,6 +529,7 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             },
             "batchInferenceJobMode": "BATCH_INFERENCE",
             "includeSeen": p.include_seen,
+            **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
             **p.record_extra,
         }
     )
@@ -517,6 +551,41 @@ def run_job(
     return execute_job(name, p, store, progress=progress, on_solution=on_solution)
 
 
+def resume_job(
+    name: str,
+    store: jobs_mod.JobStore,
+    *,
+    workers: int | None = None,
+    endpoint_url: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Continue a CREATE FAILED job after its last written chunk (`pbatch run --resume`):
+    the same name goes back to IN PROGRESS and on to ACTIVE, with the bytes an
+    uninterrupted run writes. Refused, leaving the job as it was, when the job is not
+    failed, has no checkpoint, or its solution or an input changed."""
+    name = jobs_mod.job_name_from(name)
+    record = store.get(name)  # a job whose process is gone reads as CREATE FAILED
+    if record["status"] != jobs_mod.FAILED:
+        running = record["status"] in (jobs_mod.PENDING, jobs_mod.IN_PROGRESS)
+        raise PbatchError(
+            f"job {name} is {record['status']}: only a CREATE FAILED job can be resumed"
+            + (" (its process is still running)" if running else "")
+        )
+    why = (record.get("resume") or {}).get("notResumable")
+    if why:
+        raise PbatchError(f"job {name} cannot be resumed: {why}; run it again under a new name")
+    ckpt = resume_mod.Checkpointer.load(resume_mod.checkpoint_path(store.home, name), name)
+    p = resume_mod.params_from_json(ckpt.state["params"])
+    p.job_name = name
+    p.workers = workers if workers is not None else p.workers
+    p.endpoint_url = endpoint_url if endpoint_url is not None else p.endpoint_url
+    path, _ = parse_solution_ref(p.solution)
+    solution = load(path, p.endpoint_url)
+    ckpt.check_unchanged(solution.sha256, pio.list_inputs(p.input, p.endpoint_url), p.endpoint_url)
+    store.reopen(name, resumes=record.get("resumes", 0) + 1)
+    return execute_job(name, p, store, progress=progress, resume=(ckpt, solution))
+
+
 def execute_job(
     name: str,
     p: JobParams,
@@ -524,10 +593,13 @@ def execute_job(
     *,
     progress: bool = False,
     on_solution: Callable[[Solution], None] | None = None,
+    resume: tuple[resume_mod.Checkpointer, Solution] | None = None,
 ) -> dict[str, Any]:
     """Run the job recorded (PENDING) under `name`: the one implementation of a job, for
-    `pbatch run` and for the background worker of asynchronous jobs."""
+    `pbatch run` and for the background worker of asynchronous jobs. `resume`: the
+    checkpoint and loaded solution of a failed job to continue (see resume_job)."""
     output = _output_of(p)
+    ckpt = resume[0] if resume is not None else None
     path, sha = parse_solution_ref(p.solution)
     wanted_sha = sha or p.solution_sha256
     counts = Counts()
@@ -541,8 +613,9 @@ def execute_job(
     outputs: list[str] = []
     engine: dict[str, Any] = {"engine": p.engine}
     try:
-        solution = load(path, p.endpoint_url)
+        solution = resume[1] if resume is not None else load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
+        metadata_columns(solution, p.item_metadata)  # a usage error before any output
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
@@ -566,7 +639,13 @@ def execute_job(
                 dask_engine.run(p, name, solution, refs, output, counts, outputs, tick, report)
             )
         else:
-            engine.update(_run_local(p, solution, refs, output, counts, outputs, tick))
+            if ckpt is None and resume_mod.not_resumable(p) is None:
+                where = resume_mod.checkpoint_path(store.home, name)
+                ckpt = resume_mod.Checkpointer.start(where, p, solution.sha256, refs)
+                store.update(name, resume={"checkpoint": str(where)})
+            if ckpt is not None and "counts" in ckpt.state:
+                resume_mod.restore_counts(counts, ckpt.state["counts"])
+            engine.update(_run_local(p, solution, refs, output, counts, outputs, tick, ckpt))
         tick.done()
     except (PbatchError, Interrupted) as exc:
         _stop_caught()
@@ -574,6 +653,7 @@ def execute_job(
             name,
             status=jobs_mod.FAILED,
             failureReason=str(exc),
+            **_kept(ckpt, p, exc),
             durationSeconds=round(time.monotonic() - started, 3),
             outputs=outputs,
             **engine,
@@ -588,6 +668,7 @@ def execute_job(
             name,
             status=jobs_mod.FAILED,
             failureReason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            **_kept(ckpt, p, exc),
             outputs=outputs,
             **engine,
             **counts.as_record(),
@@ -597,8 +678,11 @@ def execute_job(
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
+    if ckpt is not None:
+        ckpt.remove()
     return store.update(
         name,
+        drop=("resume",),
         status=jobs_mod.ACTIVE,
         durationSeconds=round(time.monotonic() - started, 3),
         outputs=outputs,
@@ -609,6 +693,32 @@ def execute_job(
     )
 
 
+def _keep_for_resume(exc: BaseException) -> bool:
+    """Failures worth resuming after: a stop, a storage outage, a crash; not a job that
+    is wrong in itself (too many error lines, a usage error)."""
+    cause = exc.__context__  # a StorageError is raised from the OSError it reports
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return False  # a full disk needs its space back more than a resume
+    if isinstance(cause, (EOFError, zlib.error)):
+        return False  # a damaged input: the same input would fail the same way
+    return isinstance(exc, (Interrupted, StorageError)) or not isinstance(exc, PbatchError)
+
+
+def _kept(ckpt: resume_mod.Checkpointer | None, p: JobParams, exc: BaseException) -> dict[str, Any]:
+    """The record's `resume` field for a failed job: its kept checkpoint and temporary
+    output, or why its kind of job is not resumable; a job that cannot be resumed
+    loses its checkpoint (and the field). A job stopped between two outputs (or before
+    the first) keeps its checkpoint: the resume starts the next output afresh."""
+    if ckpt is None:
+        why = resume_mod.not_resumable(p)
+        return {"resume": {"notResumable": why}} if why else {}
+    between = ckpt.state["current"] is None and (ckpt.state["done"] or _keep_for_resume(exc))
+    if ckpt.kept or between:
+        return {"resume": ckpt.summary()}
+    ckpt.remove()
+    return {"drop": ("resume",)}
+
+
 def _run_local(
     p: JobParams,
     solution: Solution,
@@ -617,9 +727,11 @@ def _run_local(
     counts: Counts,
     outputs: list[str],
     tick: Callable[[], None],
+    ckpt: resume_mod.Checkpointer | None = None,
 ) -> dict[str, Any]:
     """The local engine: each input in turn, its chunks on this machine's worker
-    processes; returns the record fields that describe the engine."""
+    processes; returns the record fields that describe the engine. With a checkpoint,
+    progress is saved after each chunk and a failed job's state is continued."""
     answerer = Answerer(
         solution,
         p.num_results,
@@ -627,6 +739,7 @@ def _run_local(
         p.filter_expression,
         p.exploration,
         p.filter_source,
+        p.item_metadata,
     )
     workers = p.workers or default_workers()
     pool = None
@@ -638,13 +751,28 @@ def _run_local(
             errors_out = None
             if p.errors_to:
                 errors_out = stack.enter_context(_output(p.errors_to, endpoint_url=p.endpoint_url))
-            for ref in refs:
+            state = ckpt.state if ckpt is not None else {"done": [], "current": None}
+            for index, ref in enumerate(refs):
                 url = pio.output_url(output, ref.name, p.compress)
+                if index < len(state["done"]):  # committed before a resume
+                    outputs.append(url)
+                    continue
                 options = LineOptions(p.skip_errors, errors_out is not None, ref.name)
+                cur = (
+                    state["current"]
+                    if state["current"] and state["current"]["index"] == index
+                    else None
+                )
+                resume_args: dict[str, Any] = {}
+                if ckpt is not None:
+                    resume_args = _resume_args(ckpt, index, cur, counts)
                 stream = pio.open_input(ref.url, p.endpoint_url)
                 try:
                     with _output(
-                        url, endpoint_url=p.endpoint_url, compresslevel=p.compress_level
+                        url,
+                        endpoint_url=p.endpoint_url,
+                        compresslevel=p.compress_level,
+                        **resume_args.pop("output", {}),
                     ) as out:
                         _answer_guarded(
                             ref.url,
@@ -658,15 +786,47 @@ def _run_local(
                             options=options,
                             errors_out=errors_out,
                             max_error_rate=p.max_error_rate,
+                            **resume_args,
                         )
                 finally:
                     if stream is not sys.stdin.buffer:
                         stream.close()
                 outputs.append(url)
+                if ckpt is not None:
+                    ckpt.finish(url, counts)
     finally:
         if pool is not None:
             pool.close()
     return {"workers": workers}
+
+
+def _resume_args(
+    ckpt: resume_mod.Checkpointer, index: int, cur: dict[str, Any] | None, counts: Counts
+) -> dict[str, Any]:
+    """How input `index` is written under a checkpoint: continued from the kept temporary
+    file when the checkpoint is in it, and saved after each chunk."""
+    before = cur["bytes"] if cur is not None else 0
+    if cur is not None:
+        resume_mod.restore_counts(counts, cur["counts"])
+        counts.read, counts.blank = cur["base"]["read"], cur["base"]["blank"]  # recounted
+
+    def opened(target: pio.AtomicOutput, stream: IO[bytes]) -> None:
+        ckpt.out = stream
+        ckpt.begin(index, target.temp_path or "", counts)
+
+    def keep(exc: BaseException) -> bool:
+        ckpt.kept = _keep_for_resume(exc)
+        return ckpt.kept
+
+    return {
+        "output": {
+            "keep": keep,
+            "opened": opened,
+            "resume_from": (cur["temp"], before) if cur is not None else None,
+        },
+        "skip": cur["lines"] if cur is not None else 0,
+        "checkpoint": lambda lines, size: ckpt.chunk(lines, before + size, counts),
+    }
 
 
 def answer_guarded(

@@ -275,8 +275,11 @@ class AtomicOutput:
         endpoint_url: str | None = None,
         compresslevel: int | None = None,
         durable: bool = True,
+        resume_from: tuple[str, int] | None = None,
     ) -> None:
         self.url = url
+        # (temp file, size): continue a kept temp file cut back to size (`run --resume`)
+        self.resume_from = resume_from
         self.endpoint_url = endpoint_url
         self.gzip = url.endswith(".gz")
         self.compresslevel = compresslevel if compresslevel is not None else 1
@@ -304,11 +307,18 @@ class AtomicOutput:
             else:
                 self._stream = self._raw
         except BaseException:  # a signal once the temp file or the upload exists
-            self.abort()
+            self.abort(keep=self.resume_from is not None)
             raise
         return self._stream
 
+    @property
+    def temp_path(self) -> str | None:
+        """The local temporary file being written (None for stdout and S3)."""
+        return self._tmp
+
     def _open_local(self) -> IO[bytes]:
+        if self.resume_from is not None:
+            return self._reopen_local(*self.resume_from)
         folder = os.path.dirname(os.path.abspath(self.url))
         prefix = f".{os.path.basename(self.url)}.{os.getpid()}."
         try:
@@ -331,6 +341,22 @@ class AtomicOutput:
             with contextlib.suppress(OSError):  # a dropped file object may have closed it
                 os.close(fd)
             raise
+
+    def _reopen_local(self, path: str, size: int) -> IO[bytes]:
+        """A kept temp file, cut back to `size` bytes, for appending."""
+        self._tmp = path
+        try:
+            f = open(path, "r+b", buffering=1 << 20)  # noqa: SIM115  (closed by commit/abort)
+        except OSError as exc:
+            self._tmp = None
+            raise StorageError(f"cannot reopen {path}: {exc.strerror or exc}") from None
+        try:
+            f.truncate(size)
+            f.seek(size)
+        except BaseException:
+            f.close()
+            raise
+        return f
 
     def _open_s3(self) -> Any:
         from smart_open import s3 as s3_transport  # noqa: PLC0415
@@ -384,8 +410,9 @@ class AtomicOutput:
             self.abort()
             raise
 
-    def abort(self) -> None:
-        """Drop everything written: remove the temp file or abort the multipart upload."""
+    def abort(self, keep: bool = False) -> None:
+        """Drop everything written: remove the temp file or abort the multipart upload.
+        `keep`: close a local temp file and leave it, for `run --resume`."""
         if self.url == "-":
             return
         if is_s3(self.url):
@@ -403,6 +430,8 @@ class AtomicOutput:
                 self._raw.close()
             except OSError:
                 pass  # closing a temp file we are about to delete
+        if self._tmp is not None and keep:
+            self._tmp = None
         if self._tmp is not None:
             try:
                 os.unlink(self._tmp)

@@ -182,14 +182,17 @@ class JobStore:
         row = self.db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone()
         return row is not None
 
-    def update(self, name: str, **fields: Any) -> dict[str, Any]:
-        """Merge fields into a job's record (status changes update the status column)."""
+    def update(self, name: str, *, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+        """Merge fields into a job's record (status changes update the status column);
+        remove the keys in `drop`."""
         with self._tx() as db:
             row = db.execute("SELECT record FROM jobs WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"no batch inference job named {name!r}")
             record = orjson.loads(row[0])
             record.update(fields)
+            for key in drop:
+                record.pop(key, None)
             record["lastUpdatedDateTime"] = now_iso()
             db.execute(
                 "UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",
@@ -210,6 +213,33 @@ class JobStore:
                 "UPDATE jobs SET pid = ?, pid_start = ?, host = ? WHERE name = ?",
                 (pid, _process_start(pid), socket.gethostname(), name),
             )
+
+    def reopen(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Take a CREATE FAILED job back to PENDING for this process (a resume), at most
+        once: two resumes of one job cannot both run it."""
+        pid = os.getpid()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT record FROM jobs WHERE name = ? AND status = ?", (name, FAILED)
+            ).fetchone()
+            if row is None:
+                raise UsageError(f"job {name} is not CREATE FAILED (resumed by another process?)")
+            record = orjson.loads(row[0])
+            record.pop("failureReason", None)
+            record.update(fields, status=PENDING, lastUpdatedDateTime=now_iso())
+            db.execute(
+                "UPDATE jobs SET record = ?, status = ?, pid = ?, pid_start = ?, host = ?"
+                " WHERE name = ?",
+                (
+                    orjson.dumps(record).decode(),
+                    PENDING,
+                    pid,
+                    _process_start(pid),
+                    socket.gethostname(),
+                    name,
+                ),
+            )
+        return record
 
     def owner(self, name: str) -> int | None:
         """The pid of the process that owns a job (None once unknown)."""

@@ -190,11 +190,19 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
         return BadLine(obj, str(exc))
 
 
-def success_line(obj: dict[str, Any], items: list[str], scores: list[float]) -> bytes:
-    """One output line (A.4), with its newline."""
+def success_line(
+    obj: dict[str, Any],
+    items: list[str],
+    scores: list[float],
+    metadata: list[dict[str, str]] | None = None,
+) -> bytes:
+    """One output line (A.4), with its newline; `metadata` (--item-metadata) is one map
+    of field -> value per recommended item, after `scores`."""
+    output: dict[str, Any] = {"recommendedItems": items, "scores": scores}
+    if metadata is not None:
+        output["metadata"] = metadata
     return orjson.dumps(
-        {"input": obj, "output": {"recommendedItems": items, "scores": scores}, "error": None},
-        option=orjson.OPT_APPEND_NEWLINE,
+        {"input": obj, "output": output, "error": None}, option=orjson.OPT_APPEND_NEWLINE
     )
 
 

@@ -20,6 +20,8 @@ from .lines import QUERY, BadLine, parse_line
 from .scoring import Answerer
 from .solution import Solution, load
 
+MAX_RESULTS_WITH_METADATA = 50  # GetRecommendations' numResults and inputList (B.7)
+
 
 class SolutionCache:
     """Loaded solutions by path, reloaded when the file changes (size or mtime), so a
@@ -82,11 +84,16 @@ def _answer(
     num_results: int,
     include_seen: bool,
     options: AnswerOptions,
-) -> tuple[list[str], list[float], str]:
-    """The answer and its recommendationId (what else changes the answer is part of the
-    question: the filter and the exploration settings)."""
+) -> tuple[list[dict[str, Any]], str]:
+    """The predicted items and the recommendationId (what else changes the answer is part
+    of the question: the filter and the exploration settings)."""
     if not 1 <= num_results <= MAX_RESULTS:
         raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {num_results}")
+    if options.item_metadata and num_results > MAX_RESULTS_WITH_METADATA:
+        raise UsageError(
+            f"numResults must be 1-{MAX_RESULTS_WITH_METADATA} with item metadata "
+            f"(Personalize's limit), not {num_results}"
+        )
     parsed = parse_line(orjson.dumps(request), QUERY[sol.recipe])
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
@@ -97,6 +104,7 @@ def _answer(
         options.filter_expression,
         options.exploration,
         filter_source=options.filter_source,
+        item_metadata=options.item_metadata,
     )
     [answer] = answerer.answer([parsed])
     if isinstance(answer, BadLine):
@@ -107,7 +115,14 @@ def _answer(
     if answerer.explorer is not None:
         e = options.exploration
         key["itemExplorationConfig"] = [e.weight, e.item_age_cutoff_days, e.seed]
-    return answer[0], answer[1], recommendation_id(sol.meta, key)
+    if options.item_metadata:
+        key["metadataColumns"] = list(options.item_metadata)
+    items, scores = answer
+    predicted = [{"itemId": i, "score": s} for i, s in zip(items, scores, strict=True)]
+    if options.item_metadata:
+        for p, meta in zip(predicted, answerer.metadata(items), strict=True):
+            p["metadata"] = meta
+    return predicted, recommendation_id(sol.meta, key)
 
 
 @dataclass(frozen=True)
@@ -117,10 +132,7 @@ class AnswerOptions:
     filter_expression: str | None = None
     filter_source: str = "--filter"
     exploration: Any = None
-
-
-def _predicted(items: list[str], scores: list[float]) -> list[dict[str, Any]]:
-    return [{"itemId": i, "score": s} for i, s in zip(items, scores, strict=True)]
+    item_metadata: tuple[str, ...] = ()  # item fields for each PredictedItem's metadata
 
 
 def get_recommendations(
@@ -146,8 +158,8 @@ def get_recommendations(
     }
     if filter_values is not None:
         request["filterValues"] = filter_values
-    items, scores, rid = _answer(sol, request, num_results, include_seen, options)
-    return {"itemList": _predicted(items, scores), "recommendationId": rid}
+    predicted, rid = _answer(sol, request, num_results, include_seen, options)
+    return {"itemList": predicted, "recommendationId": rid}
 
 
 def get_personalized_ranking(
@@ -169,5 +181,10 @@ def get_personalized_ranking(
     request: dict[str, Any] = {"userId": user_id, "itemList": input_list}
     if filter_values is not None:
         request["filterValues"] = filter_values
-    items, scores, rid = _answer(sol, request, 25, False, options)
-    return {"personalizedRanking": _predicted(items, scores), "recommendationId": rid}
+    if options.item_metadata and len(input_list) > MAX_RESULTS_WITH_METADATA:
+        raise UsageError(
+            f"inputList has {len(input_list)} items (at most {MAX_RESULTS_WITH_METADATA} "
+            "with item metadata, Personalize's limit)"
+        )
+    predicted, rid = _answer(sol, request, 25, False, options)
+    return {"personalizedRanking": predicted, "recommendationId": rid}

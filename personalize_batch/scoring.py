@@ -14,13 +14,60 @@ from functools import partial
 import numpy as np
 
 from .diagnostics import EXAMPLES_KEPT
+from .errors import UsageError
 from .lines import QUERY, BadLine, Request
 from .recipes import recipe_module
 from .recipes.base import chunk_rows, round_sig
 from .recipes.exploration import Exploration, Explorer
-from .solution import Solution
+from .solution import ITEM_FIELD_PREFIX, Solution
 
 Answer = tuple[list[str], list[float]]
+MAX_METADATA_FIELDS = 10  # Personalize's metadataColumns limit per request (B.7)
+
+
+def parse_item_fields(text: str | None, option: str = "--item-metadata") -> tuple[str, ...]:
+    """`TITLE,GENRES` -> ("TITLE", "GENRES"): upper-cased (the solution stores item field
+    names so), first occurrence kept; at most MAX_METADATA_FIELDS."""
+    if text is None:
+        return ()
+    fields = tuple(dict.fromkeys(f.strip().upper() for f in text.split(",") if f.strip()))
+    if not fields:
+        raise UsageError(f"{option} needs item field names, like TITLE,GENRES")
+    return check_field_count(fields, option)
+
+
+def check_field_count(fields: tuple[str, ...], option: str) -> tuple[str, ...]:
+    if len(fields) > MAX_METADATA_FIELDS:
+        raise UsageError(
+            f"{option} names {len(fields)} fields (at most {MAX_METADATA_FIELDS}, "
+            "as Personalize's metadataColumns)"
+        )
+    return fields
+
+
+def item_field_names(solution: Solution) -> list[str]:
+    """The item fields the solution holds (from `train --items`), sorted."""
+    n = len(ITEM_FIELD_PREFIX)
+    return sorted(k[n:] for k in solution.arrays if k.startswith(ITEM_FIELD_PREFIX))
+
+
+def metadata_columns(
+    solution: Solution, fields: tuple[str, ...], option: str = "--item-metadata"
+) -> list[np.ndarray]:
+    """Each field's values (one string per item), or a UsageError naming the fields the
+    solution does have."""
+    have = item_field_names(solution)
+    if fields and not have:
+        raise UsageError(
+            f"{option}: the solution has no items data (train it with --items ITEMS.csv)"
+        )
+    missing = [f for f in fields if f not in have]
+    if missing:
+        raise UsageError(
+            f"{option}: the solution has no item field {', '.join(missing)}; "
+            f"its fields: {', '.join(have)}"
+        )
+    return [solution.arrays[ITEM_FIELD_PREFIX + f].astype(object) for f in fields]
 
 
 @dataclass(frozen=True)
@@ -47,8 +94,11 @@ class Answerer:
         filter_expression: str | None = None,
         exploration: Exploration | None = None,
         filter_source: str = "--filter",
+        item_metadata: tuple[str, ...] = (),
     ) -> None:
         self.solution = solution
+        self.item_metadata = item_metadata
+        self._metadata_columns = metadata_columns(solution, item_metadata)
         self.query = QUERY[solution.recipe]
         self.num_results = num_results
         self.include_seen = include_seen
@@ -76,6 +126,19 @@ class Answerer:
         dense = self.filter is not None or self.explorer is not None
         rows = None if dense else getattr(self.scorer, "block_rows", None)
         self.block = rows or chunk_rows(len(solution.item_ids))
+
+    def metadata(self, items: list[str]) -> list[dict[str, str]]:
+        """One map of the --item-metadata fields per item, in order; "" where an item has
+        no value (or is not in the solution: a ranking list's unknown items)."""
+        index = self.solution.item_index
+        rows = [index.get(i, -1) for i in items]
+        fields, cols = self.item_metadata, self._metadata_columns
+        return [
+            dict(zip(fields, [c[r] for c in cols], strict=True))
+            if r >= 0
+            else dict.fromkeys(fields, "")
+            for r in rows
+        ]
 
     def unknown_snapshot(self) -> tuple[int, ...]:
         """Where the id counters stand (see unknown_since)."""

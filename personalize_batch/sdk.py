@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from . import jobs as jobs_mod
 from . import runtime, service
 from .errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
+from .scoring import check_field_count
 
 # the members of boto3's BatchInferenceJob / BatchInferenceJobSummary shapes
 JOB_KEYS = (
@@ -298,7 +299,7 @@ class PersonalizeRuntimeClient(_BaseClient):
         `context` is accepted and not used."""
 
         def call() -> dict[str, Any]:
-            _not_supported(metadataColumns=metadataColumns, promotions=promotions)
+            _not_supported(promotions=promotions)
             ref = self._solution(campaignArn, recommenderArn, solution)
             text, source = service.filter_from_arn(filterArn)
             if isinstance(numResults, bool) or not isinstance(numResults, int):
@@ -310,7 +311,9 @@ class PersonalizeRuntimeClient(_BaseClient):
                 num_results=numResults,
                 filter_values=filterValues,
                 cache=self._cache,
-                options=runtime.AnswerOptions(text, source),
+                options=runtime.AnswerOptions(
+                    text, source, item_metadata=_metadata_columns(metadataColumns)
+                ),
             )
 
         return self._call("GetRecommendations", call)
@@ -331,7 +334,6 @@ class PersonalizeRuntimeClient(_BaseClient):
         items unknown to the solution come last with score 0.0."""
 
         def call() -> dict[str, Any]:
-            _not_supported(metadataColumns=metadataColumns)
             ref = self._solution(campaignArn, None, solution)
             text, source = service.filter_from_arn(filterArn)
             return runtime.get_personalized_ranking(
@@ -340,10 +342,26 @@ class PersonalizeRuntimeClient(_BaseClient):
                 input_list=inputList,
                 filter_values=filterValues,
                 cache=self._cache,
-                options=runtime.AnswerOptions(text, source),
+                options=runtime.AnswerOptions(
+                    text, source, item_metadata=_metadata_columns(metadataColumns)
+                ),
             )
 
         return self._call("GetPersonalizedRanking", call)
+
+
+def _metadata_columns(columns: Any) -> tuple[str, ...]:
+    """metadataColumns `{"ITEMS": ["TITLE", ...]}` (B.7) -> the item fields."""
+    if columns is None:
+        return ()
+    if not isinstance(columns, dict) or set(columns) - {"ITEMS"}:
+        raise UsageError(
+            'metadataColumns must be {"ITEMS": [column names]} (pbatch has items only)'
+        )
+    names = columns.get("ITEMS") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise UsageError("metadataColumns.ITEMS must be a list of column names")
+    return check_field_count(tuple(dict.fromkeys(n.upper() for n in names)), "metadataColumns")
 
 
 SERVICES: dict[str, type[_BaseClient]] = {

@@ -28,6 +28,7 @@ def params_from_record(record: dict[str, Any]) -> JobParams:
         filter_expression=record.get("filterExpression"),
         exploration=exploration_from_config(record.get("batchInferenceJobConfig") or {}),
         solution_sha256=sha if sep else None,
+        item_metadata=tuple(record.get("itemMetadata", ())),
     )
 
 

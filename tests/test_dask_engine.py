@@ -593,3 +593,30 @@ def test_cli_usage_errors(args, solutions, tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("pbatch: error: ")
+
+
+def test_item_metadata_travels_to_the_workers(client, tmp_path):
+    """--item-metadata reaches every partition: the same bytes as the local engine."""
+    from personalize_batch.training import train
+
+    solution = tmp_path / "sims.npz"
+    train(
+        "sims", str(EXAMPLES / "interactions.csv"), str(solution), items=str(EXAMPLES / "items.csv")
+    )
+    data = make_input("sims", 400, seed=3)
+    src = tmp_path / "in.json"
+    src.write_bytes(data)
+    fields = ("TITLE", "GENRES")
+    _, out = local_run(solution, src, tmp_path / "local", item_metadata=fields)
+    got = dask_run(
+        client,
+        solution,
+        str(src),
+        str(tmp_path / "dask"),
+        partition_size=len(data) // 6,
+        item_metadata=fields,
+    )
+    want = (out / "in.json.out").read_bytes()
+    assert (tmp_path / "dask" / "in.json.out").read_bytes() == want
+    assert b'"metadata":[{"TITLE":' in want
+    assert got["partitions"] >= 6 and got["itemMetadata"] == list(fields)

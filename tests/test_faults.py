@@ -228,5 +228,8 @@ def test_a_stop_swallowed_by_a_finalizer_still_stops_the_job(solutions, tmp_path
     )
     with pytest.raises(Interrupted):
         run_job(params, JobStore())
-    assert JobStore().get("swallowed")["failureReason"] == "stopped by SIGTERM"
-    assert os.listdir(tmp_path / "out") == []
+    record = JobStore().get("swallowed")
+    assert record["failureReason"] == "stopped by SIGTERM"
+    # only the temp output kept for `pbatch run --resume`, named in the record
+    kept = os.path.basename(record["resume"]["temporaryFile"])
+    assert os.listdir(tmp_path / "out") == [kept]

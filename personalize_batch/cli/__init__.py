@@ -87,14 +87,10 @@ EVENT_VALUE_THRESHOLD = click.option(
     default=None,
     help="Drop interactions whose EVENT_VALUE is below this.",
 )
-SOLUTION = click.option(
-    "--solution",
-    "-s",
-    required=True,
-    metavar="PATH",
-    help="The solution file (.npz) made by `pbatch train`: a path, an s3:// URL or its "
-    "arn:pbatch:… ARN.",
+SOLUTION_HELP = (
+    "The solution file (.npz) made by `pbatch train`: a path, an s3:// URL or its arn:pbatch:… ARN."
 )
+SOLUTION = click.option("--solution", "-s", required=True, metavar="PATH", help=SOLUTION_HELP)
 NUM_RESULTS = click.option(
     "--num-results",
     "-n",
@@ -103,6 +99,22 @@ NUM_RESULTS = click.option(
     show_default=True,
     callback=_num_results,
     help="Items per list, 1-500.",
+)
+
+
+def _item_fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple:
+    from ..scoring import parse_item_fields  # noqa: PLC0415
+
+    return parse_item_fields(value)
+
+
+ITEM_METADATA = click.option(
+    "--item-metadata",
+    metavar="FIELD,FIELD",
+    default=None,
+    callback=_item_fields,
+    help="Add these item fields (from `train --items`) to each recommended item, as "
+    "Personalize's metadataColumns: at most 10.",
 )
 
 FILTER_HELP = (

@@ -7,7 +7,16 @@ from typing import Any
 import click
 import orjson
 
-from . import NUM_RESULTS, SOLUTION, emit, exploration_options, filter_options, main, read_filter
+from . import (
+    ITEM_METADATA,
+    NUM_RESULTS,
+    SOLUTION,
+    emit,
+    exploration_options,
+    filter_options,
+    main,
+    read_filter,
+)
 
 
 def _filter_values(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -37,6 +46,7 @@ FILTER_VALUES = click.option(
 @filter_options
 @FILTER_VALUES
 @exploration_options
+@ITEM_METADATA
 def recommend(
     solution: str,
     user_id: str | None,
@@ -49,6 +59,7 @@ def recommend(
     exploration_weight: float,
     exploration_item_age_cutoff: float,
     seed: int,
+    item_metadata: tuple[str, ...],
 ) -> None:
     """Answer one user or item, shaped like GetRecommendations."""
     from ..recipes.exploration import Exploration  # noqa: PLC0415
@@ -64,7 +75,10 @@ def recommend(
             filter_values=filter_values,
             include_seen=include_seen,
             options=AnswerOptions(
-                text, source, Exploration(exploration_weight, exploration_item_age_cutoff, seed)
+                text,
+                source,
+                Exploration(exploration_weight, exploration_item_age_cutoff, seed),
+                item_metadata,
             ),
         )
     )
@@ -76,6 +90,7 @@ def recommend(
 @click.option("--items", required=True, metavar="A,B,C", help="Comma-separated item ids.")
 @filter_options
 @FILTER_VALUES
+@ITEM_METADATA
 def rank(
     solution: str,
     user_id: str,
@@ -83,6 +98,7 @@ def rank(
     filter_expression: str | None,
     filter_file: str | None,
     filter_values: Any,
+    item_metadata: tuple[str, ...],
 ) -> None:
     """Re-rank items for one user, shaped like GetPersonalizedRanking."""
     from ..runtime import AnswerOptions, get_personalized_ranking  # noqa: PLC0415
@@ -94,6 +110,6 @@ def rank(
             user_id=user_id,
             input_list=[i for i in items.split(",") if i],
             filter_values=filter_values,
-            options=AnswerOptions(text, source),
+            options=AnswerOptions(text, source, item_metadata=item_metadata),
         )
     )

@@ -9,25 +9,28 @@ import click
 from ..engines import DEFAULT_PARTITION_SIZE
 from . import (
     ENDPOINT,
+    ITEM_METADATA,
     NUM_RESULTS,
     QUIET,
-    SOLUTION,
+    SOLUTION_HELP,
     exploration_options,
     filter_options,
     main,
     read_filter,
 )
 
+RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
+
 
 @main.command()
-@SOLUTION
+@click.option("--solution", "-s", metavar="PATH", help=SOLUTION_HELP + " Required unless --resume.")
 @click.option(
     "--input",
     "-i",
     "input_",
-    required=True,
     metavar="PATH",
-    help="JSON Lines input: file, directory, s3://bucket/key or prefix, or - (stdin).",
+    help="JSON Lines input: file, directory, s3://bucket/key or prefix, or - (stdin). "
+    "Required unless --resume.",
 )
 @click.option(
     "--output",
@@ -39,6 +42,7 @@ from . import (
 @NUM_RESULTS
 @filter_options
 @exploration_options
+@ITEM_METADATA
 @click.option("--job-name", default=None, help="The job's name (default: generated).")
 @click.option(
     "--include-seen", is_flag=True, help="Keep the items a user interacted with in training."
@@ -110,6 +114,13 @@ from . import (
     is_flag=True,
     help="Only validate the input against the recipe (as `pbatch validate`).",
 )
+@click.option(
+    "--resume",
+    default=None,
+    metavar="JOBNAME",
+    help="Continue a CREATE FAILED job after its last written chunk, with the options it "
+    "was started with (only --workers, --quiet, --endpoint-url may be given).",
+)
 @ENDPOINT
 @QUIET
 def run(
@@ -122,6 +133,7 @@ def run(
     exploration_weight: float,
     exploration_item_age_cutoff: float,
     seed: int,
+    item_metadata: tuple[str, ...],
     job_name: str | None,
     include_seen: bool,
     compress: str | None,
@@ -135,14 +147,36 @@ def run(
     engine: str,
     scheduler: str | None,
     partition_size: int,
+    resume: str | None,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
     """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
-    from ..batch import JobParams, exit_code, run_job  # noqa: PLC0415
-    from ..diagnostics import summary_line  # noqa: PLC0415
+    from ..batch import JobParams, resume_job, run_job  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
     from ..recipes.exploration import Exploration  # noqa: PLC0415
+
+    ctx = click.get_current_context()
+    progress = not quiet and sys.stderr.isatty()
+    if resume is not None:
+        given = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name not in RESUME_KEEPS
+            and ctx.get_parameter_source(p.name) != click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise click.UsageError(
+                f"--resume continues a job with the options it was started with; "
+                f"not with {', '.join(given)}"
+            )
+        record = resume_job(
+            resume, JobStore(), workers=workers, endpoint_url=endpoint_url, progress=progress
+        )
+        _report(record, quiet)
+    for param in ctx.command.params[:2]:  # --solution, --input: required without --resume
+        if ctx.params[param.name] is None:
+            raise click.MissingParameter(ctx=ctx, param=param)
 
     if dry_run:
         from .inspect import validate  # noqa: PLC0415
@@ -172,10 +206,17 @@ def run(
         scheduler=scheduler,
         partition_size=partition_size,
         events=events,
+        item_metadata=item_metadata,
     )
-    store = JobStore()
-    progress = not quiet and sys.stderr.isatty()
-    record = run_job(params, store, progress=progress)
+    record = run_job(params, JobStore(), progress=progress)
+    _report(record, quiet)
+
+
+def _report(record: dict, quiet: bool) -> None:
+    """The job's summary and warnings on stderr; exit with its code."""
+    from ..batch import exit_code  # noqa: PLC0415
+    from ..diagnostics import summary_line  # noqa: PLC0415
+
     errors = record["linesWithErrors"]
     if not quiet:
         click.echo(

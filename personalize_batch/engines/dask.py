@@ -79,6 +79,7 @@ class Partition:
     filter_expression: str | None = None
     filter_source: str = "--filter"
     exploration: Exploration | None = None
+    item_metadata: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,14 @@ def _answerer(task: Partition) -> Answerer:
             while len(_SOLUTIONS) > KEEP_SOLUTIONS:
                 _SOLUTIONS.popitem(last=False)
         _SOLUTIONS.move_to_end(key)
-    want = (key, task.num_results, task.include_seen, task.filter_expression, task.exploration)
+    want = (
+        key,
+        task.num_results,
+        task.include_seen,
+        task.filter_expression,
+        task.exploration,
+        task.item_metadata,
+    )
     cached = getattr(_THREAD, "answerer", None)  # Answerer counts: one per thread
     if cached is None or cached[0] != want:
         answerer = Answerer(
@@ -139,6 +147,7 @@ def _answerer(task: Partition) -> Answerer:
             task.filter_expression,
             task.exploration,
             task.filter_source,
+            task.item_metadata,
         )
         cached = (want, answerer)
         _THREAD.answerer = cached
@@ -327,6 +336,7 @@ def _plan(
                     filter_expression=p.filter_expression,
                     filter_source=p.filter_source,
                     exploration=p.exploration,
+                    item_metadata=p.item_metadata,
                 )
             )
         indices = list(range(first, len(tasks)))

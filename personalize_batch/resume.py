@@ -1,0 +1,260 @@
+"""Checkpoints of local jobs, so `pbatch run --resume NAME` continues a failed job after
+its last written chunk and gives the bytes an uninterrupted run gives.
+
+A resumable job (local engine, uncompressed local output files, no --errors-to) keeps a
+checkpoint at `$PBATCH_HOME/checkpoints/NAME.json`: the job's parameters, the sha256 of
+its solution, a fingerprint of each input (size and mtime, or an S3 ETag), the outputs
+already committed, and for the input being answered its temporary output file, the
+input lines consumed and the output bytes written. It is rewritten (to a temporary name,
+then renamed) after each chunk, once the chunk's bytes are in the file. On a failure
+the temporary output file is kept; resuming cuts it back to the checkpoint's size, skips
+the consumed lines and goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from . import io as pio
+from .errors import PbatchError
+
+VERSION = 1
+
+
+def not_resumable(p: Any) -> str | None:
+    """Why a job's output cannot be continued after a failure (None: it can)."""
+    output = p.output or (pio.default_output(p.input) if p.input else "-")
+    if p.engine != "local":
+        return "--engine dask jobs are not resumable (their parts are retried instead)"
+    if p.input == "-" or output == "-":
+        return "stdin and stdout cannot be read or written again"
+    if not pio.is_s3(p.input) and os.path.exists(p.input):
+        mode = os.stat(p.input).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return f"{p.input} is not a regular file (a pipe cannot be read again)"
+    if pio.is_s3(output):
+        return "S3 outputs are not resumable (the multipart upload is aborted on failure)"
+    if p.compress:
+        return (
+            "--compress gzip outputs are not resumable: a continued gzip stream would not "
+            "be byte-identical to an uninterrupted one"
+        )
+    if p.errors_to:
+        return "jobs with --errors-to are not resumable"
+    return None
+
+
+def params_json(p: Any) -> dict[str, Any]:
+    """A job's parameters as JSON, local paths absolute (a resume may run elsewhere)."""
+    d = dataclasses.asdict(p)
+    for key in ("solution", "input", "output", "events"):
+        if d.get(key) is not None and not d[key].startswith("arn:"):
+            d[key] = pio.display_path(d[key])
+    return d
+
+
+def params_from_json(d: dict[str, Any]) -> Any:
+    from .batch import JobParams  # noqa: PLC0415  (batch imports this module)
+    from .recipes.exploration import Exploration  # noqa: PLC0415
+
+    d = dict(d)
+    d["exploration"] = Exploration(**d["exploration"])
+    d["item_metadata"] = tuple(d.get("item_metadata") or ())
+    return JobParams(**d)
+
+
+def fingerprint(url: str, endpoint_url: str | None) -> dict[str, Any]:
+    """What tells whether an input changed: size and mtime (local), size and ETag (S3)."""
+    if pio.is_s3(url):
+        bucket, key = pio.split_s3(url)
+        try:
+            head = pio.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
+        except pio.s3_errors() as exc:
+            raise PbatchError(f"cannot read {url}: {pio.describe_s3_error(exc)}") from None
+        return {"url": url, "size": int(head["ContentLength"]), "etag": head.get("ETag")}
+    try:
+        st = os.stat(url)
+    except OSError as exc:
+        raise PbatchError(f"cannot read {url}: {exc.strerror or exc}") from None
+    return {"url": os.path.abspath(url), "size": st.st_size, "mtimeNs": st.st_mtime_ns}
+
+
+def counts_json(counts: Any) -> dict[str, Any]:
+    ids = counts.ids
+    return {
+        "read": counts.read,
+        "answered": counts.answered,
+        "errors": counts.errors,
+        "blank": counts.blank,
+        "idsNotStrings": counts.ids_not_strings,
+        "ids": dataclasses.asdict(ids),
+    }
+
+
+def restore_counts(counts: Any, d: dict[str, Any]) -> None:
+    counts.read, counts.answered, counts.errors = d["read"], d["answered"], d["errors"]
+    counts.blank, counts.ids_not_strings = d["blank"], d["idsNotStrings"]
+    for key, value in d["ids"].items():
+        setattr(counts.ids, key, value)
+
+
+def checkpoint_path(home: Path, name: str) -> Path:
+    return home / "checkpoints" / f"{name}.json"
+
+
+class Checkpointer:
+    """The checkpoint of one running job (see the module's docstring)."""
+
+    def __init__(self, path: Path, state: dict[str, Any]) -> None:
+        self.path = path
+        self.state = state
+        self.out: IO[bytes] | None = None  # the output being written, flushed before saving
+        self.kept = False  # a failure kept the temporary output for a resume
+
+    @classmethod
+    def start(cls, path: Path, p: Any, sha256: str, refs: list[Any]) -> Checkpointer:
+        """A new job's checkpoint: nothing done yet."""
+        state = {
+            "version": VERSION,
+            "params": params_json(p),
+            "solutionSha256": sha256,
+            "inputs": [fingerprint(r.url, p.endpoint_url) for r in refs],
+            "events": fingerprint(p.events, p.endpoint_url) if p.events else None,
+            "done": [],
+            "current": None,
+        }
+        ckpt = cls(path, state)
+        ckpt.save()
+        return ckpt
+
+    @classmethod
+    def load(cls, path: Path, name: str) -> Checkpointer:
+        try:
+            state = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise PbatchError(
+                f"job {name} has no checkpoint to resume from: it failed before writing "
+                "any output, or its output is not resumable; run it again under a new name"
+            ) from None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise PbatchError(f"cannot read the checkpoint {path}: {exc}") from None
+        if state.get("version") != VERSION:
+            raise PbatchError(f"checkpoint {path} has an unknown version")
+        return cls(path, state)
+
+    def save(self) -> None:
+        """Write the checkpoint whole (a temporary name, then a rename)."""
+        if self.out is not None:
+            self.out.flush()  # the bytes the checkpoint counts are in the file first
+        tmp = self.path.with_suffix(".json.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(orjson.dumps(self.state))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise PbatchError(f"cannot write the checkpoint {self.path}: {exc}") from None
+
+    def begin(self, index: int, temp: str, counts: Any) -> None:
+        """Input `index` starts (or continues) into the temporary file `temp`."""
+        cur = self.state["current"]
+        if cur is None or cur["index"] != index:
+            self.state["current"] = {
+                "index": index,
+                "temp": temp,
+                "lines": 0,
+                "bytes": 0,
+                "base": {"read": counts.read, "blank": counts.blank},
+                "counts": counts_json(counts),
+            }
+        else:
+            cur["temp"] = temp
+        self.save()
+
+    def chunk(self, lines: int, size: int, counts: Any) -> None:
+        """A chunk is written: `lines` input lines consumed, `size` output bytes in all."""
+        cur = self.state["current"]
+        cur["lines"], cur["bytes"] = lines, size
+        cur["counts"] = counts_json(counts)
+        self.save()
+
+    def finish(self, url: str, counts: Any) -> None:
+        """The current input's output is committed under `url`."""
+        self.state["done"].append(url)
+        self.state["current"] = None
+        self.state["counts"] = counts_json(counts)
+        self.out = None
+        self.save()
+
+    def remove(self) -> None:
+        for path in (self.path, self.path.with_suffix(".json.tmp")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def summary(self) -> dict[str, Any]:
+        """What a job record shows of a kept checkpoint."""
+        cur = self.state["current"] or {}
+        return {
+            "checkpoint": str(self.path),
+            "temporaryFile": cur.get("temp"),
+            "inputsDone": len(self.state["done"]),
+            "linesDone": cur.get("lines", 0),
+            "bytesDone": cur.get("bytes", 0),
+        }
+
+    def check_unchanged(self, sha256: str, refs: list[Any], endpoint_url: str | None) -> None:
+        """Refuse to resume when the solution or an input is not what the job started with."""
+        if sha256 != self.state["solutionSha256"]:
+            raise PbatchError(
+                f"refusing to resume: the solution changed (sha256 {sha256[:12]}…, the job "
+                f"started with {self.state['solutionSha256'][:12]}…); the output would mix "
+                "two models"
+            )
+        now = [fingerprint(r.url, endpoint_url) for r in refs]
+        before = self.state["inputs"]
+        if [f["url"] for f in now] != [f["url"] for f in before]:
+            raise PbatchError(
+                "refusing to resume: the input files changed (now "
+                f"{len(now)}, the job started with {len(before)}); the output would not match"
+            )
+        for old, new in zip(before, now, strict=True):
+            if old != new:
+                what = []
+                if old["size"] != new["size"]:
+                    what.append(f"size {old['size']:,} -> {new['size']:,} bytes")
+                if old.get("mtimeNs") != new.get("mtimeNs"):
+                    what.append("modified")
+                if old.get("etag") != new.get("etag"):
+                    what.append(f"ETag {old.get('etag')} -> {new.get('etag')}")
+                what = ", ".join(what)
+                raise PbatchError(
+                    f"refusing to resume: input {new['url']} changed since the job started "
+                    f"({what}); the lines already answered may no longer be its lines"
+                )
+        events = self.state.get("events")
+        if events is not None and fingerprint(events["url"], endpoint_url) != events:
+            raise PbatchError(
+                f"refusing to resume: the events file {events['url']} changed since the job "
+                "started; the lines already answered saw the old events"
+            )
+        cur = self.state["current"]
+        if cur is not None:
+            try:
+                size = os.path.getsize(cur["temp"])
+            except OSError:
+                size = -1
+            if size < cur["bytes"]:
+                raise PbatchError(
+                    f"refusing to resume: the kept output {cur['temp']} is missing or shorter "
+                    f"than the {cur['bytes']} bytes the checkpoint counts"
+                )
+        for url in self.state["done"]:
+            if not os.path.exists(url):
+                raise PbatchError(f"refusing to resume: the finished output {url} is gone")
