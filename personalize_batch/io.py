@@ -16,7 +16,9 @@ import gzip
 import os
 import posixpath
 import secrets
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -293,7 +295,8 @@ class AtomicOutput:
             if self.url == "-":
                 self._raw = sys.stdout.buffer
             elif is_s3(self.url):
-                self._raw = self._open_s3()
+                with _stop_signals_held():  # the upload's id exists only in the response
+                    self._raw = self._open_s3()
             else:
                 self._raw = self._open_local()
             if self.gzip:
@@ -504,6 +507,22 @@ def iter_partition_lines(
         if item is None:
             return
         yield item
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a resource is created and recorded: a stop that lands in
+    between would strand it. Released, a held stop is handled at once (main thread)."""
+    if not hasattr(signal, "pthread_sigmask") or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @functools.cache

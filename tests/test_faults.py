@@ -233,3 +233,29 @@ def test_a_stop_swallowed_by_a_finalizer_still_stops_the_job(solutions, tmp_path
     # only the temp output kept for `pbatch run --resume`, named in the record
     kept = os.path.basename(record["resume"]["temporaryFile"])
     assert os.listdir(tmp_path / "out") == [kept]
+
+
+def test_stop_while_the_upload_is_created_aborts_it(s3_env, s3_client, s3_bucket, monkeypatch):
+    """The upload id exists only in CreateMultipartUpload's response: a SIGTERM handled
+    between the response and the writer being recorded stranded the upload (1 benchmark
+    trial in 10). The stop now waits for the writer to be recorded, then aborts it."""
+    import signal
+
+    import urllib3
+
+    real = urllib3.connectionpool.HTTPConnectionPool.urlopen
+
+    def urlopen(self: Any, *args: Any, **kwargs: Any) -> Any:
+        response = real(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)  # the upload exists: stop now
+        return response
+
+    old = signal.signal(signal.SIGTERM, lambda s, f: _interrupt())
+    try:
+        monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", urlopen)
+        with pytest.raises(Interrupted), pio.AtomicOutput(f"s3://{s3_bucket}/o/x.out"):
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    monkeypatch.undo()
+    assert _pending(s3_client, s3_bucket) == []
