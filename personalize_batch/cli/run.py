@@ -229,7 +229,7 @@ def _report(record: dict, quiet: bool) -> None:
         if unknown:
             click.echo(f"pbatch: {unknown}", err=True)
     elif errors:
-        click.echo(f"pbatch: {errors:,} lines had errors", err=True)
+        click.echo(f"pbatch: {errors:,} {'line' if errors == 1 else 'lines'} had errors", err=True)
     for warning in record.get("idDiagnostics", {}).get("warnings", []):
         click.echo(f"pbatch: warning: {warning}", err=True)
     sys.exit(exit_code(record))
