@@ -216,8 +216,6 @@ def _check_engine(p: JobParams) -> None:
         raise UsageError(
             "--errors-to, --skip-errors and --max-error-rate work with --engine local only"
         )
-    if p.events is not None:
-        raise UsageError("--events works with --engine local only")
 
 
 def read_numbered_chunks(

@@ -190,6 +190,7 @@ def fold_in(
 
     report = {
         "events": events,
+        "eventsSha256": ev.sha256,
         "eventsRead": int(ev.rows_read),
         "eventsUsed": int(len(users)),
         "eventsUnknownItems": int((~known_item).sum()),

@@ -620,3 +620,26 @@ def test_item_metadata_travels_to_the_workers(client, tmp_path):
     assert (tmp_path / "dask" / "in.json.out").read_bytes() == want
     assert b'"metadata":[{"TITLE":' in want
     assert got["partitions"] >= 6 and got["itemMetadata"] == list(fields)
+
+
+def test_fresh_events_travel_to_the_workers(client, solutions, tmp_path):
+    """--events is folded in on every worker: the same bytes as the local engine."""
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "USER_ID,ITEM_ID,TIMESTAMP\n653,0770828,2000000000\n653,1300854,2000000001\n"
+        "newbie,1670345,2000000002\n"
+    )
+    data = make_input("user-personalization", 300, seed=5) + b'{"userId": "newbie"}\n' * 50
+    src = tmp_path / "in.json"
+    src.write_bytes(data)
+    solution = solutions["user-personalization"]
+    _, out = local_run(solution, src, tmp_path / "local", events=str(events))
+    got = dask_run(
+        client, solution, str(src), str(tmp_path / "dask"), partition_size=len(data) // 5,
+        events=str(events),
+    )  # fmt: skip
+    want = (out / "in.json.out").read_bytes()
+    assert (tmp_path / "dask" / "in.json.out").read_bytes() == want
+    assert got["partitions"] >= 5 and got["foldIn"]["newUsers"] == 1
+    plain, _ = local_run(solution, src, tmp_path / "plain")
+    assert (tmp_path / "plain" / "in.json.out").read_bytes() != want

@@ -80,6 +80,8 @@ class Partition:
     filter_source: str = "--filter"
     exploration: Exploration | None = None
     item_metadata: tuple[str, ...] = ()
+    events: str | None = None  # fresh events, folded in on the worker (foldin.py)
+    events_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ _THREAD = threading.local()
 
 def _answerer(task: Partition) -> Answerer:
     """This process's Answerer for the task's solution: loaded on first use, then kept."""
-    key = (task.solution, task.sha256)
+    key = (task.solution, task.sha256, task.events, task.events_sha256)
     with _LOCK:
         solution = _SOLUTIONS.get(key)
         if solution is None:
@@ -124,6 +126,14 @@ def _answerer(task: Partition) -> Answerer:
                     f"{task.solution} changed after the job started (sha256 {solution.sha256}"
                     f" on a worker, {task.sha256} when the job started); run the job again"
                 )
+            if task.events is not None:
+                from ..foldin import fold_in  # noqa: PLC0415
+
+                solution, fold = fold_in(solution, task.events, task.endpoint_url)
+                if fold["eventsSha256"] != task.events_sha256:
+                    raise SolutionError(
+                        f"{task.events} changed after the job started; run the job again"
+                    )
             _LOADS[task.solution] += 1
             _LOAD_SECONDS[task.solution] = time.perf_counter() - started
             _SOLUTIONS[key] = solution
@@ -337,6 +347,8 @@ def _plan(
                     filter_source=p.filter_source,
                     exploration=p.exploration,
                     item_metadata=p.item_metadata,
+                    events=pio.display_path(p.events) if p.events else None,
+                    events_sha256=solution.meta.get("foldIn", {}).get("eventsSha256"),
                 )
             )
         indices = list(range(first, len(tasks)))
