@@ -62,11 +62,8 @@ def lists_of(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="user-personalization")
-    parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
-    args = parser.parse_args()
+def section(recipe: str = "user-personalization") -> str:
+    """Run the three solutions and return the BENCHMARKS.md section."""
     started = machine()
 
     header, rows = read_rows(DATASET)
@@ -98,7 +95,6 @@ def main() -> None:
         write_csv(d / "events.csv", header, events)
         write_csv(d / "upto.csv", header, upto)
         (d / "users.json").write_bytes(b"".join(orjson.dumps({"userId": u}) + b"\n" for u in test))
-        recipe = args.recipe
         fit_old = pbatch(
             "train", "-r", recipe, "-i", str(d / "before.csv"), "-o", str(d / "old.npz"), "-q"
         )
@@ -137,7 +133,7 @@ def main() -> None:
         [
             "## Fresh events: `run --events` against retraining (`python benchmarks/foldin.py`)",
             "",
-            f"{started}. MovieTweetings-100k, {args.recipe} with default hyperparameters. "
+            f"{started}. MovieTweetings-100k, {recipe} with default hyperparameters. "
             f"T and T2 are the 80th and 90th percentiles of the timestamps: {len(before):,} "
             f"interactions before T, {len(events):,} events between T and T2. Truth: each "
             f"user's next new item after T2; {len(test):,} test users (all known by T2), "
@@ -161,6 +157,15 @@ def main() -> None:
             "`--events` between daily trainings complements retraining, not replaces it.",
         ]
     )
+    return body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="user-personalization")
+    parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    body = section(args.recipe)
     if args.no_write:
         print(body)
     else:

@@ -11,7 +11,9 @@ training part (the same kind of split, applied again), then the method is refitt
 whole training part, in a child process that measures fit time and peak memory, and
 scored once on the test part. Also: personalized-ranking (the held-out item among 100
 sampled items) and sims (is the next item among the top 10 similar items of the
-previous one?), with popularity_discount_factor's effect.
+previous one?), with popularity_discount_factor's effect. Last, the fresh-events case of
+benchmarks/foldin.py (`pbatch run --events` against no events and against retraining),
+written to its own section.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import foldin  # noqa: E402
 from common import ROOT, in_child, machine, table, write_section  # noqa: E402
 from methods import ALL_METHODS, VARIANTS, Method, Model  # noqa: E402
 
@@ -458,6 +461,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=None, help="method names (default all)")
     parser.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds")
     parser.add_argument("--no-sims", action="store_true", help="skip the sims section")
+    parser.add_argument(
+        "--no-foldin", action="store_true", help="skip the fresh-events section (foldin.py)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
     parser.add_argument("--json", default=None, help="also write the raw results here")
     args = parser.parse_args()
@@ -480,6 +486,12 @@ def main() -> None:
     else:
         write_section("quality", "## Quality (`python benchmarks/quality.py`)\n\n" + body)
         log(f"wrote the Quality section of {ROOT / 'BENCHMARKS.md'}")
+    if not args.no_foldin:  # what `pbatch run --events` is worth, against retraining
+        fresh = foldin.section()
+        if args.no_write:
+            print(fresh)
+        else:
+            write_section("foldin", fresh)
 
 
 if __name__ == "__main__":
