@@ -493,8 +493,9 @@ class Scorer:
         # every item of a row's top k scores at least the k-th best of its window
         kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
         enough = np.isfinite(kth)
-        keep = uval >= kth[urow]
-        fresh = ~touched & (wval >= kth[:, None])  # untouched window items that may rank
+        # (rows without enough of the window available take the dense path: no candidates)
+        keep = (uval >= kth[urow]) & enough[urow]
+        fresh = ~touched & (wval >= kth[:, None]) & enough[:, None]  # untouched, may rank
         frow, fpos = np.nonzero(fresh)
         ckey = np.concatenate([ukey[keep], frow * n + wcol[fpos]])
         cval = np.concatenate([uval[keep], wval[frow, fpos]])
