@@ -13,8 +13,8 @@ import gzip
 import io
 import logging
 import os
-import re
 import random
+import re
 import signal
 import subprocess
 import sys
