@@ -290,12 +290,17 @@ class Checkpointer:
 
 
 def _exists(url: str, endpoint_url: str | None) -> bool:
+    """Whether a finished output is still there (an S3 object: HeadObject)."""
     if not pio.is_s3(url):
         return os.path.exists(url)
+    bucket, key = pio.split_s3(url)
     try:
-        pio.input_size(url, endpoint_url)
-    except PbatchError:
-        return False
+        pio.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
+    except pio.s3_errors() as exc:
+        response = getattr(exc, "response", None) or {}
+        if response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise PbatchError(f"cannot read {url}: {pio.describe_s3_error(exc)}") from None
     return True
 
 
