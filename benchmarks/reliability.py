@@ -350,15 +350,19 @@ LIMITS = """
 - **`kill -9` of a local job** can leave its hidden temp file (`.NAME.out.XXXX.tmp` in the
   output folder): a killed process cleans nothing. It never matches `*.out`, and pbatch
   never reads hidden files as input. A caught stop (SIGTERM, SIGINT, a failure) removes
-  it, except where `pbatch run --resume` can continue the job (a local, uncompressed
-  output from a regular file or S3 input): then the file and a checkpoint are kept, named
+  it, except where `pbatch run --resume` can continue the job (an uncompressed output
+  from a regular file or S3 input): then the file and a checkpoint are kept, named
   in the job's record, until the job is resumed (docs/reference.md, "Resuming a failed
   job").
 - **A pending S3 multipart upload** stays when pbatch is killed with `-9`, or when its S3
   server dies under it: nobody is left to abort it, or nobody answers the abort. It is
   never an object (nothing partial is visible), but S3 bills its parts until it is
   aborted: give output buckets a lifecycle rule `AbortIncompleteMultipartUpload`
-  (e.g. after 1 day). Every failure with a live server aborts its upload (0 left).
+  (e.g. after 1 day). Every failure with a live server aborts its upload (0 left),
+  except where `pbatch run --resume` can continue the job (an uncompressed S3 output
+  from a regular file or S3 input) and the upload has completed parts: then it stays
+  pending on purpose, named in the job's record (`resume.multipartUpload`) and in its
+  checkpoint, until a resume completes it.
 - **SeaweedFS is not AWS** in three ways that shaped these trials: it creates a missing
   bucket on the first write (so "missing output bucket" cannot fail here), and it
   refuses keys with `.` or `..` segments and collapses `//` (so hostile keys go through

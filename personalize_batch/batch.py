@@ -479,23 +479,29 @@ def _output(
     url: str,
     keep: Callable[[BaseException], bool] | None = None,
     opened: Callable[[pio.AtomicOutput, IO[bytes]], None] | None = None,
+    committed: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> Iterator[IO[bytes]]:
     """An AtomicOutput whose creation, commit and abort a signal cannot interrupt; on a
-    failure for which `keep(exc)` is true its temporary file is kept (for a resume)."""
+    failure for which `keep(exc)` is true its temporary file or its S3 upload's completed
+    parts are kept (for a resume). `opened(target, stream)` runs once it exists and
+    `committed()` once it is committed, before a stop held meanwhile is raised (so the
+    checkpoint never names an upload or temp file that became the output)."""
     target = pio.AtomicOutput(url, **kwargs)
     try:
         with _signals_deferred():  # a stop held here is raised as this block ends
             stream = target.__enter__()
-        if opened is not None:
-            opened(target, stream)
+            if opened is not None:  # records the temp file or upload: before any stop
+                opened(target, stream)
         yield stream
     except BaseException as exc:
         with _signals_deferred():
             target.abort(keep=keep is not None and keep(exc))
         raise
     with _signals_deferred():
-        target.commit()
+        target.commit(keep=keep)
+        if committed is not None:
+            committed()
 
 
 def _output_of(p: JobParams) -> str:
@@ -711,7 +717,9 @@ def _kept(ckpt: resume_mod.Checkpointer | None, p: JobParams, exc: BaseException
         why = resume_mod.not_resumable(p)
         return {"resume": {"notResumable": why}} if why else {}
     between = ckpt.state["current"] is None and (ckpt.state["done"] or _keep_for_resume(exc))
-    if ckpt.kept or between:
+    # a resumed job that failed before it reopened its kept output left that as it was
+    untouched = ckpt.state["current"] is not None and ckpt.out is None
+    if ckpt.kept or between or untouched:
         return {"resume": ckpt.summary()}
     ckpt.remove()
     return {"drop": ("resume",)}
@@ -763,13 +771,14 @@ def _run_local(
                 )
                 resume_args: dict[str, Any] = {}
                 if ckpt is not None:
-                    resume_args = _resume_args(ckpt, index, cur, counts)
+                    resume_args = _resume_args(ckpt, index, cur, counts, url, p.endpoint_url)
                 stream = pio.open_input(ref.url, p.endpoint_url)
                 try:
                     with _output(
                         url,
                         endpoint_url=p.endpoint_url,
                         compresslevel=p.compress_level,
+                        committed=functools.partial(_committed, url, outputs, counts, ckpt),
                         **resume_args.pop("output", {}),
                     ) as out:
                         _answer_guarded(
@@ -789,41 +798,78 @@ def _run_local(
                 finally:
                     if stream is not sys.stdin.buffer:
                         stream.close()
-                outputs.append(url)
-                if ckpt is not None:
-                    ckpt.finish(url, counts)
     finally:
         if pool is not None:
             pool.close()
     return {"workers": workers}
 
 
+def _committed(
+    url: str, outputs: list[str], counts: Counts, ckpt: resume_mod.Checkpointer | None
+) -> None:
+    """An input's output is committed: the record and the checkpoint say so."""
+    outputs.append(url)
+    if ckpt is not None:
+        ckpt.finish(url, counts)
+
+
 def _resume_args(
-    ckpt: resume_mod.Checkpointer, index: int, cur: dict[str, Any] | None, counts: Counts
+    ckpt: resume_mod.Checkpointer,
+    index: int,
+    cur: dict[str, Any] | None,
+    counts: Counts,
+    url: str,
+    endpoint_url: str | None,
 ) -> dict[str, Any]:
     """How input `index` is written under a checkpoint: continued from the kept temporary
-    file when the checkpoint is in it, and saved after each chunk."""
+    file (or S3 upload) when the checkpoint is in it, and saved after each chunk.
+
+    An S3 output is written in parts cut at chunk boundaries (io.S3PartsWriter): after a
+    chunk, once at least a part's worth is buffered, it is uploaded and the checkpoint
+    records it with the lines it covers; a resume goes on after the last recorded part
+    (the lines buffered since are answered again)."""
     before = cur["bytes"] if cur is not None else 0
     if cur is not None:
         resume_mod.restore_counts(counts, cur["counts"])
         counts.read, counts.blank = cur["base"]["read"], cur["base"]["blank"]  # recounted
+    s3 = pio.is_s3(url)
+    upload = (cur or {}).get("upload")
+    output: dict[str, Any] = {}
+    if s3:
+        output["resumable"] = True
+        if upload and cur.get("parts"):
+            output["resume_upload"] = (upload["uploadId"], cur["parts"])
+        elif upload:  # no part was completed: start afresh, dropping the old upload
+            pio.abort_upload(upload["url"], upload["uploadId"], endpoint_url)
+    else:
+        output["resume_from"] = (cur["temp"], before) if cur is not None else None
+    writers: list[pio.S3PartsWriter] = []
 
     def opened(target: pio.AtomicOutput, stream: IO[bytes]) -> None:
         ckpt.out = stream
-        ckpt.begin(index, target.temp_path or "", counts)
+        if isinstance(stream, pio.S3PartsWriter):
+            writers.append(stream)
+            ckpt.begin(index, "", counts, upload={"url": url, "uploadId": stream.upload_id})
+        else:
+            ckpt.begin(index, target.temp_path or "", counts)
 
     def keep(exc: BaseException) -> bool:
         ckpt.kept = _keep_for_resume(exc)
         return ckpt.kept
 
+    def checkpoint(lines: int, size: int) -> None:
+        # a stop waits for the checkpoint to be saved: the record then shows what it says
+        if not writers:
+            with _signals_deferred():
+                ckpt.chunk(lines, before + size, counts)
+        elif writers[0].cut():
+            with _signals_deferred():
+                ckpt.chunk(lines, writers[0].uploaded, counts, parts=writers[0].parts)
+
     return {
-        "output": {
-            "keep": keep,
-            "opened": opened,
-            "resume_from": (cur["temp"], before) if cur is not None else None,
-        },
+        "output": {"keep": keep, "opened": opened, **output},
         "skip": cur["lines"] if cur is not None else 0,
-        "checkpoint": lambda lines, size: ckpt.chunk(lines, before + size, counts),
+        "checkpoint": checkpoint,
     }
 
 

@@ -4,7 +4,9 @@ Reading goes through smart_open. Writing is atomic: a local output is written to
 temporary file in the same folder and renamed at the end; an S3 output is a multipart
 upload completed only on success and aborted on failure. Compression of outputs is done
 here (gzip on top of the raw stream), so that a failure can always abort the raw stream
-before anything is completed.
+before anything is completed. The S3 output of a resumable job (`run --resume`) is
+written by `S3PartsWriter`, whose parts end where the job's checkpoints say, and is kept
+(not aborted) on a failure the job may be resumed after.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from .errors import StorageError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
+S3_PART_SIZE = 16 << 20  # the parts of a resumable S3 output (PBATCH_S3_PART_SIZE: tests)
+S3_MIN_PART = 5 << 20  # S3's minimum size of every part but the last
+S3_MAX_PARTS = 10_000  # S3's maximum number of parts of one upload
 OUT_SUFFIX = ".out"
 BLANK = b" \t\r\n"  # what a blank line holds (A.3)
 
@@ -278,10 +283,16 @@ class AtomicOutput:
         compresslevel: int | None = None,
         durable: bool = True,
         resume_from: tuple[str, int] | None = None,
+        resumable: bool = False,
+        resume_upload: tuple[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.url = url
         # (temp file, size): continue a kept temp file cut back to size (`run --resume`)
         self.resume_from = resume_from
+        # S3: write with S3PartsWriter (parts cut by the caller, kept on request); and
+        # (upload id, parts): continue that upload after those parts (`run --resume`)
+        self.resumable = resumable or resume_upload is not None
+        self.resume_upload = resume_upload
         self.endpoint_url = endpoint_url
         self.gzip = url.endswith(".gz")
         self.compresslevel = compresslevel if compresslevel is not None else 1
@@ -310,7 +321,7 @@ class AtomicOutput:
             else:
                 self._stream = self._raw
         except BaseException:  # a signal once the temp file or the upload exists
-            self.abort(keep=self.resume_from is not None)
+            self.abort(keep=self.resume_from is not None or self.resume_upload is not None)
             raise
         return self._stream
 
@@ -370,6 +381,14 @@ class AtomicOutput:
         s3_transport.RETRY.exceptions = []
         bucket, key = split_s3(self.url)
         errors = s3_errors()
+        if self.resumable:
+            upload_id, parts = self.resume_upload or (None, [])
+            try:
+                return S3PartsWriter(
+                    s3_client(self.endpoint_url), bucket, key, upload_id=upload_id, parts=parts
+                )
+            except errors as exc:
+                raise StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}") from None
         try:
             return _s3_writer_class()(
                 bucket, key, part_size=16 * 1024 * 1024, client=s3_client(self.endpoint_url)
@@ -385,8 +404,9 @@ class AtomicOutput:
         else:
             self.abort()
 
-    def commit(self) -> None:
-        """Finish the output and make it visible under its name."""
+    def commit(self, keep: Callable[[BaseException], bool] | None = None) -> None:
+        """Finish the output and make it visible under its name. On a failure the output
+        is dropped, or kept (see `abort`) when `keep(the error raised)` is true."""
         errors = s3_errors()
         try:
             if self._stream is not self._raw:
@@ -404,22 +424,37 @@ class AtomicOutput:
             os.replace(self._tmp, self.url)
             self._tmp = None
         except errors as exc:
-            self.abort()
-            raise StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}") from None
+            failure = StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}")
+            self._failed(failure, exc, keep)
+            raise failure from None
         except OSError as exc:
-            self.abort()
-            raise StorageError(f"cannot write {self.url}: {exc.strerror or exc}") from None
-        except BaseException:  # a signal while finishing: drop the output, keep the old one
-            self.abort()
+            failure = StorageError(f"cannot write {self.url}: {exc.strerror or exc}")
+            self._failed(failure, exc, keep)
+            raise failure from None
+        except BaseException as exc:  # a signal while finishing: drop the output, keep the old one
+            self.abort(keep=keep is not None and keep(exc))
             raise
+
+    def _failed(
+        self,
+        failure: StorageError,
+        cause: BaseException,
+        keep: Callable[[BaseException], bool] | None,
+    ) -> None:
+        failure.__context__ = cause  # what `keep` looks at (e.g. a full disk is not kept)
+        self.abort(keep=keep is not None and keep(failure))
 
     def abort(self, keep: bool = False) -> None:
         """Drop everything written: remove the temp file or abort the multipart upload.
-        `keep`: close a local temp file and leave it, for `run --resume`."""
+        `keep`: close a local temp file and leave it, or leave a resumable S3 output's
+        upload pending with its completed parts (none: it is aborted), for `run --resume`."""
         if self.url == "-":
             return
         if is_s3(self.url):
             if self._raw is not None and not self._raw.closed:
+                if keep and isinstance(self._raw, S3PartsWriter) and self._raw.parts:
+                    self._raw.keep()
+                    return
                 try:
                     self._raw.terminate()
                 except s3_errors():
@@ -523,6 +558,150 @@ def _stop_signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def s3_part_size() -> int:
+    """The size at which a resumable S3 output cuts a part (at least S3's minimum)."""
+    try:
+        size = int(os.environ.get("PBATCH_S3_PART_SIZE") or S3_PART_SIZE)
+    except ValueError:
+        size = S3_PART_SIZE
+    return max(size, S3_MIN_PART)
+
+
+class S3PartsWriter:
+    """A multipart upload whose parts end where the caller says: pbatch's own writer for
+    the S3 output of a resumable job.
+
+    `write` only buffers. `cut()`, called by the job once a chunk is wholly written,
+    uploads the buffer as the next part when it holds at least `s3_part_size()` bytes
+    (S3's minimum for all parts but the last), so every completed part ends at a chunk
+    boundary and a checkpoint can name it: its number, ETag and size, and the input
+    lines it covers. `complete()` uploads the rest as the last part and completes the
+    upload; `terminate()` aborts it; `keep()` drops the buffer and leaves the upload
+    pending with its parts, for a resume, which passes `upload_id` and `parts` to go on
+    after them. Nothing here completes an upload by itself (no finalizer).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        *,
+        upload_id: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self._client, self.bucket, self.key = client, bucket, key
+        self.parts: list[dict[str, Any]] = [dict(part) for part in parts or []]
+        self.uploaded = sum(part["Size"] for part in self.parts)  # bytes in the parts
+        self.part_size = s3_part_size()
+        self._buffer = bytearray()
+        self.closed = False
+        if upload_id is None:
+            upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        self.upload_id: str = upload_id
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise ValueError("write to a closed S3 output")
+        self._buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: bytes reach S3 only as whole parts (`cut`, `complete`)."""
+
+    def cut(self) -> bool:
+        """Upload the buffer as the next part if it is big enough; True if it was. The
+        size wanted grows by `part_size` every 1,000 parts, to stay under 10,000 parts."""
+        if len(self._buffer) < self.part_size * (1 + len(self.parts) // 1000):
+            return False
+        if len(self.parts) >= S3_MAX_PARTS - 1:
+            return False  # the rest goes into the last part
+        self._upload_part()
+        return True
+
+    def _upload_part(self) -> None:
+        number = len(self.parts) + 1
+        body = bytes(self._buffer)
+        response = self._client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"], "Size": len(body)})
+        self.uploaded += len(body)
+        self._buffer = bytearray()
+
+    def complete(self) -> None:
+        """Upload the last part and complete the upload: the object appears."""
+        if not self.parts and not self._buffer:  # S3 needs a part: an empty object instead
+            self.terminate()
+            self._client.put_object(Bucket=self.bucket, Key=self.key, Body=b"")
+            return
+        if self._buffer:
+            self._upload_part()
+        self._client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self.parts]
+            },
+        )
+        self.closed = True
+
+    def terminate(self) -> None:
+        """Abort the upload: its parts are deleted, nothing appears."""
+        self.closed = True
+        self._buffer = bytearray()
+        self._client.abort_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+        )
+
+    def keep(self) -> None:
+        """Leave the upload pending with its completed parts (for `run --resume`)."""
+        self.closed = True
+        self._buffer = bytearray()
+
+    def abandon(self) -> None:
+        """Forget the upload: nothing will complete or abort it from here."""
+        self.closed = True
+        self._buffer = bytearray()
+
+
+def list_upload_parts(
+    url: str, upload_id: str, endpoint_url: str | None = None
+) -> dict[int, dict[str, Any]] | None:
+    """The parts of a pending multipart upload of `url` by number (None: the upload is
+    gone, completed or aborted)."""
+    bucket, key = split_s3(url)
+    client = s3_client(endpoint_url)
+    found: dict[int, dict[str, Any]] = {}
+    try:
+        pages = client.get_paginator("list_parts").paginate(
+            Bucket=bucket, Key=key, UploadId=upload_id
+        )
+        for page in pages:
+            for part in page.get("Parts", []):
+                found[int(part["PartNumber"])] = part
+    except s3_errors() as exc:
+        response = getattr(exc, "response", None) or {}
+        code = response.get("Error", {}).get("Code")
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchUpload", "NoSuchKey", "404") or status == 404:
+            return None
+        raise StorageError(f"cannot read the upload of {url}: {describe_s3_error(exc)}") from None
+    return found
+
+
+def abort_upload(url: str, upload_id: str, endpoint_url: str | None = None) -> None:
+    """Abort a pending multipart upload of `url`, if it is still there (best effort)."""
+    bucket, key = split_s3(url)
+    client = s3_client(endpoint_url)  # imports botocore, whose errors are suppressed
+    with contextlib.suppress(*s3_errors()):
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 """Checkpoints of local jobs, so `pbatch run --resume NAME` continues a failed job after
 its last written chunk and gives the bytes an uninterrupted run gives.
 
-A resumable job (local engine, uncompressed local output files, no --errors-to) keeps a
+A resumable job (local engine, uncompressed output files or S3 objects, no --errors-to) keeps a
 checkpoint at `$PBATCH_HOME/checkpoints/NAME.json`: the job's parameters, the sha256 of
 its solution, a fingerprint of each input (size and mtime, or an S3 ETag), the outputs
 already committed, and for the input being answered its temporary output file, the
@@ -9,6 +9,14 @@ input lines consumed and the output bytes written. It is rewritten (to a tempora
 then renamed) after each chunk, once the chunk's bytes are in the file. On a failure
 the temporary output file is kept; resuming cuts it back to the checkpoint's size, skips
 the consumed lines and goes on.
+
+An S3 output is a multipart upload whose parts end at chunk boundaries
+(io.S3PartsWriter): the checkpoint names the upload and, each time a part is completed,
+the parts (number, ETag, size) with the input lines and bytes they cover. On a failure
+worth resuming after, the upload stays pending with its parts (not aborted); resuming
+checks that they are all still there, skips the lines they cover and goes on with the
+next part number. An upload aborted meanwhile (e.g. by a bucket lifecycle rule) cannot
+be continued: the resume is refused.
 """
 
 from __future__ import annotations
@@ -38,8 +46,6 @@ def not_resumable(p: Any) -> str | None:
         mode = os.stat(p.input).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             return f"{p.input} is not a regular file (a pipe cannot be read again)"
-    if pio.is_s3(output):
-        return "S3 outputs are not resumable (the multipart upload is aborted on failure)"
     if p.compress:
         return (
             "--compress gzip outputs are not resumable: a continued gzip stream would not "
@@ -160,11 +166,14 @@ class Checkpointer:
         except OSError as exc:
             raise PbatchError(f"cannot write the checkpoint {self.path}: {exc}") from None
 
-    def begin(self, index: int, temp: str, counts: Any) -> None:
-        """Input `index` starts (or continues) into the temporary file `temp`."""
+    def begin(
+        self, index: int, temp: str, counts: Any, upload: dict[str, str] | None = None
+    ) -> None:
+        """Input `index` starts (or continues) into the temporary file `temp`, or into
+        the S3 multipart upload `upload` ({"url", "uploadId"})."""
         cur = self.state["current"]
         if cur is None or cur["index"] != index:
-            self.state["current"] = {
+            cur = self.state["current"] = {
                 "index": index,
                 "temp": temp,
                 "lines": 0,
@@ -174,13 +183,22 @@ class Checkpointer:
             }
         else:
             cur["temp"] = temp
+        if upload is not None:
+            if (cur.get("upload") or {}).get("uploadId") != upload["uploadId"]:
+                cur["parts"] = []  # a new upload: nothing of it completed yet
+            cur["upload"] = dict(upload)
         self.save()
 
-    def chunk(self, lines: int, size: int, counts: Any) -> None:
-        """A chunk is written: `lines` input lines consumed, `size` output bytes in all."""
+    def chunk(
+        self, lines: int, size: int, counts: Any, parts: list[dict[str, Any]] | None = None
+    ) -> None:
+        """A chunk is written: `lines` input lines consumed, `size` output bytes in all
+        (for an S3 output: a part completed, and `parts` all the completed ones)."""
         cur = self.state["current"]
         cur["lines"], cur["bytes"] = lines, size
         cur["counts"] = counts_json(counts)
+        if parts is not None:
+            cur["parts"] = [dict(part) for part in parts]
         self.save()
 
     def finish(self, url: str, counts: Any) -> None:
@@ -201,13 +219,22 @@ class Checkpointer:
     def summary(self) -> dict[str, Any]:
         """What a job record shows of a kept checkpoint."""
         cur = self.state["current"] or {}
-        return {
-            "checkpoint": str(self.path),
-            "temporaryFile": cur.get("temp"),
-            "inputsDone": len(self.state["done"]),
-            "linesDone": cur.get("lines", 0),
-            "bytesDone": cur.get("bytes", 0),
-        }
+        out: dict[str, Any] = {"checkpoint": str(self.path)}
+        if cur.get("upload"):
+            if cur.get("parts"):  # an upload without a completed part is not kept
+                out["multipartUpload"] = {
+                    "url": cur["upload"]["url"],
+                    "uploadId": cur["upload"]["uploadId"],
+                    "partsDone": len(cur["parts"]),
+                }
+        else:
+            out["temporaryFile"] = cur.get("temp")
+        out.update(
+            inputsDone=len(self.state["done"]),
+            linesDone=cur.get("lines", 0),
+            bytesDone=cur.get("bytes", 0),
+        )
+        return out
 
     def check_unchanged(self, sha256: str, refs: list[Any], endpoint_url: str | None) -> None:
         """Refuse to resume when the solution or an input is not what the job started with."""
@@ -245,7 +272,9 @@ class Checkpointer:
                 "started; the lines already answered saw the old events"
             )
         cur = self.state["current"]
-        if cur is not None:
+        if cur is not None and cur.get("upload"):
+            check_upload(cur, endpoint_url)
+        elif cur is not None:
             try:
                 size = os.path.getsize(cur["temp"])
             except OSError:
@@ -256,5 +285,49 @@ class Checkpointer:
                     f"than the {cur['bytes']} bytes the checkpoint counts"
                 )
         for url in self.state["done"]:
-            if not os.path.exists(url):
+            if not _exists(url, endpoint_url):
                 raise PbatchError(f"refusing to resume: the finished output {url} is gone")
+
+
+def _exists(url: str, endpoint_url: str | None) -> bool:
+    """Whether a finished output is still there (an S3 object: HeadObject)."""
+    if not pio.is_s3(url):
+        return os.path.exists(url)
+    bucket, key = pio.split_s3(url)
+    try:
+        pio.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
+    except pio.s3_errors() as exc:
+        response = getattr(exc, "response", None) or {}
+        if response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise PbatchError(f"cannot read {url}: {pio.describe_s3_error(exc)}") from None
+    return True
+
+
+def check_upload(cur: dict[str, Any], endpoint_url: str | None) -> None:
+    """Refuse to resume unless the S3 upload of the current input still holds every
+    part the checkpoint names, as it was uploaded (an upload with no completed part is
+    started afresh: nothing to check)."""
+    parts = cur.get("parts") or []
+    if not parts:
+        return
+    url, upload_id = cur["upload"]["url"], cur["upload"]["uploadId"]
+    found = pio.list_upload_parts(url, upload_id, endpoint_url)
+    if found is None:
+        raise PbatchError(
+            f"refusing to resume: the multipart upload of {url} ({len(parts)} completed "
+            f"parts, {cur['bytes']:,} bytes) is gone: it was aborted or completed since the "
+            "job failed (a bucket lifecycle rule AbortIncompleteMultipartUpload aborts "
+            "pending uploads); run the job again under a new name"
+        )
+    for part in parts:
+        got = found.get(part["PartNumber"])
+        if got is None or (
+            got.get("ETag", "").strip('"') != part["ETag"].strip('"')
+            or int(got.get("Size", -1)) != part["Size"]
+        ):
+            raise PbatchError(
+                f"refusing to resume: part {part['PartNumber']} of the multipart upload of "
+                f"{url} is missing or not the one the job uploaded; run the job again "
+                "under a new name"
+            )
