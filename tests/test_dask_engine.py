@@ -450,7 +450,7 @@ def test_sigterm_stops_the_job_cleanly_and_progress_was_recorded(client, solutio
     """SIGTERM mid-job: exit 143, CREATE FAILED, no output and no parts left; the record
     showed partitions done while the job ran."""
     src = tmp_path / "in.json"
-    src.write_bytes(make_input("user-personalization", 20_000, seed=6))
+    src.write_bytes(make_input("user-personalization", 200_000, seed=6))  # lasts seconds
     home = tmp_path / "home"
     proc = subprocess.Popen(
         [*PBATCH, "run", "-s", solutions["user-personalization"], "-i", src, "-o"]
