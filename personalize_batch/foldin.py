@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from .data import read_interactions
 from .errors import UsageError
+from .recipes.base import csr_rows, latest_distinct
 from .solution import Solution
 
 USER_RECIPES = ("user-personalization", "personalized-ranking", "popularity-count")
@@ -70,39 +71,6 @@ def splice_rows(
     return out_ptr, outs
 
 
-def _gather(indptr: np.ndarray, rows: np.ndarray, *cols: np.ndarray) -> list[np.ndarray]:
-    """The entries of `rows` (rows past the end: none), row by row, with their row."""
-    rows = np.asarray(rows, dtype=np.int64)
-    known = rows < len(indptr) - 1
-    safe = np.where(known, rows, 0)
-    starts = np.where(known, indptr[safe], 0)
-    lengths = np.where(known, indptr[safe + 1] - starts, 0)
-    offsets = np.cumsum(lengths) - lengths
-    pos = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
-    return [np.repeat(rows, lengths), *(c[pos] for c in cols)]
-
-
-def _last_distinct(
-    owner: np.ndarray, items: np.ndarray, keep: int | None, *extra: np.ndarray
-) -> list[np.ndarray]:
-    """Entries grouped by `owner` in order; keep the last occurrence of each (owner, item)
-    and then each owner's `keep` last entries (None: all)."""
-    n = len(owner)
-    key = owner.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
-    _, last_rev = np.unique(key[::-1], return_index=True)
-    mask = np.zeros(n, dtype=bool)
-    mask[n - 1 - last_rev] = True
-    owner, items = owner[mask], items[mask]
-    extra = tuple(e[mask] for e in extra)
-    if keep is not None and len(owner):
-        _, first, counts = np.unique(owner, return_index=True, return_counts=True)
-        ends = np.repeat(first + counts, counts)
-        sel = ends - 1 - np.arange(len(owner)) < keep
-        owner, items = owner[sel], items[sel]
-        extra = tuple(e[sel] for e in extra)
-    return [owner, items, *extra]
-
-
 def fold_in(
     solution: Solution, events: str, endpoint_url: str | None = None
 ) -> tuple[Solution, dict[str, Any]]:
@@ -143,13 +111,15 @@ def fold_in(
     if new_ids:
         a["user_ids"] = np.concatenate([solution.user_ids, np.array(new_ids, dtype=str)])
     affected = np.unique(users)
+    known = np.where(affected < n_users, affected, -1)  # new users have no rows yet
 
     # seen items: the union, sorted as the solution keeps them
-    owner, old = _gather(a["seen_indptr"], affected, a["seen_indices"])
+    old = csr_rows(a["seen_indptr"], a["seen_indices"], known, n_items)
+    owner = np.repeat(affected, np.diff(old.indptr))
     both = sp.csr_matrix(
         (
             np.ones(len(owner) + len(users), dtype=np.int8),
-            (np.concatenate([owner, users]), np.concatenate([old, items])),
+            (np.concatenate([owner, users]), np.concatenate([old.indices, items])),
         ),
         shape=(total_users, n_items),
     )
@@ -164,15 +134,17 @@ def fold_in(
     if "up_history_indptr" in a:
         hp = solution.hyperparameters
         keep = hp["max_history_length"] if hp["recency_mask"] else None
-        owner, h_items, h_times = _gather(
-            a["up_history_indptr"], affected, a["up_history_items"], a["up_history_times"]
+        old = csr_rows(
+            a["up_history_indptr"], a["up_history_items"], known, n_items, a["up_history_times"]
         )
+        owner = np.repeat(affected, np.diff(old.indptr))
         # old history first, then the events in time order: the events are the latest
         order = np.argsort(np.concatenate([owner, users]), kind="stable")
         o = np.concatenate([owner, users])[order]
-        i = np.concatenate([h_items.astype(np.int64), items])[order]
-        t = np.concatenate([h_times, times])[order]
-        o, i, t = _last_distinct(o, i, keep, t)
+        i = np.concatenate([old.indices.astype(np.int64), items])[order]
+        t = np.concatenate([old.data.astype(np.int64), times])[order]
+        latest = latest_distinct(o, i, keep)
+        o, i, t = o[latest], i[latest], t[latest]
         lengths = np.bincount(np.searchsorted(affected, o), minlength=len(affected))
         ptr, (hi, ht) = splice_rows(
             a["up_history_indptr"],

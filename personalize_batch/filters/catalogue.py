@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..recipes.base import csr_rows
+from ..recipes.base import csr_rows, latest_distinct
 
 DEFAULT_HISTORY = (
     100  # Personalize: "up to 100 of the most recent interactions per user per event type"
@@ -46,16 +46,9 @@ def event_arrays(
     rows = t.astype(np.int64) * n_users + users
     order = np.argsort(rows, kind="stable")  # time order kept inside each (type, user)
     rows, its = rows[order], np.asarray(items, dtype=np.int64)[order]
-    n = len(rows)
-    _, last_rev = np.unique((rows * n_items + its)[::-1], return_index=True)
-    keep = np.zeros(n, dtype=bool)
-    keep[n - 1 - last_rev] = True  # the latest occurrence of each (type, user, item)
+    keep = latest_distinct(rows, its, history if history > 0 else None)
     rows, its = rows[keep], its[keep]
     shape = (len(names) * n_users, n_items)
-    if history > 0 and len(rows):
-        counts = np.bincount(rows, minlength=shape[0])
-        age = np.cumsum(counts)[rows] - 1 - np.arange(len(rows))  # 0 = most recent
-        rows, its = rows[age < history], its[age < history]
     m = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, its)), shape=shape)
     m.sum_duplicates()
     m.sort_indices()

@@ -229,6 +229,23 @@ def csr_rows(
     return sp.csr_matrix((values, indices[pos], new_indptr), shape=(len(rows), n_cols))
 
 
+def latest_distinct(owner: np.ndarray, items: np.ndarray, keep: int | None = None) -> np.ndarray:
+    """Which entries to keep of entries grouped by `owner` and in time order within each
+    group: the latest occurrence of each (owner, item), then each owner's `keep` latest of
+    those (None: all). The rule of users' histories and of the filters' interactions."""
+    n = len(owner)
+    key = owner.astype(np.int64) * (int(np.max(items, initial=-1)) + 1) + items
+    _, last_rev = np.unique(key[::-1], return_index=True)  # walk backwards: the latest
+    mask = np.zeros(n, dtype=bool)
+    mask[n - 1 - last_rev] = True
+    if keep is not None and n:
+        kept = np.flatnonzero(mask)
+        _, first, counts = np.unique(owner[kept], return_index=True, return_counts=True)
+        age = np.repeat(first + counts, counts) - 1 - np.arange(len(kept))  # 0 = latest
+        mask[kept[age >= keep]] = False
+    return mask
+
+
 def add_sparse(out: np.ndarray, m: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
     """out + scale * m as a new dense array (scipy adds the stored entries in C)."""
     if not m.nnz:

@@ -29,11 +29,8 @@ class Scorer(up.Scorer):
         ukey += ex.indices
         safe = np.maximum(cols, 0)
         out = self.prior[safe]
-        if len(ukey):
-            keys = np.arange(len(users), dtype=np.int64)[:, None] * n + safe
-            pos = np.minimum(np.searchsorted(ukey, keys), len(ukey) - 1)
-            hit = ukey[pos] == keys
-            out[hit] += ex.data[pos[hit]]
+        pos, hit = up.find_sorted(ukey, np.arange(len(users), dtype=np.int64)[:, None] * n + safe)
+        out[hit] += ex.data[pos[hit]]
         return out
 
     def rank(

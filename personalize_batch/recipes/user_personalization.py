@@ -32,6 +32,7 @@ from .base import (
     HyperParameters,
     chunk_rows,
     csr_rows,
+    latest_distinct,
     mask_rows,
     softmax_at,
     topk,
@@ -170,19 +171,8 @@ COMPONENTS = {
 
 def _histories(data: Interactions, max_len: int) -> dict[str, np.ndarray]:
     """Each user's last `max_len` distinct items in time order (latest occurrence kept)."""
-    users, items = data.users, data.items
-    n = len(users)
-    # keep the last occurrence of each (user, item): walk rows backwards
-    key = users.astype(np.int64) * data.n_items + items
-    _, last_rev = np.unique(key[::-1], return_index=True)
-    keep = np.zeros(n, dtype=bool)
-    keep[n - 1 - last_rev] = True
-    u, i, t = users[keep], items[keep], data.timestamps[keep]
-    counts = np.bincount(u, minlength=data.n_users)
-    ends = np.cumsum(counts)
-    age = ends[u] - 1 - np.arange(len(u))  # 0 = the user's latest item
-    sel = age < max_len
-    u, i, t = u[sel], i[sel], t[sel]
+    keep = latest_distinct(data.users, data.items, max_len)
+    u, i, t = data.users[keep], data.items[keep], data.timestamps[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=data.n_users))])
     return {
         "up_history_indptr": indptr.astype(np.int64),
@@ -315,12 +305,13 @@ def _normalised(m: sp.csr_matrix, weight: float) -> sp.csr_matrix:
     return sp.csr_matrix((m.data * np.repeat(scale, lengths), m.indices, m.indptr), shape=m.shape)
 
 
-def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """keys[j] in sorted_keys, elementwise (sorted_keys ascending, unique)."""
+def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `keys`: its position in `sorted_keys` (ascending, unique) and whether
+    it is there (where it is not, the position means nothing)."""
     if not len(sorted_keys):
-        return np.zeros(keys.shape, dtype=bool)
+        return np.zeros(keys.shape, dtype=np.int64), np.zeros(keys.shape, dtype=bool)
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys
+    return pos, sorted_keys[pos] == keys
 
 
 class Scorer:
@@ -500,7 +491,7 @@ class Scorer:
         ckey = np.concatenate([ukey[keep], frow * n + wcol[fpos]])
         cval = np.concatenate([uval[keep], wval[frow, fpos]])
         if len(seen):
-            cval[_member(ckey, seen)] = -np.inf
+            cval[find_sorted(seen, ckey)[1]] = -np.inf
         order = np.argsort(ckey, kind="stable")
         ckey, cval = ckey[order], cval[order]
         crow, ccol = np.divmod(ckey, n)
