@@ -206,6 +206,23 @@ def fill_from_order(
     return order[:width][pos], lengths
 
 
+def row_positions(
+    indptr: np.ndarray, rows: np.ndarray, tail: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where rows `rows` of a CSR matrix lie in its parts: the gathered matrix's indptr
+    and the positions of its entries. Rows < 0 are empty; `tail` keeps each row's last
+    `tail` entries only."""
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    ends = indptr[safe + 1]
+    starts = indptr[safe] if tail is None else np.maximum(indptr[safe], ends - tail)
+    lengths = np.where(known, ends - starts, 0)
+    new_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    pos = np.repeat(starts - new_indptr[:-1], lengths) + np.arange(new_indptr[-1])
+    return new_indptr, pos
+
+
 def csr_rows(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -218,13 +235,7 @@ def csr_rows(
     A pure gather: each row keeps its stored order, whatever else is in the chunk, so
     later sums add in the same order on every run (byte-identical output, A.4).
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    known = rows >= 0
-    safe = np.where(known, rows, 0)
-    starts = np.where(known, indptr[safe], 0)
-    lengths = np.where(known, indptr[safe + 1] - starts, 0)
-    new_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    pos = np.repeat(starts - new_indptr[:-1], lengths) + np.arange(new_indptr[-1])
+    new_indptr, pos = row_positions(indptr, rows)
     values = data[pos] if data is not None else np.ones(len(pos), dtype=np.float32)
     return sp.csr_matrix((values, indices[pos], new_indptr), shape=(len(rows), n_cols))
 

@@ -1,7 +1,8 @@
 """user-personalization: a sequence-aware user model (Personalize's HRNN family, A.1).
 
 A user is the ordered list of their most recent distinct items, h_1 … h_L (h_L latest),
-with weights w_j = 0.5 ** (age_j / recency_half_life), age 0 being the latest item. The
+with weights w_j = 0.5 ** (age_j / recency_half_life), age 0 being the latest item (items
+WEIGHT_HALVINGS half-lives back or older are not read: their weights are negligible). The
 logit of item i is a weighted sum of four terms:
 
     item_model_weight  · N(max(0, Σ_j w_j B(h_j, i)))   closed-form item-item model
@@ -19,6 +20,7 @@ the popularity term alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +33,9 @@ from .base import (
     HyperParameter,
     HyperParameters,
     chunk_rows,
-    csr_rows,
     latest_distinct,
     mask_rows,
+    row_positions,
     softmax_at,
     topk,
 )
@@ -139,9 +141,11 @@ HYPERPARAMETERS = HyperParameters(
     ]
 )
 
-POPULARITY_FLOOR = 1e-4
+POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
 # items of the prior's order that every row of the sparse scoring path considers beyond k
-WINDOW = 64  # the least an old interaction counts towards popularity
+WINDOW = 64
+# history items this many half-lives back or older are not read (w_j < 2 ** -30)
+WEIGHT_HALVINGS = 30
 
 # which hyperparameters each fitted component depends on (for reuse while tuning)
 COMPONENTS = {
@@ -325,10 +329,9 @@ class Scorer:
         self.n_items = len(solution.item_ids)
         self.hp = hp
         self.h_indptr, self.h_items = a["up_history_indptr"], a["up_history_items"]
-        lengths = np.diff(self.h_indptr)
-        owner = np.repeat(np.arange(len(lengths)), lengths)
-        self.h_age = (self.h_indptr[owner + 1] - 1 - np.arange(len(self.h_items))).astype(
-            np.float64
+        # what a user's weights make worth reading (see history_matrix)
+        self.read_length = (
+            math.ceil(WEIGHT_HALVINGS * hp["recency_half_life"]) if hp["recency_mask"] else None
         )
         n = self.n_items
 
@@ -360,8 +363,14 @@ class Scorer:
         self.window_pos[self.prior_order] = np.arange(n)
 
     def history_matrix(self, users: np.ndarray) -> sp.csr_matrix:
-        """Per user, the item ages (0 = latest) as a sparse matrix (+1 so 0 is stored)."""
-        return csr_rows(self.h_indptr, self.h_items, users, self.n_items, self.h_age + 1.0)
+        """Per user, the item ages (0 = latest) as a sparse matrix (+1 so 0 is stored).
+        Items WEIGHT_HALVINGS half-lives back or older are left out: their weight is
+        below 2 ** -WEIGHT_HALVINGS."""
+        indptr, pos = row_positions(self.h_indptr, users, self.read_length)
+        age = np.repeat(indptr[1:], np.diff(indptr)) - np.arange(len(pos), dtype=np.int64)
+        return sp.csr_matrix(
+            (age.astype(np.float64), self.h_items[pos], indptr), shape=(len(users), self.n_items)
+        )
 
     def terms(self, users: np.ndarray) -> list[sp.csr_matrix]:
         """What each model term adds to the prior (every value >= 0)."""
@@ -508,10 +517,16 @@ class Scorer:
         # maximum, plus what each touched item adds (small differences of terms below
         # the maximum's 1: their rounding is far below the scores' 6 digits)
         t = self.inv_t
+        z = uval * t
         zmax = np.full(b, self.z_prior_max)
-        np.maximum.at(zmax, urow, uval * t)
+        filled = np.diff(ex.indptr) > 0  # a row's touched items lie together (CSR)
+        if filled.any():
+            row_max = np.maximum.reduceat(z, ex.indptr[:-1][filled])
+            zmax[filled] = np.maximum(zmax[filled], row_max)
         shift = np.exp(self.z_prior_max - zmax)
-        added = np.exp(uval * t - zmax[urow]) - self.prior_exp[ucol] * shift[urow]
+        z -= zmax[urow]
+        np.exp(z, out=z)
+        added = z - self.prior_exp[ucol] * shift[urow]
         total = shift * self.prior_sum + np.bincount(urow, weights=added, minlength=b)
         chosen = np.take_along_axis(block, at, axis=1)
         scores = np.exp(chosen * t - zmax[:, None]) / total[:, None]
