@@ -855,6 +855,12 @@ def _resume_args(
 
     def keep(exc: BaseException) -> bool:
         ckpt.kept = _keep_for_resume(exc)
+        if ckpt.kept and not writers:  # chunks since the last checkpoint count too
+            try:
+                with _signals_deferred():
+                    ckpt.save()
+            except (PbatchError, OSError, ValueError):
+                pass  # the last checkpoint written still holds
         return ckpt.kept
 
     def checkpoint(lines: int, size: int) -> None:

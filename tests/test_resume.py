@@ -82,10 +82,15 @@ def ready(home: Path, name: str, target: int) -> bool:
     return out.exists() and any(n.endswith(".tmp") for n in os.listdir(out))
 
 
-def start_and_stop(args, home, name, target: int, sig: int, delay: float) -> None:
+def start_and_stop(
+    args, home, name, target: int, sig: int, delay: float, every_chunk: bool = True
+) -> None:
     """Start `pbatch run`, stop it with `sig` once its checkpoint has passed `target`
-    (input index * 1e6 + lines) and `delay` seconds more."""
+    (input index * 1e6 + lines) and `delay` seconds more. `every_chunk`: the job writes
+    a checkpoint after every chunk (not at most once a second), so a stop lands anywhere."""
     env = {**os.environ, "PBATCH_HOME": str(home)}
+    if every_chunk:
+        env["PBATCH_CHECKPOINT_SECONDS"] = "0"
     proc = subprocess.Popen(PBATCH + args + ["--job-name", name], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while proc.poll() is None and not ready(home, name, target):
@@ -156,6 +161,26 @@ def test_a_stopped_job_keeps_its_temp_file_and_shows_it(solutions, tmp_path):
     assert os.path.getsize(kept["temporaryFile"]) >= kept["bytesDone"] > 0
     assert kept["linesDone"] >= 1024
     assert Path(kept["temporaryFile"]).name.startswith(".in.json.out.")
+
+
+def test_a_stop_between_timed_checkpoints_records_the_last_chunk(solutions, tmp_path):
+    """Checkpoints are written at most once a second; a stop writes one for the chunks
+    since, so the record and the checkpoint agree and the resume re-scores nothing twice."""
+    home, out, src = tmp_path / "home", tmp_path / "out", tmp_path / "in.json"
+    src.write_bytes(make_input(60000, 4))
+    args = ["run", "-s", str(solutions["user-personalization"]), "-i", str(src), "-o", str(out)]
+    start_and_stop(args + ["-q", "--workers", "1"], home, "job", -1, signal.SIGTERM, 0.3, False)
+    record = JobStore(home).get("job")
+    assert record["status"] == "CREATE FAILED"
+    state = orjson.loads((home / "checkpoints" / "job.json").read_bytes())["current"]
+    assert record["resume"]["linesDone"] == state["lines"] > 0
+    assert os.path.getsize(record["resume"]["temporaryFile"]) == state["bytes"]
+    result = pbatch(["run", "--resume", "job", "-q"], home)
+    assert result.returncode == 3, result.stderr
+    whole = tmp_path / "whole"
+    args = ["run", "-s", str(solutions["user-personalization"]), "-i", str(src), "-o", str(whole)]
+    assert pbatch(args + ["-q", "--job-name", "whole"], home).returncode == 3
+    assert (out / "in.json.out").read_bytes() == (whole / "in.json.out").read_bytes()
 
 
 def test_resume_refuses_a_changed_input_or_solution(solutions, tmp_path):
