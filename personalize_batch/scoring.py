@@ -228,12 +228,13 @@ class Answerer:
         idx, scores, lengths = self.scorer.recommend(
             queries, self.num_results, self.include_seen, **kwargs
         )
-        scores = round_sig(scores)
-        out = []
-        for r in range(len(requests)):
+        # whole blocks to lists at once; only short rows are cut
+        items, scores = self.item_objs[idx].tolist(), round_sig(scores).tolist()
+        width = idx.shape[1] if idx.ndim == 2 else 0
+        for r in np.flatnonzero(lengths < width).tolist():
             n = int(lengths[r])
-            out.append((self.item_objs[idx[r, :n]].tolist(), scores[r, :n].tolist()))
-        return out
+            items[r], scores[r] = items[r][:n], scores[r][:n]
+        return list(zip(items, scores, strict=True))
 
     def _rank(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         """Known items by the model, then unknown ones in input order; with a filter,

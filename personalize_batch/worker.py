@@ -7,8 +7,8 @@ import os
 import sys
 from typing import Any
 
-from .allocator import keep_freed_memory
 from .batch import JobParams, execute_job
+from .batchproc import tune
 from .errors import Interrupted, PbatchError
 from .jobs import PENDING, JobStore
 from .service import exploration_from_config
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m personalize_batch.worker JOB_NAME", file=sys.stderr)
         return 2
     name = argv[0]
-    keep_freed_memory()
+    tune()
     try:
         store = JobStore()
         store.set_owner(name, os.getpid())

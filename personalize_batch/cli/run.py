@@ -152,12 +152,12 @@ def run(
     quiet: bool,
 ) -> None:
     """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
-    from ..allocator import keep_freed_memory  # noqa: PLC0415
     from ..batch import JobParams, resume_job, run_job  # noqa: PLC0415
+    from ..batchproc import tune  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
     from ..recipes.exploration import Exploration  # noqa: PLC0415
 
-    keep_freed_memory()
+    tune()  # the process is a batch job: see batchproc
     ctx = click.get_current_context()
     progress = not quiet and sys.stderr.isatty()
     if resume is not None:

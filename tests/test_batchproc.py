@@ -12,7 +12,7 @@ import pytest
 CHURN = """
 import resource, sys
 import numpy as np
-from personalize_batch.allocator import keep_freed_memory
+from personalize_batch.batchproc import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 def chunk():  # a chunk's temporaries: six of 8 MiB alive at once, then all freed
     held = [np.ones(8 << 20, dtype=np.uint8) for _ in range(6)]
@@ -40,3 +40,22 @@ def test_freed_chunk_memory_is_reused_not_faulted_in_again():
     assert kept == "True"
     assert without >= 10 * 2048  # by default much of it goes back to the kernel each chunk
     assert with_keep < 2048  # reused: not one buffer's worth of faults in ten chunks
+
+
+def test_a_tuned_process_still_collects_reference_cycles():
+    """Collections are rarer, not gone: a job whose lines make cycles stays bounded."""
+    code = """
+import gc
+from personalize_batch.batchproc import GC_THRESHOLD, tune
+tune()
+start = len(gc.get_objects())
+most = 0
+for _ in range(20 * GC_THRESHOLD):
+    cycle = []
+    cycle.append(cycle)
+    most = max(most, len(gc.get_objects()) - start) if _ % 1000 == 0 else most
+print(most, GC_THRESHOLD)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    most, threshold = map(int, out.stdout.split())
+    assert most <= 2 * threshold  # 20 x the threshold of cycles were made
