@@ -151,12 +151,12 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
         return BadLine(_text(raw[:1024]), f"line is longer than {MAX_LINE_BYTES} bytes (1 MiB)")
     line = raw.rstrip(b"\r\n")
     try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return BadLine(_text(line), f"line is not valid UTF-8 (byte {exc.start})")
-    try:
-        obj = orjson.loads(line)
+        obj = orjson.loads(line)  # which also refuses invalid UTF-8
     except orjson.JSONDecodeError as exc:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return BadLine(_text(line), f"line is not valid UTF-8 (byte {bad.start})")
         return BadLine(_text(line), f"invalid JSON: {exc}")
     if not isinstance(obj, dict):
         return BadLine(_text(line), "line is not a JSON object")

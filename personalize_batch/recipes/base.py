@@ -96,6 +96,9 @@ class HyperParameters:
         return values
 
 
+POWERS_OF_TEN = 10.0 ** np.arange(23)  # 10**0 … 10**22, each exact in binary
+
+
 def round_sig(x: np.ndarray, digits: int = 6) -> np.ndarray:
     """Round to `digits` significant digits (A.4), as `float(f"{v:.6g}")` would.
 
@@ -111,7 +114,7 @@ def round_sig(x: np.ndarray, digits: int = 6) -> np.ndarray:
     v = x[nz]
     exp = digits - 1 - np.floor(np.log10(np.abs(v)))
     exact = (exp >= 0) & (exp <= 22)  # 10**exp is exact in binary
-    scale = np.power(10.0, np.where(exact, exp, 0.0))
+    scale = POWERS_OF_TEN[np.where(exact, exp, 0.0).astype(np.intp)]
     y = v * scale
     frac = np.abs(y - np.trunc(y))
     # a log10 off by one near a power of ten (libm differs between CPUs) would round to
