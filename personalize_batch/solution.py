@@ -80,6 +80,62 @@ CSR = {
 PER_ITEM = ("item_counts", "up_prior")
 
 
+class IdIndex:
+    """Where each id sits in an array of distinct ids (a numpy unicode array), found by
+    binary search in the array itself rather than through a dict over all of them.
+
+    Training writes ids sorted (np.unique); fold-in appends new users at the end, and
+    then the search goes through an argsort permutation, one integer per id. An id the
+    array cannot hold as it is, is unknown: one ending in a NUL character (numpy strips
+    trailing NULs, so "a" + NUL would otherwise find "a"), or one longer than the
+    array's strings (casting would truncate it into a false match).
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self._chars = ids.dtype.itemsize // 4
+        self._sorter: np.ndarray | None = None
+        if len(ids) > 1 and not bool(np.all(ids[:-1] < ids[1:])):
+            self._sorter = np.argsort(ids, kind="stable").astype(np.intp, copy=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, id_: object) -> bool:
+        return isinstance(id_, str) and self.get(id_) is not None
+
+    def get(self, id_: str, default: Any = None) -> Any:
+        """The position of one id, or `default` when it is unknown."""
+        k = int(self.lookup([id_])[0])
+        return k if k >= 0 else default
+
+    def lookup(self, ids: list[str] | np.ndarray) -> np.ndarray:
+        """The position of each id (int64), -1 for ids not in the array."""
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "U":
+            query = ids.reshape(-1)
+            fits = np.ones(len(query), dtype=bool)
+            if query.dtype.itemsize > self.ids.dtype.itemsize:
+                fits = np.char.str_len(query) <= self._chars
+        else:
+            ids = list(ids)
+            query = np.array(ids, dtype=str).reshape(-1)
+            fits = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) <= self._chars
+            if "\x00" in "".join(ids):
+                fits &= ~np.fromiter((i.endswith("\x00") for i in ids), bool, count=len(ids))
+        out = np.full(len(query), -1, dtype=np.int64)
+        if not len(self.ids) or not len(query):
+            return out
+        # the same dtype as the array, so numpy never copies the array to compare
+        query = query.astype(self.ids.dtype)
+        pos = np.searchsorted(self.ids, query, sorter=self._sorter)
+        np.minimum(pos, len(self.ids) - 1, out=pos)
+        if self._sorter is not None:
+            pos = self._sorter[pos]
+        hit = fits & (self.ids[pos] == query)
+        out[hit] = pos[hit]
+        return out
+
+
 @dataclass
 class Solution:
     """A loaded, validated solution."""
