@@ -145,8 +145,8 @@ class Solution:
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
     sha256: str = ""
-    _user_index: dict[str, int] | None = field(default=None, repr=False)
-    _item_index: dict[str, int] | None = field(default=None, repr=False)
+    _user_index: IdIndex | None = field(default=None, repr=False)
+    _item_index: IdIndex | None = field(default=None, repr=False)
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -161,15 +161,15 @@ class Solution:
         return self.meta["hyperparameters"]
 
     @property
-    def user_index(self) -> dict[str, int]:
+    def user_index(self) -> IdIndex:
         if self._user_index is None:
-            self._user_index = {u: k for k, u in enumerate(self.user_ids.tolist())}
+            self._user_index = IdIndex(self.user_ids)
         return self._user_index
 
     @property
-    def item_index(self) -> dict[str, int]:
+    def item_index(self) -> IdIndex:
         if self._item_index is None:
-            self._item_index = {i: k for k, i in enumerate(self.item_ids.tolist())}
+            self._item_index = IdIndex(self.item_ids)
         return self._item_index
 
     def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
