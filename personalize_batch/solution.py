@@ -101,6 +101,18 @@ class IdIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def distinct(self, block: int = 1 << 16) -> bool:
+        """Whether no id appears twice: true of sorted ids at once, else checked along the
+        permutation a block at a time (no copy of the whole array)."""
+        if self._sorter is None:
+            return True
+        s, n = self._sorter, len(self.ids)
+        for start in range(0, n - 1, block):
+            stop = min(start + block, n - 1)
+            if (self.ids[s[start:stop]] == self.ids[s[start + 1 : stop + 1]]).any():
+                return False
+        return True
+
     def __contains__(self, id_: object) -> bool:
         return isinstance(id_, str) and self.get(id_) is not None
 
@@ -392,9 +404,9 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     for name, arr in arrays.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(path, f"array {name!r} has NaN or infinite values")
-    if (
-        len(np.unique(arrays["item_ids"])) != n_items
-        or len(np.unique(arrays["user_ids"])) != n_users
-    ):
+    users, items = IdIndex(arrays["user_ids"]), IdIndex(arrays["item_ids"])
+    if not (items.distinct() and users.distinct()):
         raise _fail(path, "duplicate ids in user_ids or item_ids")
-    return Solution(path=path, recipe=recipe, meta=meta, arrays=arrays)
+    return Solution(
+        path=path, recipe=recipe, meta=meta, arrays=arrays, _user_index=users, _item_index=items
+    )

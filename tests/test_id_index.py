@@ -92,3 +92,9 @@ def test_non_string_ids_are_unknown_to_membership() -> None:
     index = IdIndex(np.array(["1", "2"]))
     assert 1 not in index
     assert None not in index
+
+
+@given(values=st.lists(ids, max_size=30), block=st.integers(1, 8))
+def test_distinct_agrees_with_unique(values, block) -> None:
+    arr = np.array(values, dtype=str) if values else np.array([], dtype=str)
+    assert IdIndex(arr).distinct(block) == (len(np.unique(arr)) == len(arr))
