@@ -90,13 +90,13 @@ def fold_in(
     )
     a = dict(solution.arrays)
     n_users, n_items = len(solution.user_ids), len(solution.item_ids)
-    item_of = np.array([solution.item_index.get(i, -1) for i in ev.item_ids.tolist()], np.int64)
+    item_of = solution.item_index.lookup(ev.item_ids)
     items = item_of[ev.items] if len(ev.items) else np.zeros(0, np.int64)
     known_item = items >= 0
-    index = solution.user_index
-    new_ids = [u for u in ev.user_ids.tolist() if u not in index]
-    new_pos = {u: n_users + k for k, u in enumerate(new_ids)}
-    user_of = np.array([index.get(u, new_pos.get(u)) for u in ev.user_ids.tolist()], np.int64)
+    user_of = solution.user_index.lookup(ev.user_ids)
+    new = user_of < 0
+    new_ids = ev.user_ids[new].tolist()
+    user_of[new] = n_users + np.arange(len(new_ids))
     users = user_of[ev.users] if len(ev.users) else np.zeros(0, np.int64)
     users, items = users[known_item], items[known_item]
     times, types = ev.timestamps[known_item], ev.event_types[known_item]

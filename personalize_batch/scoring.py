@@ -19,7 +19,7 @@ from .lines import QUERY, BadLine, Request
 from .recipes import recipe_module
 from .recipes.base import chunk_rows, round_sig
 from .recipes.exploration import Exploration, Explorer
-from .solution import ITEM_FIELD_PREFIX, Solution
+from .solution import ITEM_FIELD_PREFIX, IdIndex, Solution
 
 Answer = tuple[list[str], list[float]]
 MAX_METADATA_FIELDS = 10  # Personalize's metadataColumns limit per request (B.7)
@@ -130,8 +130,7 @@ class Answerer:
     def metadata(self, items: list[str]) -> list[dict[str, str]]:
         """One map of the --item-metadata fields per item, in order; "" where an item has
         no value (or is not in the solution: a ranking list's unknown items)."""
-        index = self.solution.item_index
-        rows = [index.get(i, -1) for i in items]
+        rows = self.solution.item_index.lookup(items).tolist()
         fields, cols = self.item_metadata, self._metadata_columns
         return [
             dict(zip(fields, [c[r] for c in cols], strict=True))
@@ -171,10 +170,7 @@ class Answerer:
                 examples.append(i)
 
     def _users(self, requests: list[Request]) -> np.ndarray:
-        index = self.solution.user_index
-        users = np.array(
-            [index.get(r.user, -1) if r.user is not None else -1 for r in requests], dtype=np.int64
-        )
+        users = _lookup(self.solution.user_index, [r.user for r in requests])
         unknown = [r.user for r, u in zip(requests, users, strict=True) if r.user and u < 0]
         self.users_looked_up += sum(1 for r in requests if r.user is not None)
         self.unknown_users += len(unknown)
@@ -209,8 +205,7 @@ class Answerer:
             return self._rank(requests, bindings)
         users = None
         if self.query == "item":
-            index = self.solution.item_index
-            queries = np.array([index.get(r.item, -1) for r in requests], dtype=np.int64)
+            queries = _lookup(self.solution.item_index, [r.item for r in requests])
             unknown = [r.item for r, q in zip(requests, queries, strict=True) if q < 0]
             self.items_looked_up += len(requests)
             self.unknown_items += len(unknown)
@@ -240,13 +235,15 @@ class Answerer:
         """Known items by the model, then unknown ones in input order; with a filter,
         blocked items are dropped (scores stay those of the whole list, as the scores of
         user-personalization are taken before filters)."""
-        index = self.solution.item_index
         users = self._users(requests)
+        lists = [list(dict.fromkeys(r.items or ())) for r in requests]
+        rows = self.solution.item_index.lookup([i for d in lists for i in d])
         known_lists, unknown_lists = [], []
-        for r in requests:
-            distinct = list(dict.fromkeys(r.items or ()))
-            known_lists.append(np.array([index[i] for i in distinct if i in index], dtype=np.int64))
-            unknown = [i for i in distinct if i not in index]
+        for distinct, found in zip(
+            lists, np.split(rows, np.cumsum([len(d) for d in lists])[:-1]), strict=True
+        ):
+            known_lists.append(found[found >= 0])
+            unknown = [i for i, k in zip(distinct, found.tolist(), strict=True) if k < 0]
             self.items_looked_up += len(distinct)
             self.unknown_items += len(unknown)
             self._note(self.item_examples, unknown)
@@ -278,3 +275,13 @@ class Answerer:
         blocked = virtual.mask(bindings).blocked()
         col = {i: k for k, i in enumerate(ids)}
         return [[i for i in u if not blocked[r, col[i]]] for r, u in enumerate(unknown_lists)]
+
+
+def _lookup(index: IdIndex, ids: list[str | None]) -> np.ndarray:
+    """The position of each id in `index` (int64), -1 for an unknown or absent (None) id."""
+    if all(i is not None for i in ids):
+        return index.lookup(ids)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    given = [k for k, i in enumerate(ids) if i is not None]
+    out[given] = index.lookup([ids[k] for k in given])
+    return out

@@ -80,6 +80,74 @@ CSR = {
 PER_ITEM = ("item_counts", "up_prior")
 
 
+class IdIndex:
+    """Where each id sits in an array of distinct ids (a numpy unicode array), found by
+    binary search in the array itself rather than through a dict over all of them.
+
+    Training writes ids sorted (np.unique); fold-in appends new users at the end, and
+    then the search goes through an argsort permutation, one integer per id. An id the
+    array cannot hold as it is, is unknown: one ending in a NUL character (numpy strips
+    trailing NULs, so "a" + NUL would otherwise find "a"), or one longer than the
+    array's strings (casting would truncate it into a false match).
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self._chars = ids.dtype.itemsize // 4
+        self._sorter: np.ndarray | None = None
+        if len(ids) > 1 and not bool(np.all(ids[:-1] < ids[1:])):
+            self._sorter = np.argsort(ids, kind="stable").astype(np.intp, copy=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def distinct(self, block: int = 1 << 16) -> bool:
+        """Whether no id appears twice: true of sorted ids at once, else checked along the
+        permutation a block at a time (no copy of the whole array)."""
+        if self._sorter is None:
+            return True
+        s, n = self._sorter, len(self.ids)
+        for start in range(0, n - 1, block):
+            stop = min(start + block, n - 1)
+            if (self.ids[s[start:stop]] == self.ids[s[start + 1 : stop + 1]]).any():
+                return False
+        return True
+
+    def __contains__(self, id_: object) -> bool:
+        return isinstance(id_, str) and self.get(id_) is not None
+
+    def get(self, id_: str, default: Any = None) -> Any:
+        """The position of one id, or `default` when it is unknown."""
+        k = int(self.lookup([id_])[0])
+        return k if k >= 0 else default
+
+    def lookup(self, ids: list[str] | np.ndarray) -> np.ndarray:
+        """The position of each id (int64), -1 for ids not in the array."""
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "U":
+            query = ids.reshape(-1)
+            fits = np.ones(len(query), dtype=bool)
+            if query.dtype.itemsize > self.ids.dtype.itemsize:
+                fits = np.char.str_len(query) <= self._chars
+        else:
+            ids = list(ids)
+            query = np.array(ids, dtype=str).reshape(-1)
+            fits = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) <= self._chars
+            if "\x00" in "".join(ids):
+                fits &= ~np.fromiter((i.endswith("\x00") for i in ids), bool, count=len(ids))
+        out = np.full(len(query), -1, dtype=np.int64)
+        if not len(self.ids) or not len(query):
+            return out
+        # the same dtype as the array, so numpy never copies the array to compare
+        query = query.astype(self.ids.dtype)
+        pos = np.searchsorted(self.ids, query, sorter=self._sorter)
+        np.minimum(pos, len(self.ids) - 1, out=pos)
+        if self._sorter is not None:
+            pos = self._sorter[pos]
+        hit = fits & (self.ids[pos] == query)
+        out[hit] = pos[hit]
+        return out
+
+
 @dataclass
 class Solution:
     """A loaded, validated solution."""
@@ -89,8 +157,8 @@ class Solution:
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
     sha256: str = ""
-    _user_index: dict[str, int] | None = field(default=None, repr=False)
-    _item_index: dict[str, int] | None = field(default=None, repr=False)
+    _user_index: IdIndex | None = field(default=None, repr=False)
+    _item_index: IdIndex | None = field(default=None, repr=False)
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -105,15 +173,15 @@ class Solution:
         return self.meta["hyperparameters"]
 
     @property
-    def user_index(self) -> dict[str, int]:
+    def user_index(self) -> IdIndex:
         if self._user_index is None:
-            self._user_index = {u: k for k, u in enumerate(self.user_ids.tolist())}
+            self._user_index = IdIndex(self.user_ids)
         return self._user_index
 
     @property
-    def item_index(self) -> dict[str, int]:
+    def item_index(self) -> IdIndex:
         if self._item_index is None:
-            self._item_index = {i: k for k, i in enumerate(self.item_ids.tolist())}
+            self._item_index = IdIndex(self.item_ids)
         return self._item_index
 
     def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
@@ -336,9 +404,9 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     for name, arr in arrays.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(path, f"array {name!r} has NaN or infinite values")
-    if (
-        len(np.unique(arrays["item_ids"])) != n_items
-        or len(np.unique(arrays["user_ids"])) != n_users
-    ):
+    users, items = IdIndex(arrays["user_ids"]), IdIndex(arrays["item_ids"])
+    if not (items.distinct() and users.distinct()):
         raise _fail(path, "duplicate ids in user_ids or item_ids")
-    return Solution(path=path, recipe=recipe, meta=meta, arrays=arrays)
+    return Solution(
+        path=path, recipe=recipe, meta=meta, arrays=arrays, _user_index=users, _item_index=items
+    )

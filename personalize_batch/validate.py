@@ -12,7 +12,7 @@ from .batch import Counts, read_numbered_chunks
 from .diagnostics import IdTally, diagnose
 from .lines import QUERY, BadLine, parse_line
 from .scoring import IdCounts
-from .solution import load
+from .solution import IdIndex, load
 
 
 @dataclass
@@ -55,6 +55,7 @@ def validate(
             stream = pio.open_input(ref.url, endpoint_url)
             try:
                 for chunk, numbers in read_numbered_chunks(stream, counts, 4096):
+                    good = []
                     for (raw, too_long), number in zip(chunk, numbers, strict=True):
                         parsed = parse_line(raw, query, too_long)
                         if isinstance(parsed, BadLine):
@@ -62,7 +63,9 @@ def validate(
                             counts.ids_not_strings += parsed.error.endswith("must be a string")
                             yield f"{ref.name}:{number}: {parsed.error}"
                             continue
-                        tally.add(_ids(parsed, users, items))
+                        good.append(parsed)
+                    for ids in _ids(good, users, items):
+                        tally.add(ids)
             finally:
                 if ref.url != "-":
                     stream.close()
@@ -73,18 +76,29 @@ def validate(
     return report, problems()
 
 
-def _ids(request: Any, users: dict[str, int], items: dict[str, int]) -> IdCounts:
-    user_unknown = request.user is not None and request.user not in users
-    looked = [request.item] if request.item is not None else list(request.items or ())
-    unknown = [i for i in dict.fromkeys(looked) if i not in items]
-    return IdCounts(
-        users=int(request.user is not None),
-        unknown_users=int(user_unknown),
-        user_examples=(request.user,) if user_unknown else (),
-        items=len(dict.fromkeys(looked)),
-        unknown_items=len(unknown),
-        item_examples=tuple(unknown[:5]),
-    )
+def _ids(requests: list[Any], users: IdIndex, items: IdIndex) -> list[IdCounts]:
+    """The ids each request looks up, and those the solution does not know."""
+    given = [r.user for r in requests if r.user is not None]
+    user_known = iter((users.lookup(given) >= 0).tolist())
+    looked = [
+        list(dict.fromkeys([r.item] if r.item is not None else r.items or ())) for r in requests
+    ]
+    item_known = iter((items.lookup([i for ids in looked for i in ids]) >= 0).tolist())
+    out = []
+    for r, distinct in zip(requests, looked, strict=True):
+        user_unknown = r.user is not None and not next(user_known)
+        unknown = [i for i in distinct if not next(item_known)]
+        out.append(
+            IdCounts(
+                users=int(r.user is not None),
+                unknown_users=int(user_unknown),
+                user_examples=(r.user,) if user_unknown else (),
+                items=len(distinct),
+                unknown_items=len(unknown),
+                item_examples=tuple(unknown[:5]),
+            )
+        )
+    return out
 
 
 __all__ = ["IdTally", "Report", "validate"]

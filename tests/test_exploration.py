@@ -107,7 +107,7 @@ def test_explored_lists_are_ordered_model_scores_and_obey_filters(models):
         assert not seen[r.user] & set(items)
         assert scores == sorted(scores, reverse=True)
         u = np.array([cold.user_index.get(r.user, -1)])
-        idx = np.array([[index[i] for i in items]])
+        idx = index.lookup(items)[None, :]
         want = round_sig(scorer.probabilities(scorer.logits(u), idx))[0].tolist()
         assert scores == want  # explored items carry their own model score
     assert sum(i.startswith("cold") for items, _ in answers for i in items) > 5 * len(answers)

@@ -69,9 +69,8 @@ def test_sparse_path_matches_dense(tmp_path, seed, items, k, include_seen, hp) -
     rows += [(999, i, 1_700_000_000 + i) for i in range(80)]
     sol = make_solution(tmp_path / f"s{seed}-{items}-{k}.npz", rows, hp)
     scorer = up.Scorer(sol)
-    users = np.array(
-        [sol.user_index[u] for u in sorted(sol.user_index)] + [-1], dtype=np.int64
-    )  # every user, and an unknown one
+    users = np.append(sol.user_index.lookup(sorted(sol.user_ids.tolist())), -1)
+    # every user, and an unknown one
     assert_same(scorer, users, k, include_seen)
 
 
@@ -88,7 +87,7 @@ def test_recommend_takes_the_sparse_path_and_the_fallback(tmp_path, monkeypatch)
         return dense(users, *args, **kw)
 
     monkeypatch.setattr(scorer, "_recommend_dense", spy)
-    users = np.array(sorted(sol.user_index.values()), dtype=np.int64)
+    users = np.arange(len(sol.user_ids), dtype=np.int64)
     scorer.recommend(users, 25, False)
     assert calls == [1]  # only user 999, who has seen the whole window, went dense
     monkeypatch.setattr(scorer, "_recommend_dense", dense)

@@ -1,0 +1,100 @@
+"""IdIndex: looking ids up in a solution's id arrays agrees with a plain dict over them."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from personalize_batch.solution import IdIndex
+
+# short ids over a small alphabet collide often; NUL is in it, inside and at the end
+ids = st.text(alphabet=st.sampled_from(["a", "b", "é", "\x00", "😀"]), max_size=6)
+
+
+def as_array(values: list[str]) -> np.ndarray:
+    """What a solution holds: a numpy unicode array of distinct ids (which numpy keeps
+    without trailing NULs)."""
+    return np.array(list(dict.fromkeys(np.array(values, dtype=str).tolist())), dtype=str)
+
+
+def expected(arr: np.ndarray, queries: list[str]) -> list[int]:
+    index = {u: k for k, u in enumerate(arr.tolist())}
+    return [index.get(q, -1) for q in queries]
+
+
+@given(
+    values=st.lists(ids, max_size=30),
+    queries=st.lists(ids | st.text(max_size=12), max_size=30),
+    order=st.sampled_from(["sorted", "unsorted", "reversed"]),
+)
+def test_lookup_agrees_with_a_dict(values, queries, order) -> None:
+    arr = as_array(values)
+    if order == "sorted":
+        arr = np.sort(arr)
+    elif order == "reversed":
+        arr = np.sort(arr)[::-1].copy()
+    index = IdIndex(arr)
+    want = expected(arr, queries)
+    got = index.lookup(queries)
+    assert got.dtype == np.int64 and got.shape == (len(queries),)
+    assert got.tolist() == want
+    assert [index.get(q, -1) for q in queries] == want
+    assert [q in index for q in queries] == [k >= 0 for k in want]
+    assert len(index) == len(arr)
+    # a unicode array of queries (trailing NULs already gone) and every stored id
+    as_numpy = np.array(queries, dtype=str)
+    assert index.lookup(as_numpy).tolist() == expected(arr, as_numpy.tolist())
+    assert index.lookup(arr).tolist() == list(range(len(arr)))
+
+
+def test_a_trailing_nul_is_not_the_id_without_it() -> None:
+    index = IdIndex(np.array(["a", "b\x00c", "c"]))
+    assert index.lookup(["a\x00", "a", "b\x00c", "b\x00c\x00", "\x00", "c\x00\x00"]).tolist() == [
+        -1,
+        0,
+        1,
+        -1,
+        -1,
+        -1,
+    ]
+    assert "a\x00" not in index
+    assert index.get("a\x00") is None
+
+
+def test_a_long_id_is_not_truncated_into_a_match() -> None:
+    arr = np.array(["abc", "abd", "x"])  # <U3
+    for a in (arr, arr[::-1].copy()):  # sorted and not
+        index = IdIndex(a)
+        queries = ["abcd", "abc", "abdabd", "x" * 100, "ab"]
+        assert index.lookup(queries).tolist() == expected(a, queries)
+        assert index.lookup(np.array(queries)).tolist() == expected(a, queries)
+
+
+def test_empty() -> None:
+    index = IdIndex(np.array([], dtype=str))
+    assert len(index) == 0
+    assert index.lookup(["a", ""]).tolist() == [-1, -1]
+    assert index.lookup([]).dtype == np.int64
+    assert index.lookup([]).shape == (0,)
+    assert "a" not in index
+    assert IdIndex(np.array(["a"])).lookup([]).shape == (0,)
+
+
+def test_sorted_ids_need_no_permutation() -> None:
+    assert IdIndex(np.array(["a", "b", "c"]))._sorter is None
+    unsorted = IdIndex(np.array(["b", "a", "c"]))
+    assert unsorted._sorter is not None and unsorted._sorter.dtype == np.intp
+    assert unsorted.lookup(["a", "b", "c", "d"]).tolist() == [1, 0, 2, -1]
+
+
+def test_non_string_ids_are_unknown_to_membership() -> None:
+    index = IdIndex(np.array(["1", "2"]))
+    assert 1 not in index
+    assert None not in index
+
+
+@given(values=st.lists(ids, max_size=30), block=st.integers(1, 8))
+def test_distinct_agrees_with_unique(values, block) -> None:
+    arr = np.array(values, dtype=str) if values else np.array([], dtype=str)
+    assert IdIndex(arr).distinct(block) == (len(np.unique(arr)) == len(arr))
