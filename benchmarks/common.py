@@ -25,21 +25,75 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
 
+# run a command, print its wall time and the peak RSS of its largest process (KiB)
+_MEASURE = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "dt = time.perf_counter() - t; "
+    "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(0 if p.returncode in (0, 3) else p.returncode)"
+)
+
+
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run a command; return (wall seconds, peak RSS in MiB of it and its children)."""
-    code = (
-        "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        "p = subprocess.run(sys.argv[1:]); dt = time.perf_counter() - t; "
-        "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-        "sys.exit(0 if p.returncode in (0, 3) else p.returncode)"
-    )
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
+        [sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, env=env
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed: {proc.stderr[-2000:]}")
     seconds, kib = proc.stdout.split()
     return float(seconds), int(kib) / 1024
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass  # ended meanwhile
+    return out
+
+
+def _pss_mb(pid: int) -> float:
+    """A process's proportional set size: its private pages plus its share of pages it
+    shares (the solution's arrays after fork count once over all workers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_sampled(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """run_measured, also sampling every 50 ms the summed PSS of the command and its
+    children: (wall seconds, peak RSS MiB of its largest process, peak summed PSS MiB)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MEASURE, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    total = 0.0
+    while proc.poll() is None:
+        tree = _tree(proc.pid)[1:]  # not the measuring process itself
+        total = max(total, sum(_pss_mb(p) for p in tree))
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} failed: {err[-2000:]}")
+    seconds, kib = out.split()
+    return float(seconds), int(kib) / 1024, total
 
 
 def rss_mb() -> float:

@@ -23,7 +23,7 @@ import orjson
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, PBATCH, machine, read_rows, run_measured, table, write_section  # noqa: E402
+from common import DATA, PBATCH, machine, read_rows, run_sampled, table, write_section  # noqa: E402
 
 N_RESULTS = 25
 FACTORS = 64
@@ -146,7 +146,10 @@ def _orjson_rate(path: Path, out_path: Path) -> float:
     return len(ins) / (time.perf_counter() - start)
 
 
-def _run(solution: Path, src: Path, out: Path, workers: int | None = None) -> tuple[float, float]:
+def _run(
+    solution: Path, src: Path, out: Path, workers: int | None = None
+) -> tuple[float, float, float]:
+    """(seconds, peak RSS of the largest process, peak summed PSS of all), in MiB."""
     args = [
         *PBATCH,
         "run",
@@ -164,8 +167,7 @@ def _run(solution: Path, src: Path, out: Path, workers: int | None = None) -> tu
     ]
     if workers:
         args += ["--workers", str(workers)]
-    seconds, rss = run_measured(args)
-    return seconds, rss
+    return run_sampled(args)
 
 
 def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[list[str]]:
@@ -195,8 +197,8 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
         src = work / f"{name}-{recipe}.json"
         _write_lines(src, objs)
         out = work / f"out-{name}-{recipe}"
-        seconds, rss = _run(solution, src, out)
-        seconds1, rss1 = _run(solution, src, out, workers=1)
+        seconds, rss, pss = _run(solution, src, out)
+        seconds1, rss1, pss1 = _run(solution, src, out, workers=1)
         rate, rate1 = len(objs) / seconds, len(objs) / seconds1
         out_file = out / src.name
         out_file = out_file.with_name(out_file.name + ".out")
@@ -231,6 +233,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 f"{rate1:,.0f}",
                 f"{rate / rate1:.2f}",
                 f"{rss:,.0f} / {rss1:,.0f}",
+                f"{pss:,.0f} / {pss1:,.0f}",
                 f"{solution.stat().st_size / 2**20:,.0f}",
                 f"{fit:.1f}",
                 peer,
@@ -250,7 +253,7 @@ def bench_memory(work: Path, solution: Path, counts: list[int]) -> list[list[str
         with open(src, "wb") as f:
             for _ in range(n // 3):
                 f.write(line)
-        seconds, rss = _run(solution, src, work / "mem-out", workers=1)
+        seconds, rss, _ = _run(solution, src, work / "mem-out", workers=1)
         rows.append([f"{n:,}", f"{rss:,.0f}", f"{n / seconds:,.0f}"])
         print(rows[-1], flush=True)
         src.unlink()
@@ -292,7 +295,10 @@ def main() -> None:
         "`.recommend(..., filter_already_liked_items=True)` in batches of 1,000 users, and "
         "`CosineRecommender(K=100).similar_items`. The limit is the machine's rate for the "
         "same work from its parts: the matrix product alone, `argpartition` top-k alone "
-        "(both cores) and orjson parse + dump alone, combined as 1/(1/a + 1/b + 1/c).",
+        "(both cores) and orjson parse + dump alone, combined as 1/(1/a + 1/b + 1/c). "
+        "Memory: the peak RSS of the largest process, and the peak of the summed "
+        "proportional set size (PSS) of `pbatch run` and its workers, sampled every 50 ms: "
+        "pages the workers share (the solution's arrays, after fork) count once.",
         "",
         table(
             [
@@ -302,7 +308,8 @@ def main() -> None:
                 "lines/s",
                 "lines/s (1 worker)",
                 "speed-up",
-                "peak RSS MiB (all / 1 worker)",
+                "peak RSS MiB, largest process (all / 1 worker)",
+                "peak memory MiB, all processes (all / 1 worker)",
                 "solution MiB",
                 "fit s",
                 "peer / limit",
