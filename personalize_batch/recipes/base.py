@@ -192,21 +192,32 @@ def fill_from_order(
     cols: np.ndarray,
     n_rows: int,
     k: int,
-    extra: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the first k items of `order` that are not among the excluded (row, item)
-    pairs; `extra` bounds the exclusions of any row. Returns (indices, lengths).
+    pairs `rows`, `cols` (`rank`: each item's position in `order`). Returns (indices,
+    lengths); a row's entries past its length mean nothing.
 
-    Only a window of k + extra items is examined: with at most `extra` of them
-    excluded, it holds the first k eligible ones. No key matrix over the catalogue."""
-    width = min(len(order), k + extra)
-    mask = np.zeros((n_rows, width), dtype=bool)
-    r = rank[cols]
-    keep = r < width
-    mask[rows[keep], r[keep]] = True
-    pos = np.argsort(mask, axis=1, kind="stable")[:, :k]
-    lengths = np.minimum(k, width - mask.sum(axis=1))
-    return order[:width][pos], lengths
+    No window of the order is scanned: with a row's excluded positions sorted,
+    s_0 < s_1 < …, the one at s_j has d_j = s_j − j eligible items before it, so the
+    i-th eligible position is i + #{j : d_j ≤ i}, a cumulative count over d < k. The
+    cost is a sort of the excluded pairs, however many a row has."""
+    n = len(order)
+    width = min(n, k)
+    rows = np.asarray(rows, dtype=np.int64)
+    key = rows * n + rank[cols]
+    if n_rows * n < 2**31:
+        key = key.astype(np.int32)  # sorts in half the time
+    key = np.sort(key)
+    if len(key):
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # each pair once
+    row, pos = np.divmod(key.astype(np.int64), n)
+    count = np.bincount(row, minlength=n_rows)
+    before = pos - (np.arange(len(pos)) - np.repeat(np.cumsum(count) - count, count))
+    near = before < width
+    hist = np.bincount(row[near] * width + before[near], minlength=n_rows * width)
+    at = np.arange(width) + np.cumsum(hist.reshape(n_rows, width), axis=1)
+    lengths = np.minimum(width, n - count)
+    return order[np.minimum(at, max(n - 1, 0))], lengths
 
 
 def row_positions(

@@ -46,13 +46,10 @@ class Scorer:
             return self._filtered(users, k, include_seen, mask)
         if include_seen:
             rows = cols = np.zeros(0, dtype=np.int64)
-            extra = 0
         else:
             seen = self.solution.seen_rows(users)
-            per_row = np.diff(seen.indptr)
-            rows, cols = np.repeat(np.arange(len(users)), per_row), seen.indices
-            extra = int(per_row.max()) if len(per_row) else 0
-        idx, lengths = fill_from_order(self.order, self.rank, rows, cols, len(users), k, extra)
+            rows, cols = np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices
+        idx, lengths = fill_from_order(self.order, self.rank, rows, cols, len(users), k)
         return idx, self.share[idx], lengths
 
     def _filtered(

@@ -201,7 +201,7 @@ class Scorer:
         known = np.flatnonzero(items >= 0)
         rows = np.concatenate([np.nonzero(from_nb)[0], known])
         cols = np.concatenate([left[from_nb], items[known]])
-        fill, fill_len = fill_from_order(self.order, self.rank, rows, cols, n_rows, k, k + 1)
+        fill, fill_len = fill_from_order(self.order, self.rank, rows, cols, n_rows, k)
         fill_at = np.clip(j - have[:, None], 0, max(0, fill.shape[1] - 1))
         fill_idx = np.take_along_axis(fill, fill_at, axis=1) if fill.shape[1] else left
         idx = np.where(from_nb, left, fill_idx)

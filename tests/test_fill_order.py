@@ -1,0 +1,42 @@
+"""fill_from_order (popularity-count's lists, sims' fill) against a plain loop over the
+order: the first k items of each row that are not excluded."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from personalize_batch.recipes.base import fill_from_order
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(0, 40))
+    n_rows = draw(st.integers(1, 6))
+    k = draw(st.integers(1, 45))
+    order = np.array(draw(st.permutations(list(range(n)))), dtype=np.int64)
+    pairs = draw(
+        st.lists(st.tuples(st.integers(0, n_rows - 1), st.integers(0, max(n - 1, 0))), max_size=80)
+    )
+    if n == 0:
+        pairs = []
+    return order, n_rows, k, pairs
+
+
+@given(cases(), st.booleans())
+def test_first_k_not_excluded(case, shuffle) -> None:
+    order, n_rows, k, pairs = case
+    if shuffle:
+        pairs = pairs[::-1]  # callers may give pairs in any order, with repeats
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rows = np.array([r for r, _ in pairs], dtype=np.int64)
+    cols = np.array([c for _, c in pairs], dtype=np.int64)
+    idx, lengths = fill_from_order(order, rank, rows, cols, n_rows, k)
+    assert idx.shape == (n_rows, min(k, len(order)))
+    for r in range(n_rows):
+        excluded = {c for row, c in pairs if row == r}
+        want = [i for i in order.tolist() if i not in excluded][:k]
+        assert lengths[r] == len(want)
+        assert idx[r, : lengths[r]].tolist() == want
