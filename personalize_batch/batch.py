@@ -10,6 +10,7 @@ import collections
 import contextlib
 import errno
 import functools
+import itertools
 import re
 import secrets
 import signal
@@ -37,12 +38,12 @@ from .errors import (
 )
 from .filters.parse import parse_filter
 from .lines import (
+    BLANK,
     BOM,
     MAX_LINE_BYTES,
     BadLine,
     Request,
     error_line,
-    is_blank,
     parse_line,
     success_line,
 )
@@ -242,21 +243,28 @@ def read_numbered_chunks(
         lines = pio.iter_lines(stream, MAX_LINE_BYTES)
     else:
         lines = pio.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
-    for raw, too_long in lines:
+    if start == 0:  # only the start of a stream may hold a BOM
+        first = next(lines, None)
+        if first is None:
+            return
+        if first[0].startswith(BOM):
+            first = (first[0][len(BOM) :], first[1])
+        lines = itertools.chain([first], lines)
+    add, number = chunk.append, numbers.append
+    for raw, too_long in lines:  # the hot loop of the reading process: kept lean
         lineno += 1
-        if lineno == 1 and start == 0 and raw.startswith(BOM):
-            raw = raw[len(BOM) :]
-        if not too_long and is_blank(raw):
+        if not too_long and not raw.strip(BLANK):
             counts.blank += 1
             continue
         counts.read += 1
         if lineno <= skip:
             continue
-        chunk.append((raw, too_long))
-        numbers.append(lineno)
-        if len(chunk) >= chunk_lines:
+        add((raw, too_long))
+        number(lineno)
+        if len(numbers) >= chunk_lines:
             yield chunk, numbers
             chunk, numbers = [], []
+            add, number = chunk.append, numbers.append
     if chunk:
         yield chunk, numbers
 
@@ -295,6 +303,22 @@ def answer_chunk(
     valid = [r for r in parsed if isinstance(r, Request)]
     before = answerer.unknown_snapshot()
     answers = iter(answerer.answer(valid))
+    # the usual chunk: every line valid, no filter (whose values may fail a line), no
+    # metadata
+    if len(valid) == len(parsed) and answerer.filter is None and not answerer.item_metadata:
+        return ChunkResult(
+            b"".join(
+                [
+                    success_line(r.obj, items, scores)
+                    for r, (items, scores) in zip(valid, answers, strict=True)
+                ]
+            ),
+            answered=len(valid),
+            errors=0,
+            errors_data=b"",
+            ids=answerer.unknown_since(before),
+            ids_not_strings=0,
+        )
     buf, aside, not_strings = [], [], 0
     answered = 0
     for k, r in enumerate(parsed):

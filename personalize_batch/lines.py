@@ -64,9 +64,11 @@ def _text(raw: bytes) -> str:
 
 def _id(obj: dict[str, Any], key: str) -> str | None:
     """The id under `key`, or raise ValueError with the line's error message."""
-    if key not in obj:
+    value = obj.get(key)
+    if value.__class__ is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value  # the usual id, checked at once
+    if value is None and key not in obj:
         return None
-    value = obj[key]
     if not isinstance(value, str):
         raise ValueError(f"{key} must be a string")
     if not value:
