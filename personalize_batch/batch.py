@@ -47,12 +47,12 @@ from .lines import (
     parse_line,
     success_line,
 )
+from .recipes.base import MAX_RESULTS
 from .recipes.exploration import Exploration
 from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
-MAX_RESULTS = 500
 SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")

@@ -1,12 +1,15 @@
-"""fill_from_order (popularity-count's lists, sims' fill) against a plain loop over the
-order: the first k items of each row that are not excluded."""
+"""fill_from_order (sims' fill) and popularity-count's lists against a plain loop over
+the order: the first k items of each row that are not excluded."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from personalize_batch.recipes import popularity
 from personalize_batch.recipes.base import fill_from_order
 
 
@@ -39,4 +42,24 @@ def test_first_k_not_excluded(case, shuffle) -> None:
         excluded = {c for row, c in pairs if row == r}
         want = [i for i in order.tolist() if i not in excluded][:k]
         assert lengths[r] == len(want)
+        assert idx[r, : lengths[r]].tolist() == want
+
+
+@given(
+    seen=st.lists(st.sets(st.integers(0, 639), max_size=600), min_size=1, max_size=3),
+    k=st.sampled_from([1, 25, 499, 500]),
+)
+def test_popularity_lists_with_long_histories(seen, k) -> None:
+    """popularity-count keeps, per user, only the training items with fewer than 500
+    eligible items before them; lists up to 500 long stay exact."""
+    n = 640
+    counts = np.arange(n, 0, -1, dtype=np.int64)  # item i is the i-th most popular
+    indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])])
+    indices = np.array([i for s in seen for i in sorted(s)], dtype=np.int32)
+    arrays = {"item_counts": counts, "seen_indptr": indptr, "seen_indices": indices}
+    scorer = popularity.Scorer(SimpleNamespace(arrays=arrays))
+    users = np.array([*range(len(seen)), -1])  # and an unknown user
+    idx, _, lengths = scorer.recommend(users, k, include_seen=False)
+    for r, excluded in enumerate([*seen, set()]):
+        want = [i for i in range(n) if i not in excluded][:k]
         assert idx[r, : lengths[r]].tolist() == want

@@ -166,6 +166,9 @@ def topk(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, lengths
 
 
+MAX_RESULTS = 500  # numResults' largest value (A.4)
+
+
 def popularity_rank(counts: np.ndarray) -> np.ndarray:
     """rank[i] = position of item i in popularity order (count desc, then index asc)."""
     order = np.lexsort((np.arange(len(counts)), -counts))
@@ -195,24 +198,44 @@ def fill_from_order(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the first k items of `order` that are not among the excluded (row, item)
     pairs `rows`, `cols` (`rank`: each item's position in `order`). Returns (indices,
-    lengths); a row's entries past its length mean nothing.
+    lengths); a row's entries past its length mean nothing. No window of the order is
+    scanned: the cost is a sort of the excluded pairs, however many a row has."""
+    row, before = eligible_before(rank, rows, cols, len(order))
+    count = np.bincount(row, minlength=n_rows)
+    return order_lists(order, row, before, count, n_rows, k)
 
-    No window of the order is scanned: with a row's excluded positions sorted,
-    s_0 < s_1 < …, the one at s_j has d_j = s_j − j eligible items before it, so the
-    i-th eligible position is i + #{j : d_j ≤ i}, a cumulative count over d < k. The
-    cost is a sort of the excluded pairs, however many a row has."""
-    n = len(order)
-    width = min(n, k)
+
+def eligible_before(
+    rank: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The excluded (row, item) pairs, each once, sorted by row and then by position in
+    the order, as (row, eligible items before it): with a row's excluded positions
+    s_0 < s_1 < …, the one at s_j has s_j − j eligible items before it."""
     rows = np.asarray(rows, dtype=np.int64)
     key = rows * n + rank[cols]
-    if n_rows * n < 2**31:
+    if len(key) and int(key.max()) < 2**31:
         key = key.astype(np.int32)  # sorts in half the time
     key = np.sort(key)
     if len(key):
         key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # each pair once
     row, pos = np.divmod(key.astype(np.int64), n)
-    count = np.bincount(row, minlength=n_rows)
-    before = pos - (np.arange(len(pos)) - np.repeat(np.cumsum(count) - count, count))
+    count = np.bincount(row) if len(row) else np.zeros(0, dtype=np.int64)
+    return row, pos - (np.arange(len(pos)) - np.repeat(np.cumsum(count) - count, count))
+
+
+def order_lists(
+    order: np.ndarray,
+    row: np.ndarray,
+    before: np.ndarray,
+    count: np.ndarray,
+    n_rows: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first k eligible items of `order`, from eligible_before's (row,
+    before) of its excluded items and `count`, how many items each row excludes: the
+    i-th eligible position is i + #{excluded : before ≤ i}, a cumulative count."""
+    n = len(order)
+    width = min(n, k)
     near = before < width
     hist = np.bincount(row[near] * width + before[near], minlength=n_rows * width)
     at = np.arange(width) + np.cumsum(hist.reshape(n_rows, width), axis=1)

@@ -8,12 +8,15 @@ import numpy as np
 
 from ..data import Interactions
 from .base import (
+    MAX_RESULTS,
     HyperParameters,
-    fill_from_order,
+    eligible_before,
     fill_keys,
     mask_rows,
+    order_lists,
     popularity_order,
     popularity_rank,
+    row_positions,
     topk,
 )
 
@@ -26,7 +29,12 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
 
 
 class Scorer:
-    """Answers a chunk of users: the popularity order, minus each user's items."""
+    """Answers a chunk of users: the popularity order, minus each user's items.
+
+    For each user, the solution's training items are turned once into the number of
+    eligible items before each in the order (recipes.base.eligible_before); those with
+    MAX_RESULTS or more before them can never change a list and are dropped. A chunk's
+    lists are then one gather and one cumulative count."""
 
     block_rows = 1024  # no dense block x items matrix: larger blocks, less overhead
 
@@ -37,6 +45,16 @@ class Scorer:
         self.rank = popularity_rank(counts)
         total = counts.sum()
         self.share = counts / total if total else counts.astype(np.float64)
+        indptr = solution.arrays["seen_indptr"]
+        self.seen_count = np.diff(indptr)
+        owner = np.repeat(np.arange(len(self.seen_count)), self.seen_count)
+        row, before = eligible_before(
+            self.rank, owner, solution.arrays["seen_indices"], len(self.order)
+        )
+        near = before < MAX_RESULTS
+        per_user = np.bincount(row[near], minlength=len(self.seen_count))
+        self.before_indptr = np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64)
+        self.before = before[near].astype(np.int32)
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
@@ -44,12 +62,18 @@ class Scorer:
         """Top-k per user; `mask` (a filters.ChunkMask) blocks items before the cut."""
         if mask is not None:
             return self._filtered(users, k, include_seen, mask)
+        if k > MAX_RESULTS:
+            raise ValueError(f"at most {MAX_RESULTS} results")
+        b = len(users)
         if include_seen:
-            rows = cols = np.zeros(0, dtype=np.int64)
+            row = before = np.zeros(0, dtype=np.int64)
+            count = np.zeros(b, dtype=np.int64)
         else:
-            seen = self.solution.seen_rows(users)
-            rows, cols = np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices
-        idx, lengths = fill_from_order(self.order, self.rank, rows, cols, len(users), k)
+            indptr, pos = row_positions(self.before_indptr, users)
+            row = np.repeat(np.arange(b), np.diff(indptr))
+            before = self.before[pos]
+            count = np.where(users >= 0, self.seen_count[np.maximum(users, 0)], 0)
+        idx, lengths = order_lists(self.order, row, before, count, b, k)
         return idx, self.share[idx], lengths
 
     def _filtered(
