@@ -172,7 +172,7 @@ def fold_in(
     meta = dict(solution.meta)
     meta["foldIn"] = report
     return (
-        replace(solution, meta=meta, arrays=a, _user_index=None, _item_index=None),
+        replace(solution, meta=meta, arrays=a, _user_index=None, _item_index=None, _scorer=None),
         report,
     )
 

@@ -16,7 +16,6 @@ import numpy as np
 from .diagnostics import EXAMPLES_KEPT
 from .errors import UsageError
 from .lines import QUERY, BadLine, Request
-from .recipes import recipe_module
 from .recipes.base import chunk_rows, round_sig
 from .recipes.exploration import Exploration, Explorer
 from .solution import ITEM_FIELD_PREFIX, IdIndex, Solution
@@ -102,7 +101,7 @@ class Answerer:
         self.query = QUERY[solution.recipe]
         self.num_results = num_results
         self.include_seen = include_seen
-        self.scorer = recipe_module(solution.recipe).Scorer(solution)
+        self.scorer = solution.scorer()
         self.item_objs = solution.item_ids.astype(object)
         # scorers that never build a block x items matrix say how many rows suit them
         self.block = getattr(self.scorer, "block_rows", None) or chunk_rows(len(solution.item_ids))

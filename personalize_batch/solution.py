@@ -173,6 +173,7 @@ class Solution:
     sha256: str = ""
     _user_index: IdIndex | None = field(default=None, repr=False)
     _item_index: IdIndex | None = field(default=None, repr=False)
+    _scorer: Any = field(default=None, repr=False)
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -197,6 +198,15 @@ class Solution:
         if self._item_index is None:
             self._item_index = IdIndex(self.item_ids)
         return self._item_index
+
+    def scorer(self) -> Any:
+        """The recipe's scorer for this solution, made once (what it derives from the
+        arrays, such as popularity-count's offsets, serves every later job or query)."""
+        if self._scorer is None:
+            from .recipes import recipe_module  # noqa: PLC0415
+
+            self._scorer = recipe_module(self.recipe).Scorer(self)
+        return self._scorer
 
     def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
         """The training items of each user (unknown users: none)."""

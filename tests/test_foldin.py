@@ -272,3 +272,16 @@ def test_refusals(solutions, tmp_path) -> None:
         "--events", str(bad),
     )  # fmt: skip
     assert code == 1 and "no USER_ID column" in err
+
+
+def test_a_folded_solution_gets_its_own_scorer(solutions, tmp_path) -> None:
+    """A solution keeps its scorer for later queries (the SDK's and the console's); the
+    solution with events folded in must not reuse the one made before the events."""
+    sol = load(str(solutions["popularity-count"]))
+    users = sol.user_index.lookup(["653"])
+    first = int(sol.scorer().recommend(users, 5, include_seen=False)[0][0, 0])
+    assert sol.scorer() is sol.scorer()
+    path = write_events(tmp_path / "e.csv", [("653", str(sol.item_ids[first]), 2 * 10**9, "x")])
+    folded, _ = fold_in(sol, str(path), None)
+    assert folded.scorer() is not sol.scorer()
+    assert first not in folded.scorer().recommend(users, 5, include_seen=False)[0][0].tolist()

@@ -28,6 +28,9 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
     return {}
 
 
+INIT_ENTRIES = 1 << 20  # training interactions turned into offsets at a time
+
+
 class Scorer:
     """Answers a chunk of users: the popularity order, minus each user's items.
 
@@ -47,14 +50,21 @@ class Scorer:
         self.share = counts / total if total else counts.astype(np.float64)
         indptr = solution.arrays["seen_indptr"]
         self.seen_count = np.diff(indptr)
-        owner = np.repeat(np.arange(len(self.seen_count)), self.seen_count)
-        row, before = eligible_before(
-            self.rank, owner, solution.arrays["seen_indices"], len(self.order)
-        )
-        near = before < MAX_RESULTS
-        per_user = np.bincount(row[near], minlength=len(self.seen_count))
+        n_users = len(self.seen_count)
+        kept, per_user = [], np.zeros(n_users, dtype=np.int64)
+        step = max(1, INIT_ENTRIES * n_users // max(1, int(indptr[-1])))
+        for u in range(0, n_users, step):  # in blocks: a few MiB of temporaries at a time
+            users = np.arange(u, min(u + step, n_users))
+            pos_indptr, pos = row_positions(indptr, users)
+            owner = np.repeat(np.arange(len(users)), np.diff(pos_indptr))
+            row, before = eligible_before(
+                self.rank, owner, solution.arrays["seen_indices"][pos], len(self.order)
+            )
+            near = before < MAX_RESULTS
+            per_user[users] = np.bincount(row[near], minlength=len(users))
+            kept.append(before[near].astype(np.int32))
         self.before_indptr = np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64)
-        self.before = before[near].astype(np.int32)
+        self.before = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int32)
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
