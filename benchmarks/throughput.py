@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +32,10 @@ FACTORS = 64
 # popularity-count and sims answer a line in microseconds: their inputs are this many
 # times longer, so that start-up (about 0.7 s of imports and loading) is not the measure
 FAST_FACTOR = 10
-# every rate is the best of this many runs: this machine's speed varies by a third from
-# one minute to the next (other virtual machines on the host), and the best run is the
-# one least disturbed
+# every rate is the best of this many rounds, each timing pbatch's runs and then the
+# peers' work: this machine's speed varies by a third from one minute to the next (other
+# virtual machines on the host), so both sides must meet the same minutes
 REPEAT = 3
-
-
-def _best_seconds(fn: Callable[[], object]) -> float:
-    """The shortest of REPEAT timed calls of fn."""
-    best = float("inf")
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _write_lines(path: Path, objs: list[dict]) -> None:
@@ -93,65 +84,66 @@ def _user_items(csv_path: Path):
     return data.matrix().tocsr(), data.user_ids.tolist(), data.item_ids.tolist()
 
 
-def _implicit_rates(x: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> dict[str, float]:
-    """implicit 0.7: ALS recommend and CosineRecommender.similar_items, compute only."""
+def _implicit_models(x: sp.csr_matrix):
+    """implicit 0.7's ALS (FACTORS factors) and CosineRecommender(K=100), fitted."""
     from implicit.als import AlternatingLeastSquares  # noqa: PLC0415
     from implicit.nearest_neighbours import CosineRecommender  # noqa: PLC0415
 
     als = AlternatingLeastSquares(factors=FACTORS, iterations=2, random_state=0)
     als.fit(x, show_progress=False)
+    knn = CosineRecommender(K=100)
+    knn.fit(x, show_progress=False)
+    return als, knn
 
-    def recommend() -> None:
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _als_pass(als, x: sp.csr_matrix, users: np.ndarray) -> Callable[[], object]:
+    """implicit's compute-only recommend for the users, in batches of 1,000."""
+
+    def run() -> None:
         for s in range(0, len(users), 1000):
             batch = users[s : s + 1000]
             als.recommend(batch, x[batch], N=N_RESULTS, filter_already_liked_items=True)
 
-    als_rate = len(users) / _best_seconds(recommend)
-    knn = CosineRecommender(K=100)
-    knn.fit(x, show_progress=False)
+    return run
 
-    def similar() -> None:
+
+def _sims_pass(knn, items: np.ndarray) -> Callable[[], object]:
+    def run() -> None:
         for s in range(0, len(items), 1000):
             knn.similar_items(items[s : s + 1000], N=N_RESULTS + 1)
 
-    sims_rate = len(items) / _best_seconds(similar)
-    return {"als": als_rate, "sims": sims_rate, "als_model": als}
+    return run
 
 
-def _limit(
-    als, users: np.ndarray, in_lines: list[bytes], out_lines: list[bytes]
-) -> dict[str, float]:
-    """The machine's limit for the same work: product alone, top-k alone, JSON alone."""
+def _limit_passes(als, users: np.ndarray, ex: cf.ThreadPoolExecutor) -> dict[str, tuple]:
+    """The limit's parts for the users, as (work, count): the matrix product alone
+    (BLAS, every core) and top-k alone on a sample of its blocks (both cores)."""
     uf = np.ascontiguousarray(als.user_factors[users], dtype=np.float32)
     itf = np.ascontiguousarray(als.item_factors, dtype=np.float32)
     n = itf.shape[0]
     block = max(16, (4 << 20) // (4 * n))
     starts = range(0, len(uf), block)
-    threads = len(os.sched_getaffinity(0))
 
     def product() -> None:
-        for s in starts:  # BLAS uses every core; each block's scores are dropped
+        for s in starts:  # each block's scores are dropped
             uf[s : s + block] @ itf.T
 
-    matmul = len(uf) / _best_seconds(product)
-    with cf.ThreadPoolExecutor(threads) as ex:
-        # top-k alone on a sample of blocks (at most 256 MiB of scores)
-        sample = [uf[s : s + block] @ itf.T for s in starts[: max(1, (256 << 20) // (4 << 20))]]
+    # at most 256 MiB of scores
+    sample = [uf[s : s + block] @ itf.T for s in starts[: max(1, (256 << 20) // (4 << 20))]]
 
-        def top(m: np.ndarray) -> None:
-            np.argpartition(m, n - N_RESULTS - 1, axis=1)
+    def top(m: np.ndarray) -> None:
+        np.argpartition(m, n - N_RESULTS - 1, axis=1)
 
-        topk = sum(len(m) for m in sample) / _best_seconds(lambda: list(ex.map(top, sample)))
-    json_rate = len(in_lines) / _best_seconds(lambda: _json_pass(in_lines, out_lines))
-    total = 1.0 / (1.0 / matmul + 1.0 / topk + 1.0 / json_rate)
-    return {"matmul": matmul, "topk": topk, "json": json_rate, "limit": total}
-
-
-def _orjson_rate(path: Path, out_path: Path) -> float:
-    """orjson's own read + write rate for the same lines (parse input, dump output)."""
-    ins = path.read_bytes().splitlines()
-    outs = out_path.read_bytes().splitlines()
-    return len(ins) / _best_seconds(lambda: _json_pass(ins, outs))
+    return {
+        "product": (product, len(uf)),
+        "top-k": (lambda: list(ex.map(top, sample)), sum(len(m) for m in sample)),
+    }
 
 
 def _json_pass(ins: list[bytes], outs: list[bytes]) -> None:
@@ -162,15 +154,31 @@ def _json_pass(ins: list[bytes], outs: list[bytes]) -> None:
         orjson.dumps(orjson.loads(line))
 
 
-def _run(
-    solution: Path, src: Path, out: Path, workers: int | None = None, repeat: int = REPEAT
-) -> tuple[float, float, float]:
-    """(seconds, peak RSS of the largest process, peak summed PSS of all), in MiB: the
-    best time of `repeat` runs, the largest memory."""
+def _run_once(solution: Path, src: Path, out: Path, workers: int | None = None):
+    """One `pbatch run`: (seconds, peak RSS of the largest process, peak summed PSS)."""
     args = [*PBATCH, "run", "-s", str(solution), "-i", str(src), "-o", str(out), "-q"]
     args += ["-n", str(N_RESULTS)] + (["--workers", str(workers)] if workers else [])
-    runs = [run_sampled([*args, "--job-name", f"bench-{time.time_ns()}"]) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)
+    return run_sampled([*args, "--job-name", f"bench-{time.time_ns()}"])
+
+
+def _interleaved(
+    runs: dict[str, Callable[[], tuple]], peers: dict[str, tuple[Callable[[], object], int]]
+) -> tuple[dict[str, tuple], dict[str, float]]:
+    """REPEAT rounds, each timing every pbatch run and then every peer's work, so that
+    both sides meet the machine's fast and slow minutes alike. Returns, per run, the
+    best seconds with the largest memory, and per peer the best rate."""
+    results: dict[str, list[tuple]] = {k: [] for k in runs}
+    seconds: dict[str, list[float]] = {k: [] for k in peers}
+    for _ in range(REPEAT):
+        for k, run in runs.items():
+            results[k].append(run())
+        for k, (work, _count) in peers.items():
+            seconds[k].append(_timed(work))
+    best = {
+        k: (min(r[0] for r in rs), max(r[1] for r in rs), max(r[2] for r in rs))
+        for k, rs in results.items()
+    }
+    return best, {k: peers[k][1] / min(seconds[k]) for k in peers}
 
 
 def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[list[str]]:
@@ -192,39 +200,49 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
             for u in users[:n_lines]
         ],
     }
-    peers = _implicit_rates(x, users[:n_lines], items[:n_lines])
+    als, knn = _implicit_models(x)
     rows = []
+    threads = len(os.sched_getaffinity(0))
     for recipe, objs in inputs.items():
         solution = work / f"{name}-{recipe}.npz"
         fit = _train(recipe, csv_path, solution)
         src = work / f"{name}-{recipe}.json"
         _write_lines(src, objs)
         out = work / f"out-{name}-{recipe}"
-        seconds, rss, pss = _run(solution, src, out)
-        seconds1, rss1, pss1 = _run(solution, src, out, workers=1)
+        out_file = out / (src.name + ".out")
+        _run_once(solution, src, out)  # the output the JSON pass reads, and a warm cache
+        ins, outs = src.read_bytes().splitlines(), out_file.read_bytes().splitlines()
+        with cf.ThreadPoolExecutor(threads) as ex:
+            peers: dict[str, tuple[Callable[[], object], int]] = {}
+            if recipe == "user-personalization":
+                peers["implicit"] = (_als_pass(als, x, users[:n_lines]), n_lines)
+                peers.update(_limit_passes(als, users[:n_lines], ex))
+                peers["JSON"] = (partial(_json_pass, ins, outs), len(ins))
+            elif recipe == "sims":
+                peers["implicit"] = (_sims_pass(knn, items[:n_lines]), n_lines)
+            elif recipe == "popularity-count":
+                peers["orjson"] = (partial(_json_pass, ins, outs), len(ins))
+            runs = {
+                "all": partial(_run_once, solution, src, out),
+                "one": partial(_run_once, solution, src, out, workers=1),
+            }
+            best, rates = _interleaved(runs, peers)
+        (seconds, rss, pss), (seconds1, rss1, pss1) = best["all"], best["one"]
         rate, rate1 = len(objs) / seconds, len(objs) / seconds1
-        out_file = out / src.name
-        out_file = out_file.with_name(out_file.name + ".out")
         if recipe == "user-personalization":
-            lim = _limit(
-                peers["als_model"],
-                users[:n_lines],
-                src.read_bytes().splitlines(),
-                out_file.read_bytes().splitlines(),
-            )
+            limit = 1.0 / sum(1.0 / rates[k] for k in ("product", "top-k", "JSON"))
             peer = (
-                f"implicit ALS recommend {peers['als']:,.0f}/s; limit {lim['limit']:,.0f}/s "
-                f"(product {lim['matmul']:,.0f}, top-k {lim['topk']:,.0f}, "
-                f"JSON {lim['json']:,.0f})"
+                f"implicit ALS recommend {rates['implicit']:,.0f}/s; limit {limit:,.0f}/s "
+                f"(product {rates['product']:,.0f}, top-k {rates['top-k']:,.0f}, "
+                f"JSON {rates['JSON']:,.0f})"
             )
-            ratio = f"{rate / peers['als']:.2f}× implicit, {rate / lim['limit']:.2f}× limit"
+            ratio = f"{rate / rates['implicit']:.2f}× implicit, {rate / limit:.2f}× limit"
         elif recipe == "sims":
-            peer = f"implicit CosineRecommender.similar_items {peers['sims']:,.0f}/s"
-            ratio = f"{rate / peers['sims']:.2f}× implicit"
+            peer = f"implicit CosineRecommender.similar_items {rates['implicit']:,.0f}/s"
+            ratio = f"{rate / rates['implicit']:.2f}× implicit"
         elif recipe == "popularity-count":
-            js = _orjson_rate(src, out_file)
-            peer = f"orjson read + write {js:,.0f}/s"
-            ratio = f"{rate / js:.2f}× orjson"
+            peer = f"orjson read + write {rates['orjson']:,.0f}/s"
+            ratio = f"{rate / rates['orjson']:.2f}× orjson"
         else:
             peer, ratio = "–", "–"
         rows.append(
@@ -256,7 +274,7 @@ def bench_memory(work: Path, solution: Path, counts: list[int]) -> list[list[str
         with open(src, "wb") as f:
             for _ in range(n // 3):
                 f.write(line)
-        seconds, rss, _ = _run(solution, src, work / "mem-out", workers=1, repeat=1)
+        seconds, rss, _ = _run_once(solution, src, work / "mem-out", workers=1)
         rows.append([f"{n:,}", f"{rss:,.0f}", f"{n / seconds:,.0f}"])
         print(rows[-1], flush=True)
         src.unlink()
@@ -294,8 +312,9 @@ def main() -> None:
         f"Measured {started} on {machine()}. End to end: `pbatch run` reading a JSON Lines "
         f"file and writing `NAME.out`, numResults={N_RESULTS}, all cores unless noted. "
         "Every rate is the best of "
-        f"{REPEAT} runs (this virtual machine's speed varies by a third from minute to "
-        "minute), every memory figure the largest. "
+        f"{REPEAT} rounds; a round runs pbatch (all cores, then one worker) and then each "
+        "peer, so both sides meet this virtual machine's fast and slow minutes alike (its "
+        "speed varies by a third from minute to minute). Memory figures are the largest. "
         "Peers are compute-only (no JSON at all), measured in the same run: implicit "
         f"{_implicit_version()}'s `AlternatingLeastSquares` ({FACTORS} factors) "
         "`.recommend(..., filter_already_liked_items=True)` in batches of 1,000 users, and "
