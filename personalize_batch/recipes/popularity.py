@@ -16,6 +16,7 @@ from .base import (
     order_lists,
     popularity_order,
     popularity_rank,
+    round_sig,
     row_positions,
     topk,
 )
@@ -47,7 +48,10 @@ class Scorer:
         self.order = popularity_order(counts)
         self.rank = popularity_rank(counts)
         total = counts.sum()
-        self.share = counts / total if total else counts.astype(np.float64)
+        # rounded once here: shares such as count / 8,000,000 end in an exact 5 at the
+        # seventh digit, which round_sig settles one value at a time (rounding a rounded
+        # value again changes nothing and is quick)
+        self.share = round_sig(counts / total if total else counts.astype(np.float64))
         indptr = solution.arrays["seen_indptr"]
         self.seen_count = np.diff(indptr)
         n_users = len(self.seen_count)
