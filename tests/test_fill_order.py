@@ -48,16 +48,23 @@ def test_first_k_not_excluded(case, shuffle) -> None:
 @given(
     seen=st.lists(st.sets(st.integers(0, 639), max_size=600), min_size=1, max_size=3),
     k=st.sampled_from([1, 25, 499, 500]),
+    precompute=st.booleans(),
 )
-def test_popularity_lists_with_long_histories(seen, k) -> None:
-    """popularity-count keeps, per user, only the training items with fewer than 500
-    eligible items before them; lists up to 500 long stay exact."""
+def test_popularity_lists_with_long_histories(seen, k, precompute) -> None:
+    """popularity-count's lists, with each user's offsets made once per job (keeping only
+    the training items with fewer than 500 eligible items before them) or per chunk."""
     n = 640
     counts = np.arange(n, 0, -1, dtype=np.int64)  # item i is the i-th most popular
     indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])])
     indices = np.array([i for s in seen for i in sorted(s)], dtype=np.int32)
     arrays = {"item_counts": counts, "seen_indptr": indptr, "seen_indices": indices}
-    scorer = popularity.Scorer(SimpleNamespace(arrays=arrays))
+    mean = popularity.PRECOMPUTE_MEAN
+    popularity.PRECOMPUTE_MEAN = 0 if precompute else 10**9
+    try:
+        scorer = popularity.Scorer(SimpleNamespace(arrays=arrays))
+    finally:
+        popularity.PRECOMPUTE_MEAN = mean
+    assert (scorer.before is not None) == precompute
     users = np.array([*range(len(seen)), -1])  # and an unknown user
     idx, _, lengths = scorer.recommend(users, k, include_seen=False)
     for r, excluded in enumerate([*seen, set()]):

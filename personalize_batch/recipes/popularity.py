@@ -30,15 +30,19 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
 
 
 INIT_ENTRIES = 1 << 20  # training interactions turned into offsets at a time
+# users with this many training items on average have their offsets made once per job
+PRECOMPUTE_MEAN = 32
 
 
 class Scorer:
     """Answers a chunk of users: the popularity order, minus each user's items.
 
-    For each user, the solution's training items are turned once into the number of
-    eligible items before each in the order (recipes.base.eligible_before); those with
-    MAX_RESULTS or more before them can never change a list and are dropped. A chunk's
-    lists are then one gather and one cumulative count."""
+    A user's training items become the number of eligible items before each in the
+    order (recipes.base.eligible_before), and a chunk's lists are one cumulative count
+    over them. Where users have many training items (PRECOMPUTE_MEAN on average) that is
+    done once per job, keeping only the items with fewer than MAX_RESULTS before them
+    (the others cannot change a list); with few, it is done per chunk, and the job
+    starts without going through every interaction."""
 
     block_rows = 1024  # no dense block x items matrix: larger blocks, less overhead
 
@@ -55,20 +59,26 @@ class Scorer:
         indptr = solution.arrays["seen_indptr"]
         self.seen_count = np.diff(indptr)
         n_users = len(self.seen_count)
+        self.before: np.ndarray | None = None
+        if int(indptr[-1]) < PRECOMPUTE_MEAN * n_users:
+            return
         kept, per_user = [], np.zeros(n_users, dtype=np.int64)
         step = max(1, INIT_ENTRIES * n_users // max(1, int(indptr[-1])))
         for u in range(0, n_users, step):  # in blocks: a few MiB of temporaries at a time
             users = np.arange(u, min(u + step, n_users))
-            pos_indptr, pos = row_positions(indptr, users)
-            owner = np.repeat(np.arange(len(users)), np.diff(pos_indptr))
-            row, before = eligible_before(
-                self.rank, owner, solution.arrays["seen_indices"][pos], len(self.order)
-            )
+            row, before = self._before(users)
             near = before < MAX_RESULTS
             per_user[users] = np.bincount(row[near], minlength=len(users))
             kept.append(before[near].astype(np.int32))
         self.before_indptr = np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64)
         self.before = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int32)
+
+    def _before(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, eligible items before it) of each training item of each user."""
+        a = self.solution.arrays
+        indptr, pos = row_positions(a["seen_indptr"], users)
+        owner = np.repeat(np.arange(len(users)), np.diff(indptr))
+        return eligible_before(self.rank, owner, a["seen_indices"][pos], len(self.order))
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
@@ -79,14 +89,16 @@ class Scorer:
         if k > MAX_RESULTS:
             raise ValueError(f"at most {MAX_RESULTS} results")
         b = len(users)
+        count = np.where(users >= 0, self.seen_count[np.maximum(users, 0)], 0)
         if include_seen:
             row = before = np.zeros(0, dtype=np.int64)
             count = np.zeros(b, dtype=np.int64)
+        elif self.before is None:
+            row, before = self._before(users)
         else:
             indptr, pos = row_positions(self.before_indptr, users)
             row = np.repeat(np.arange(b), np.diff(indptr))
             before = self.before[pos]
-            count = np.where(users >= 0, self.seen_count[np.maximum(users, 0)], 0)
         idx, lengths = order_lists(self.order, row, before, count, b, k)
         return idx, self.share[idx], lengths
 
