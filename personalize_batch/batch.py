@@ -53,9 +53,6 @@ from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
-# a worker process is sent this many chunks' lines at a time: one task of 1,024 cheap
-# lines (popularity-count) cost about as much to hand over as to answer
-TASK_CHUNKS = 4
 SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
@@ -814,7 +811,7 @@ def _run_local(
                             stream=stream,
                             out=out,
                             answerer=answerer,
-                            chunk_lines=p.chunk_lines * (TASK_CHUNKS if pool else 1),
+                            chunk_lines=p.chunk_lines,
                             tick=tick,
                             pool=pool,
                             options=options,
