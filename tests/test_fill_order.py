@@ -3,14 +3,13 @@ the order: the first k items of each row that are not excluded."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from personalize_batch.recipes import popularity
 from personalize_batch.recipes.base import fill_from_order
+from personalize_batch.solution import Solution
 
 
 @st.composite
@@ -57,11 +56,16 @@ def test_popularity_lists_with_long_histories(seen, k, precompute) -> None:
     counts = np.arange(n, 0, -1, dtype=np.int64)  # item i is the i-th most popular
     indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])])
     indices = np.array([i for s in seen for i in sorted(s)], dtype=np.int32)
-    arrays = {"item_counts": counts, "seen_indptr": indptr, "seen_indices": indices}
+    arrays = {
+        "item_counts": counts,
+        "seen_indptr": indptr,
+        "seen_indices": indices,
+        "item_ids": np.array([f"i{i}" for i in range(n)]),
+    }
     mean = popularity.PRECOMPUTE_MEAN
     popularity.PRECOMPUTE_MEAN = 0 if precompute else 10**9
     try:
-        scorer = popularity.Scorer(SimpleNamespace(arrays=arrays))
+        scorer = popularity.Scorer(Solution("", "popularity-count", {}, arrays))
     finally:
         popularity.PRECOMPUTE_MEAN = mean
     assert (scorer.before is not None) == precompute

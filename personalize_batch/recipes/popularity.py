@@ -75,10 +75,9 @@ class Scorer:
 
     def _before(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, eligible items before it) of each training item of each user."""
-        a = self.solution.arrays
-        indptr, pos = row_positions(a["seen_indptr"], users)
-        owner = np.repeat(np.arange(len(users)), np.diff(indptr))
-        return eligible_before(self.rank, owner, a["seen_indices"][pos], len(self.order))
+        seen = self.solution.seen_rows(users)
+        owner = np.repeat(np.arange(len(users)), np.diff(seen.indptr))
+        return eligible_before(self.rank, owner, seen.indices, len(self.order))
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
@@ -89,16 +88,17 @@ class Scorer:
         if k > MAX_RESULTS:
             raise ValueError(f"at most {MAX_RESULTS} results")
         b = len(users)
-        count = np.where(users >= 0, self.seen_count[np.maximum(users, 0)], 0)
         if include_seen:
             row = before = np.zeros(0, dtype=np.int64)
             count = np.zeros(b, dtype=np.int64)
-        elif self.before is None:
-            row, before = self._before(users)
         else:
-            indptr, pos = row_positions(self.before_indptr, users)
-            row = np.repeat(np.arange(b), np.diff(indptr))
-            before = self.before[pos]
+            count = np.where(users >= 0, self.seen_count[np.maximum(users, 0)], 0)
+            if self.before is None:
+                row, before = self._before(users)
+            else:
+                indptr, pos = row_positions(self.before_indptr, users)
+                row = np.repeat(np.arange(b), np.diff(indptr))
+                before = self.before[pos]
         idx, lengths = order_lists(self.order, row, before, count, b, k)
         return idx, self.share[idx], lengths
 
