@@ -25,7 +25,7 @@ import orjson
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, PBATCH, machine, read_rows, run_sampled, table, write_section  # noqa: E402
+from common import DATA, PBATCH, machine, run_sampled, table, write_section  # noqa: E402
 
 N_RESULTS = 25
 FACTORS = 64
@@ -303,7 +303,6 @@ def main() -> None:
         synth_csv = work / "synthetic.csv"
         _synthetic(synth_csv, *synth)
         rows += bench_dataset(f"synthetic {synth[0]:,}×{synth[1]:,}", synth_csv, work, n_lines)
-        header, mt = read_rows("movietweetings-100k")
         mem_solution = work / "movietweetings-100k-popularity-count.npz"
         mem_rows = bench_memory(work, mem_solution, mem_counts)
     body = [
