@@ -53,6 +53,11 @@ from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load
 from .workers import ChunkResult, WorkerPool, default_workers
 
+# a worker process is sent this many chunks' lines at a time when the input is all there
+# (a file, an S3 object): one task of 1,024 cheap lines (popularity-count) cost about as
+# much to hand over as to answer. A pipe's lines go out 1,024 at a time, so a slow
+# writer's lines are answered as they come.
+TASK_CHUNKS = 4
 SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
@@ -227,7 +232,8 @@ def read_numbered_chunks(
     start: int = 0,
     end: int | None = None,
     skip: int = 0,
-) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]]]:
+    pauses: bool = False,
+) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]] | None]:
     """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order,
     with their line numbers (1-based, blank lines counted; within the range when one is
     given). A UTF-8 BOM at the start and CRLF endings are accepted.
@@ -235,11 +241,18 @@ def read_numbered_chunks(
     With `start`/`end`, only the lines of that byte range of a seekable stream (a Dask
     partition, see `io.iter_partition_lines`); only the range at 0 may start with a BOM.
     The first `skip` lines are counted, not yielded (a resumed job answered them).
+    With `pauses`, a pipe's lines so far are yielded as a shorter chunk, then None, when
+    its writer is slower than the reader (the lines are answered as they come).
     """
     chunk: list[tuple[bytes, bool]] = []
     numbers: list[int] = []
     lineno = 0
-    if start == 0 and end is None:
+    pipe = pio.pipe_source(stream) if pauses and start == 0 and end is None else None
+    if pipe is not None:
+        lines: Iterator[tuple[bytes, bool] | None] = pio.iter_pipe_lines(
+            pipe[0], MAX_LINE_BYTES, pipe[1]
+        )
+    elif start == 0 and end is None:
         lines = pio.iter_lines(stream, MAX_LINE_BYTES)
     else:
         lines = pio.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
@@ -251,7 +264,15 @@ def read_numbered_chunks(
             first = (first[0][len(BOM) :], first[1])
         lines = itertools.chain([first], lines)
     add, number = chunk.append, numbers.append
-    for raw, too_long in lines:  # the hot loop of the reading process: kept lean
+    for line in lines:  # the hot loop of the reading process: kept lean
+        if line is None:  # the pipe's writer is slow: hand on what came
+            if chunk:
+                yield chunk, numbers
+                chunk, numbers = [], []
+                add, number = chunk.append, numbers.append
+            yield None
+            continue
+        raw, too_long = line
         lineno += 1
         if not too_long and not raw.strip(BLANK):
             counts.blank += 1
@@ -278,8 +299,9 @@ def read_chunks(
     end: int | None = None,
 ) -> Iterator[list[tuple[bytes, bool]]]:
     """read_numbered_chunks without the line numbers."""
-    for chunk, _ in read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end):
-        yield chunk
+    for numbered in read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end):
+        if numbered is not None:
+            yield numbered[0]
 
 
 @dataclass(frozen=True)
@@ -360,22 +382,32 @@ def answer_stream(
     end: int | None = None,
     skip: int = 0,
     checkpoint: Callable[[int, int], None] | None = None,
+    pauses: bool = False,
 ) -> int:
     """Score a stream chunk by chunk and write one output line per input line, in order
     (on `pool`'s worker processes when given; only the byte range `start`-`end` when
     given). Returns the number of bytes written. After each chunk is written,
     `checkpoint(input lines consumed, bytes written)` when given; the first `skip`
-    input lines are only counted (a resumed job)."""
-    numbered = read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end, skip=skip)
+    input lines are only counted (a resumed job). With `pauses`, a pipe's lines are
+    answered and written as they come, whenever its writer is slower than the job."""
+    numbered = read_numbered_chunks(
+        stream, counts, chunk_lines, start=start, end=end, skip=skip, pauses=pauses
+    )
     ends: collections.deque[int] = collections.deque()  # each chunk's last line number
     if checkpoint is not None:
         numbered = _noting_ends(numbered, ends)
     if pool is None:
-        results = (answer_chunk(answerer, c, n, options) for c, n in numbered)
-    else:
-        results = pool.map_ordered((c, n, options) for c, n in numbered)
+        results: Iterator[ChunkResult | None] = (
+            None if cn is None else answer_chunk(answerer, *cn, options) for cn in numbered
+        )
+    else:  # None: the input paused; every result so far is handed on first
+        results = pool.map_ordered(None if cn is None else (*cn, options) for cn in numbered)
     written = 0
     for result in results:
+        if result is None:  # the input paused: stdout's reader gets the answers so far
+            if out is sys.stdout.buffer:
+                out.flush()
+            continue
         out.write(result.data)
         written += len(result.data)
         if errors_out is not None:
@@ -395,10 +427,13 @@ def answer_stream(
 MIN_LINES_FOR_RATE = 100
 
 
-def _noting_ends(numbered: Iterator[tuple[list, list[int]]], ends: collections.deque) -> Iterator:
-    for chunk, numbers in numbered:
-        ends.append(numbers[-1])
-        yield chunk, numbers
+def _noting_ends(
+    numbered: Iterator[tuple[list, list[int]] | None], ends: collections.deque
+) -> Iterator:
+    for chunk_numbers in numbered:
+        if chunk_numbers is not None:
+            ends.append(chunk_numbers[1][-1])
+        yield chunk_numbers
 
 
 def check_error_rate(counts: Counts, limit: float) -> None:
@@ -811,7 +846,8 @@ def _run_local(
                             stream=stream,
                             out=out,
                             answerer=answerer,
-                            chunk_lines=p.chunk_lines,
+                            chunk_lines=_task_lines(p.chunk_lines, pool, ref.url),
+                            pauses=True,
                             tick=tick,
                             pool=pool,
                             options=options,
@@ -826,6 +862,13 @@ def _run_local(
         if pool is not None:
             pool.close()
     return {"workers": workers}
+
+
+def _task_lines(chunk_lines: int, pool: WorkerPool | None, url: str) -> int:
+    """Lines per task: larger ones for worker processes when the input is all there."""
+    if pool is not None and pio.is_complete(url):
+        return chunk_lines * TASK_CHUNKS
+    return chunk_lines
 
 
 def _committed(

@@ -15,10 +15,13 @@ import bz2
 import contextlib
 import functools
 import gzip
+import io
 import os
 import posixpath
 import secrets
+import select
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -247,6 +250,19 @@ def open_input(url: str, endpoint_url: str | None = None) -> IO[bytes]:
         if is_s3(url) and cause is not None:
             raise StorageError(f"cannot read {url}: {describe_s3_error(cause)}") from None
         raise StorageError(f"cannot read {url}: {exc.strerror or exc}") from None
+
+
+def is_complete(url: str) -> bool:
+    """The input is all there to read: an S3 object or a regular file (stdin too, when it
+    is redirected from one). A pipe, FIFO, socket or terminal may deliver its lines
+    slowly, and its reader should hand each line on soon."""
+    if is_s3(url):
+        return True
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode if url == "-" else os.stat(url).st_mode
+    except (OSError, ValueError, AttributeError):  # stdin closed or replaced
+        return False
+    return stat.S_ISREG(mode)
 
 
 def _open_local_input(path: str) -> IO[bytes]:
@@ -747,3 +763,66 @@ def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]
             yield (b"\n", False) if blank else (head, True)  # A.3: blank however long
             continue
         yield line, False
+
+
+def pipe_source(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """A pipe, FIFO or terminal to read directly: its descriptor and the bytes the stream
+    had buffered from it; None for a file or a decompressed stream."""
+    if not isinstance(stream, io.BufferedReader):
+        return None
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)  # take what is buffered or has arrived, without waiting
+    try:
+        buffered = stream.peek(0)
+    except BlockingIOError:
+        buffered = b""
+    finally:
+        os.set_blocking(fd, blocking)
+    return fd, stream.read(len(buffered)) if buffered else b""
+
+
+def iter_pipe_lines(
+    fd: int, max_bytes: int, head: bytes = b""
+) -> Iterator[tuple[bytes, bool] | None]:
+    """`iter_lines` for a pipe (after `head`, bytes already read from it), reading what
+    has arrived; before a read that would wait for the writer, None (once a line came
+    since the last None), so that the lines so far can be answered meanwhile."""
+    rest = b""  # the start of a line whose end has not arrived
+    long_head: bytes | None = None  # an over-long line's head while its rest is dropped
+    long_blank = False
+    fresh = False  # a line was yielded since the last None
+    while True:
+        if fresh and not select.select([fd], [], [], 0)[0]:
+            fresh = False
+            yield None
+        data, head = head or os.read(fd, 1 << 20), b""
+        if not data:
+            break
+        if long_head is not None:
+            end = data.find(b"\n")
+            long_blank = long_blank and not data[: None if end < 0 else end].strip(BLANK)
+            if end < 0:
+                continue
+            yield (b"\n", False) if long_blank else (long_head, True)  # as iter_lines
+            long_head, data, fresh = None, data[end + 1 :], True
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if len(line) <= max_bytes:
+                yield line + b"\n", False
+            else:
+                yield (b"\n", False) if not line.strip(BLANK) else (line[:max_bytes], True)
+        fresh = fresh or bool(lines)
+        if len(rest) > max_bytes:
+            long_head, long_blank, rest = rest[:max_bytes], not rest.strip(BLANK), b""
+    if long_head is not None:
+        yield (b"\n", False) if long_blank else (long_head, True)
+    elif rest:
+        yield rest, False

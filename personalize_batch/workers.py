@@ -89,13 +89,19 @@ class WorkerPool:
         # so that forking happens here, where the caller can hold signals, not mid-job
         self.executor.submit(os.getpid).result()
 
-    def map_ordered(self, tasks: Iterable[tuple]) -> Iterator[Any]:
+    def map_ordered(self, tasks: Iterable[tuple | None]) -> Iterator[Any]:
         """task(*args) for each args tuple, results in order, at most 2n in flight; a
-        finished result is handed on as soon as those before it are (progress stays live
-        on a slow input)."""
+        finished result is handed on as soon as those before it are, and every result
+        so far at a None, then None (the input paused: its lines are answered as they
+        come)."""
         pending: deque = deque()
         try:
             for args in tasks:
+                if args is None:
+                    while pending:
+                        yield pending.popleft().result()
+                    yield None
+                    continue
                 pending.append(self.executor.submit(_run, args))
                 while pending and (len(pending) >= 2 * self.n or pending[0].done()):
                     yield pending.popleft().result()

@@ -204,7 +204,7 @@ def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions,
     click_and_load(browser, By.LINK_TEXT, "Batch inference jobs")
     row = 'tr[data-job="from-the-form"]'
     wait = WebDriverWait(browser, 60, poll_frequency=0.2)
-    wait.until(lambda d: "2,048 lines so far" in text_of(d, row))
+    wait.until(lambda d: "2,200 lines so far" in text_of(d, row))  # all that came
     assert IN_PROGRESS in text_of(browser, row)
     shot(browser, "console-jobs.png")
     fed.set()

@@ -117,3 +117,38 @@ def test_a_long_blank_line_is_skipped(answerers) -> None:
     answer_stream(io.BytesIO(data), out, answerers["user-personalization"], counts, 10)
     assert (counts.read, counts.blank, counts.errors) == (2, 1, 0)
     assert len(out.getvalue().splitlines()) == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"a", b"b", b" ", b"\t", b"\r", b"\n", b"\n", b'{"userId": "1"}']),
+        max_size=40,
+    ).map(b"".join),
+    max_bytes=st.integers(1, 12),
+    step=st.integers(1, 9),
+    head=st.integers(0, 12),
+)
+def test_a_pipe_is_cut_into_the_same_lines_as_a_file(data, max_bytes, step, head) -> None:
+    """Lines read straight from a pipe, however its writer splits them, are the lines
+    (and over-long line marks) that reading the same bytes from a file gives."""
+    import os
+    import threading
+
+    from personalize_batch.io import iter_lines, iter_pipe_lines
+
+    r, w = os.pipe()
+
+    def write() -> None:
+        for i in range(head, len(data), step):
+            os.write(w, data[i : i + step])
+        os.close(w)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = [x for x in iter_pipe_lines(r, max_bytes, data[:head]) if x is not None]
+    finally:
+        writer.join()
+        os.close(r)
+    assert got == list(iter_lines(io.BytesIO(data), max_bytes))

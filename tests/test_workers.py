@@ -177,3 +177,76 @@ def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home)
     assert b"scoring worker process died" in err and b"Traceback" not in err
     assert JobStore(pbatch_home).get("lost-worker")["status"] == FAILED
     assert not (out / "in.json.out").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_pipes_lines_are_answered_while_its_writer_is_still_at_work(workers, solutions, tmp_path):
+    """`producer | pbatch run -i - -o - | consumer`: when the producer pauses, the lines
+    it wrote are answered and reach stdout, however few; the writer's next lines follow."""
+    import os
+    import threading
+
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [
+            *PBATCH,
+            "run",
+            "-s",
+            str(solutions["popularity-count"]),
+            "-i",
+            str(fifo),
+            "-o",
+            "-",
+            "-q",
+            "--workers",
+            workers,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def read_lines(n: int) -> list[bytes]:
+        got: list[bytes] = []
+        reader = threading.Thread(
+            target=lambda: got.extend(proc.stdout.readline() for _ in range(n))
+        )
+        reader.start()
+        reader.join(timeout=120)  # the writer keeps the pipe open meanwhile
+        assert not reader.is_alive(), f"{len(got)} of {n} answers while the writer paused"
+        return got
+
+    with open(fifo, "wb") as w:
+        w.write(b'{"userId": "653"}\n' * 5)
+        w.flush()
+        first = read_lines(5)
+        w.write(b'{"userId": "653"}\n\nnot json\n' + b'{"userId": "653"}\n' * 2000)
+        w.flush()
+        second = read_lines(2002)
+    rest, err = proc.communicate(timeout=60)
+    assert rest == b"" and proc.returncode == 3, err  # 3: some lines were errors
+    assert all(line.startswith(b'{"input":{"userId":"653"}') for line in first + second[:1])
+    assert second[1].startswith(b'{"input":"not json"') or b"error" in second[1]
+    assert len(set(first + second[:1] + second[2:])) == 1  # one user, one answer
+
+
+def test_files_and_s3_objects_are_complete_inputs_pipes_are_not(tmp_path):
+    import os
+
+    from personalize_batch.io import is_complete
+
+    regular = tmp_path / "in.json"
+    regular.write_bytes(b"{}\n")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert is_complete(str(regular)) and is_complete("s3://bucket/in.json")
+    assert not is_complete(str(fifo))
+    code = "import sys; from personalize_batch.io import is_complete; print(is_complete('-'))"
+    with open(regular, "rb") as f:
+        redirected = subprocess.run(
+            [sys.executable, "-c", code], stdin=f, capture_output=True, text=True
+        ).stdout
+    piped = subprocess.run(
+        [sys.executable, "-c", code], input="{}\n", capture_output=True, text=True
+    ).stdout
+    assert (redirected, piped) == ("True\n", "False\n")
