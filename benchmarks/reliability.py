@@ -232,7 +232,7 @@ def main() -> int:
             )
     for phase, lines in (
         ("killed-mid-upload", 3000),
-        ("killed-mid-download", 10_000),
+        ("killed-mid-download", 40_000),
         ("restarted-mid-upload", 3000),
     ):
         trials(

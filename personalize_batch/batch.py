@@ -234,7 +234,8 @@ def read_numbered_chunks(
     skip: int = 0,
     pauses: bool = False,
 ) -> Iterator[tuple[list[tuple[bytes, bool]], list[int]] | None]:
-    """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time, in order,
+    """The stream's non-blank lines as (raw, too_long), `chunk_lines` at a time (fewer when
+    they hold `chunk_lines` KiB: long lines do not make a chunk huge), in order,
     with their line numbers (1-based, blank lines counted; within the range when one is
     given). A UTF-8 BOM at the start and CRLF endings are accepted.
 
@@ -264,11 +265,12 @@ def read_numbered_chunks(
             first = (first[0][len(BOM) :], first[1])
         lines = itertools.chain([first], lines)
     add, number = chunk.append, numbers.append
+    size, chunk_bytes = 0, chunk_lines << 10
     for line in lines:  # the hot loop of the reading process: kept lean
         if line is None:  # the pipe's writer is slow: hand on what came
             if chunk:
                 yield chunk, numbers
-                chunk, numbers = [], []
+                chunk, numbers, size = [], [], 0
                 add, number = chunk.append, numbers.append
             yield None
             continue
@@ -282,9 +284,10 @@ def read_numbered_chunks(
             continue
         add((raw, too_long))
         number(lineno)
-        if len(numbers) >= chunk_lines:
+        size += len(raw)
+        if len(numbers) >= chunk_lines or size >= chunk_bytes:
             yield chunk, numbers
-            chunk, numbers = [], []
+            chunk, numbers, size = [], [], 0
             add, number = chunk.append, numbers.append
     if chunk:
         yield chunk, numbers

@@ -1,5 +1,8 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 _TESTS_DIR = str(Path(__file__).parent)
 if _TESTS_DIR not in sys.path:  # tests/ is not a package
@@ -17,6 +20,17 @@ EXAMPLE_INPUTS = {
     "personalized-ranking": "ranking.json",
     "sims": "items.json",
 }
+
+
+def run_on_fifo(
+    solution: Path, tmp_path: Path, *args: str, **popen: Any
+) -> tuple[subprocess.Popen, Path]:
+    """`pbatch run -s SOLUTION -i FIFO ARGS...` started on a new FIFO, which the job reads
+    as the test writes it: the process and the FIFO's path."""
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "personalize_batch.cli", "run", "-s", str(solution)]
+    return subprocess.Popen([*command, "-i", str(fifo), *args], **popen), fifo
 
 
 @pytest.fixture(autouse=True)

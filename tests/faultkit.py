@@ -443,8 +443,9 @@ def trial_s3_dies(ctx: Context, phase: str, lines: int = 3000) -> Trial:
         old = _old_output(trial.kind)
         trial.lines_in = lines
         if phase == "killed-mid-download":
-            # 2 KB lines: 10,000 of them (20 MB) outlast the socket buffers, which
-            # otherwise hold a whole small object before pbatch has read a line
+            # 2 KB lines: 40,000 of them (80 MB) outlast the socket buffers and the
+            # 16 MiB of input that two workers' tasks in flight may hold, which would
+            # otherwise take a whole small object before the server is killed
             body = PADDED_LINE * lines
             client.put_object(Bucket=bucket, Key="in/in.json", Body=body)
             (folder / "out").mkdir()

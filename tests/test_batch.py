@@ -11,11 +11,17 @@ import sys
 import time
 
 import orjson
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_on_fifo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.batch import Counts, JobParams, answer_stream, run_job
+from personalize_batch.batch import (
+    Counts,
+    JobParams,
+    answer_stream,
+    read_numbered_chunks,
+    run_job,
+)
 from personalize_batch.jobs import FAILED, JobStore
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
@@ -130,23 +136,11 @@ def test_failure_midway_leaves_no_output_and_old_output_untouched(solutions, tmp
 
 
 def test_sigterm_stops_cleanly(solutions, tmp_path, pbatch_home):
-    fifo = tmp_path / "in.json"
-    os.mkfifo(fifo)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            *PBATCH,
-            "run",
-            "-s",
-            str(solutions["popularity-count"]),
-            "-i",
-            str(fifo),
-            "-o",
-            str(out),
-            "-q",
-            "--job-name",
-            "term",
-        ],
+    proc, fifo = run_on_fifo(
+        solutions["popularity-count"],
+        tmp_path,
+        *("-o", str(out), "-q", "--job-name", "term"),
         stderr=subprocess.PIPE,
     )
     with open(fifo, "wb") as w:
@@ -182,3 +176,14 @@ def test_same_input_same_bytes(solutions, tmp_path):
             )
             outs.append(open(rec["outputs"][0], "rb").read())
         assert outs[0] == outs[1]
+
+
+def test_long_lines_make_shorter_chunks_not_bigger_ones():
+    """A chunk holds up to `chunk_lines` lines or that many KiB, so a file of long lines
+    does not put thousands of them in memory at once; every line still comes once."""
+    import io
+
+    line = b'{"userId": "' + b"u" * 300_000 + b'"}\n'
+    chunks = list(read_numbered_chunks(io.BytesIO(line * 10 + b"\n" + line), Counts(), 1024))
+    assert [n for _, n in chunks] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 12]]
+    assert all(raw == line and not long for c, _ in chunks for raw, long in c)

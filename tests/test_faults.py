@@ -113,7 +113,7 @@ def test_s3_server_dies(ctx, phase) -> None:
     """Killed: exit 1, one line naming S3, CREATE FAILED, the old output untouched (for a
     killed upload the upload stays pending: no one can abort it on a dead server).
     Restarted before pbatch needed it again: the job just succeeds."""
-    trial = faultkit.trial_s3_dies(ctx, phase, 10_000 if "download" in phase else 3000)
+    trial = faultkit.trial_s3_dies(ctx, phase, 40_000 if "download" in phase else 3000)
     _passed(trial)
     if phase == "killed-mid-upload":
         assert trial.leftovers <= 1

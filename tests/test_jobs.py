@@ -10,7 +10,7 @@ import time
 
 import orjson
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_on_fifo
 
 from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import JobFailed, UsageError
@@ -178,23 +178,11 @@ def test_four_concurrent_runs_leave_four_complete_records(solutions, tmp_path, p
 
 def test_killed_run_is_reported_failed_and_leaves_no_output(solutions, tmp_path, pbatch_home):
     env = {**os.environ, "PBATCH_HOME": str(pbatch_home)}
-    fifo = tmp_path / "in.json"
-    os.mkfifo(fifo)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            *PBATCH,
-            "run",
-            "-s",
-            str(solutions["popularity-count"]),
-            "-i",
-            str(fifo),
-            "-o",
-            str(out),
-            "-q",
-            "--job-name",
-            "killed",
-        ],
+    proc, fifo = run_on_fifo(
+        solutions["popularity-count"],
+        tmp_path,
+        *("-o", str(out), "-q", "--job-name", "killed"),
         env=env,
     )
     with open(fifo, "wb") as w:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
+from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES, run_on_fifo
 
 PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
@@ -133,25 +133,11 @@ def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home)
 
     from personalize_batch.jobs import FAILED, JobStore
 
-    fifo = tmp_path / "in.json"
-    os.mkfifo(fifo)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            *PBATCH,
-            "run",
-            "-s",
-            str(solutions["popularity-count"]),
-            "-i",
-            str(fifo),
-            "-o",
-            str(out),
-            "-q",
-            "--workers",
-            "2",
-            "--job-name",
-            "lost-worker",
-        ],
+    proc, fifo = run_on_fifo(
+        solutions["popularity-count"],
+        tmp_path,
+        *("-o", str(out), "-q", "--workers", "2", "--job-name", "lost-worker"),
         stderr=subprocess.PIPE,
     )
     with open(fifo, "wb") as w:
@@ -183,25 +169,12 @@ def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home)
 def test_a_pipes_lines_are_answered_while_its_writer_is_still_at_work(workers, solutions, tmp_path):
     """`producer | pbatch run -i - -o - | consumer`: when the producer pauses, the lines
     it wrote are answered and reach stdout, however few; the writer's next lines follow."""
-    import os
     import threading
 
-    fifo = tmp_path / "in.json"
-    os.mkfifo(fifo)
-    proc = subprocess.Popen(
-        [
-            *PBATCH,
-            "run",
-            "-s",
-            str(solutions["popularity-count"]),
-            "-i",
-            str(fifo),
-            "-o",
-            "-",
-            "-q",
-            "--workers",
-            workers,
-        ],
+    proc, fifo = run_on_fifo(
+        solutions["popularity-count"],
+        tmp_path,
+        *("-o", "-", "-q", "--workers", workers),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
