@@ -353,7 +353,8 @@ LIMITS = """
   it, except where `pbatch run --resume` can continue the job (an uncompressed output
   from a regular file or S3 input): then the file and a checkpoint are kept, named
   in the job's record, until the job is resumed (docs/reference.md, "Resuming a failed
-  job").
+  job"). The checkpoint names each temp file before it is created, so even after
+  `kill -9` the resume takes over every temp file the job made.
 - **A pending S3 multipart upload** stays when pbatch is killed with `-9`, or when its S3
   server dies under it: nobody is left to abort it, or nobody answers the abort. It is
   never an object (nothing partial is visible), but S3 bills its parts until it is

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import functools
 import itertools
+import os
 import re
 import secrets
 import signal
@@ -883,6 +884,12 @@ def _committed(
         ckpt.finish(url, counts)
 
 
+def _naming(ckpt: resume_mod.Checkpointer, index: int, counts: Counts, temp: str) -> None:
+    """The checkpoint names a temp file before it is created (see io.AtomicOutput)."""
+    with _signals_deferred():
+        ckpt.begin(index, temp, counts)
+
+
 def _resume_args(
     ckpt: resume_mod.Checkpointer,
     index: int,
@@ -912,7 +919,10 @@ def _resume_args(
         elif upload:  # no part was completed: start afresh, dropping the old upload
             pio.abort_upload(upload["url"], upload["uploadId"], endpoint_url)
     else:
-        output["resume_from"] = (cur["temp"], before) if cur is not None else None
+        # a temp file the checkpoint named just before a kill kept it from being created
+        fresh = cur is None or (before == 0 and not os.path.exists(cur["temp"]))
+        output["resume_from"] = None if fresh else (cur["temp"], before)
+        output["naming"] = functools.partial(_naming, ckpt, index, counts)
     writers: list[pio.S3PartsWriter] = []
 
     def opened(target: pio.AtomicOutput, stream: IO[bytes]) -> None:

@@ -301,10 +301,14 @@ class AtomicOutput:
         resume_from: tuple[str, int] | None = None,
         resumable: bool = False,
         resume_upload: tuple[str, list[dict[str, Any]]] | None = None,
+        naming: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         # (temp file, size): continue a kept temp file cut back to size (`run --resume`)
         self.resume_from = resume_from
+        # called with a new temp file's name before the file exists: a checkpoint that
+        # records it then names every temp file a `kill -9` can leave behind
+        self.naming = naming
         # S3: write with S3PartsWriter (parts cut by the caller, kept on request); and
         # (upload id, parts): continue that upload after those parts (`run --resume`)
         self.resumable = resumable or resume_upload is not None
@@ -356,7 +360,10 @@ class AtomicOutput:
             while True:
                 # The name is ours before the file exists: a signal handled right after
                 # the open still finds it to remove (mkstemp hands it over only later).
-                self._tmp = os.path.join(folder, prefix + secrets.token_hex(4) + ".tmp")
+                tmp = os.path.join(folder, prefix + secrets.token_hex(4) + ".tmp")
+                if self.naming is not None:
+                    self.naming(tmp)
+                self._tmp = tmp
                 try:  # 0o666 less the umask: an ordinary new file
                     fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                     break

@@ -289,7 +289,7 @@ class Checkpointer:
                 size = os.path.getsize(cur["temp"])
             except OSError:
                 size = -1
-            if size < cur["bytes"]:
+            if size < cur["bytes"] and cur["bytes"] > 0:  # 0: named, maybe never created
                 raise PbatchError(
                     f"refusing to resume: the kept output {cur['temp']} is missing or shorter "
                     f"than the {cur['bytes']} bytes the checkpoint counts"

@@ -19,7 +19,9 @@ from conftest import EXAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from personalize_batch.batch import Counts
 from personalize_batch.jobs import JobStore
+from personalize_batch.resume import counts_json
 
 PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 COUNTS = ("linesRead", "linesAnswered", "linesWithErrors", "blankLinesSkipped", "unknownUsers")
@@ -235,3 +237,33 @@ def test_resume_with_events_needs_the_same_events(solutions, tmp_path):
     assert pbatch([*args, "--events", str(events)], tmp_path / "h2").returncode in (0, 3)
     out = tmp_path / "b" / "out" / "in.json.out"
     assert out.read_bytes() == (ref / "in.json.out").read_bytes()
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_a_kill_around_the_temp_files_creation_leaves_nothing_behind(created, solutions, tmp_path):
+    """The checkpoint names a temp file before it is created, so a `kill -9` just before
+    or just after the creation leaves no temp file that a resume would not take over."""
+    home, src, _ = stopped_job(tmp_path, solutions)
+    path = home / "checkpoints" / "job.json"
+    state = orjson.loads(path.read_bytes())
+    cur = state["current"]
+    assert Path(cur["temp"]).exists()
+    # as the checkpoint stood when the file was named: no line answered yet
+    cur.update(lines=0, bytes=0, counts=counts_json(Counts()))
+    cur["base"] = {"read": 0, "blank": 0}
+    if created:
+        Path(cur["temp"]).write_bytes(b"")
+    else:
+        Path(cur["temp"]).unlink()
+    path.write_bytes(orjson.dumps(state))
+    result = pbatch(["run", "--resume", "job", "-q"], home)
+    assert result.returncode == 3, result.stderr
+    out = tmp_path / "out"
+    whole = tmp_path / "whole"
+    args = ["run", "-s", str(solutions["user-personalization"]), "-i", str(src), "-o", str(whole)]
+    assert pbatch(args + ["-q", "--job-name", "whole"], home).returncode == 3
+    assert os.listdir(out) == ["in.json.out"]  # no temp file left
+    assert (out / "in.json.out").read_bytes() == (whole / "in.json.out").read_bytes()
+    counts = ("linesRead", "linesAnswered", "linesWithErrors", "blankLinesSkipped")
+    jobs = JobStore(home)
+    assert [jobs.get("job")[k] for k in counts] == [jobs.get("whole")[k] for k in counts]
