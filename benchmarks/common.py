@@ -165,8 +165,22 @@ def machine() -> str:
     return (
         f"{platform.machine()}, {cores} cores, {mem:.0f} GiB, Python "
         f"{platform.python_version()}, numpy {np.__version__}, "
-        f"{time.strftime('%Y-%m-%d', time.gmtime())}"
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}{commit()}"
     )
+
+
+def commit() -> str:
+    """", pbatch COMMIT" for a git checkout (+ "-dirty" with changes), else ""."""
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f", pbatch {described}" if described else ""
 
 
 def write_section(name: str, body: str) -> None:
