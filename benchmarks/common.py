@@ -170,7 +170,7 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """", pbatch COMMIT" for a git checkout (+ "-dirty" with changes), else ""."""
+    """The pbatch commit measured, as ', pbatch COMMIT[-dirty]'; '' outside a git checkout."""
     try:
         described = subprocess.run(
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
