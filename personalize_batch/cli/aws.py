@@ -26,6 +26,16 @@ def _structure(option: str) -> Callable[[click.Context, click.Parameter, Any], A
     return parse
 
 
+def _field(name: str, dest: str, **kwargs: Any) -> Callable[..., Any]:
+    """An option under the aws CLI's spelling (--job-name) and the request field's
+    (--jobName)."""
+    dashed = "--" + "".join(f"-{c.lower()}" if c.isupper() else c for c in name)
+    return click.option(dashed, f"--{name}", dest, **kwargs)
+
+
+_JOB_ARN = _field("batchInferenceJobArn", "arn", required=True, help=ARN_HELP)
+
+
 def _aws_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--region and --profile, so copied aws-cli lines run; neither is used."""
     fn = click.option(
@@ -43,18 +53,16 @@ def _store() -> Any:
 
 
 @main.command("create-batch-inference-job")
-@click.option("--job-name", "--jobName", "job_name", required=True, help="The job's name.")
-@click.option(
-    "--solution-version-arn",
-    "--solutionVersionArn",
+@_field("jobName", "job_name", required=True, help="The job's name.")
+@_field(
+    "solutionVersionArn",
     "solution",
     required=True,
     metavar="PATH|ARN",
     help="The solution file, or arn:pbatch:local:solution-version/PATH[@sha256:HEX].",
 )
-@click.option(
-    "--job-input",
-    "--jobInput",
+@_field(
+    "jobInput",
     "job_input",
     required=True,
     metavar="SHORTHAND|JSON",
@@ -62,36 +70,27 @@ def _store() -> Any:
     help="s3DataSource={path=PATH} (a file, folder, s3://bucket/key or prefix), JSON, "
     "or file://request.json.",
 )
-@click.option(
-    "--job-output",
-    "--jobOutput",
+@_field(
+    "jobOutput",
     "job_output",
     required=True,
     metavar="SHORTHAND|JSON",
     callback=_structure("--job-output"),
     help="s3DataDestination={path=DIR} (a folder or s3:// prefix), JSON or file://.",
 )
-@click.option(
-    "--num-results",
-    "--numResults",
-    "num_results",
-    type=int,
-    default=None,
-    help="Items per line, 1-500 (default 25).",
+@_field(
+    "numResults", "num_results", type=int, default=None, help="Items per line, 1-500 (default 25)."
 )
-@click.option("--filter-arn", "--filterArn", "filter_arn", default=None, help="A filter.")
-@click.option(
-    "--batch-inference-job-config",
-    "--batchInferenceJobConfig",
+@_field("filterArn", "filter_arn", default=None, help="A filter.")
+@_field(
+    "batchInferenceJobConfig",
     "config",
     default=None,
     metavar="SHORTHAND|JSON",
     callback=_structure("--batch-inference-job-config"),
     help='e.g. {"itemExplorationConfig":{"explorationWeight":"0.3"}}.',
 )
-@click.option(
-    "--role-arn", "--roleArn", "role_arn", default=None, help="Recorded with the job; unused."
-)
+@_field("roleArn", "role_arn", default=None, help="Recorded with the job; unused.")
 @_aws_globals
 def create_batch_inference_job(
     job_name: str,
@@ -123,13 +122,7 @@ def create_batch_inference_job(
 
 
 @main.command("describe-batch-inference-job")
-@click.option(
-    "--batch-inference-job-arn",
-    "--batchInferenceJobArn",
-    "arn",
-    required=True,
-    help=ARN_HELP,
-)
+@_JOB_ARN
 @_aws_globals
 def describe_batch_inference_job(arn: str) -> None:
     """Describe a job, like `aws personalize describe-batch-inference-job` (with pbatch's
@@ -140,9 +133,8 @@ def describe_batch_inference_job(arn: str) -> None:
 
 
 @main.command("list-batch-inference-jobs")
-@click.option(
-    "--solution-version-arn",
-    "--solutionVersionArn",
+@_field(
+    "solutionVersionArn",
     "solution",
     default=None,
     help="Only jobs of this solution (path or ARN).",
@@ -185,13 +177,7 @@ def wait() -> None:
 
 
 @wait.command("batch-inference-job-active")
-@click.option(
-    "--batch-inference-job-arn",
-    "--batchInferenceJobArn",
-    "arn",
-    required=True,
-    help=ARN_HELP,
-)
+@_JOB_ARN
 @click.option(
     "--delay",
     type=click.FloatRange(min=0.05),
