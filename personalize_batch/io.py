@@ -774,8 +774,8 @@ def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]
 
 def pipe_source(stream: IO[bytes]) -> tuple[int, bytes] | None:
     """A pipe, FIFO or terminal to read directly: its descriptor and the bytes the stream
-    had buffered from it; None for a file or a decompressed stream."""
-    if not isinstance(stream, io.BufferedReader):
+    had buffered from it; None for a file or a decompressed stream, and off POSIX."""
+    if os.name != "posix" or not isinstance(stream, io.BufferedReader):
         return None
     try:
         fd = stream.fileno()
