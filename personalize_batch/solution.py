@@ -87,13 +87,14 @@ class IdIndex:
     """Where each id sits in an array of distinct ids (a numpy unicode array).
 
     Up to DICT_LIMIT ids: a dict, the fastest lookup, at about 100 bytes per id. Above,
-    a binary search in the array itself, so a solution of millions of users costs no
-    more memory than its id array: training writes ids sorted (np.unique); fold-in
-    appends new users at the end, and then the search goes through an argsort
-    permutation, one integer per id. An id the array cannot hold as it is, is unknown:
-    one ending in a NUL character (numpy strips trailing NULs, so "a" + NUL would
-    otherwise find "a"), or one longer than the array's strings (casting would truncate
-    it into a false match).
+    16 bytes per id: a numpy hash of every id, sorted, and where each id sits; a chunk
+    of ids is hashed and searched in that, and the hits compared with the ids
+    themselves. Ids whose hash another id shares are looked up by binary search in the
+    array: training writes ids sorted (np.unique); fold-in appends new users at the
+    end, and then the search goes through an argsort permutation, one integer per id.
+    An id the array cannot hold as it is, is unknown: one ending in a NUL character
+    (numpy strips trailing NULs, so "a" + NUL would otherwise find "a"), or one longer
+    than the array's strings (casting would truncate it into a false match).
     """
 
     def __init__(self, ids: np.ndarray, dict_limit: int = DICT_LIMIT) -> None:
@@ -101,10 +102,25 @@ class IdIndex:
         self._chars = ids.dtype.itemsize // 4
         self._sorter: np.ndarray | None = None
         self._dict: dict[str, int] | None = None
+        self._hashes: np.ndarray | None = None  # the ids' hashes, sorted
+        self._by_hash: np.ndarray | None = None  # the position of each of those
         if len(ids) <= dict_limit:
             self._dict = {u: k for k, u in enumerate(ids.tolist())}
-        elif not bool(np.all(ids[:-1] < ids[1:])):
+            return
+        if not bool(np.all(ids[:-1] < ids[1:])):
             self._sorter = np.argsort(ids, kind="stable").astype(np.intp, copy=False)
+        hashes = self._hash(ids)
+        self._by_hash = np.argsort(hashes, kind="stable").astype(np.intp, copy=False)
+        self._hashes = hashes[self._by_hash]
+
+    def _hash(self, ids: np.ndarray) -> np.ndarray:
+        """A 64-bit polynomial hash of each id (ids of this array's dtype), in numpy."""
+        codes = np.ascontiguousarray(ids).view(np.uint32).reshape(len(ids), self._chars)
+        h = np.zeros(len(ids), dtype=np.uint64)
+        for j in range(self._chars):  # arithmetic modulo 2**64
+            h *= np.uint64(0x100000001B3)
+            h ^= codes[:, j]
+        return h
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -153,12 +169,31 @@ class IdIndex:
             return out
         # the same dtype as the array, so numpy never copies the array to compare
         query = query.astype(self.ids.dtype)
+        if self._hashes is not None:
+            h = self._hash(query)
+            at = np.searchsorted(self._hashes, h)
+            np.minimum(at, len(self.ids) - 1, out=at)
+            pos = self._by_hash[at]
+            hit = fits & (self.ids[pos] == query)
+            out[hit] = pos[hit]
+            # a hash two ids share: the search found one of them; look for the other
+            # by binary search
+            again = np.flatnonzero(fits & ~hit & (self._hashes[at] == h))
+            if not len(again):
+                return out
+            query, fits, found = query[again], fits[again], out
+            out = np.full(len(query), -1, dtype=np.int64)
+        else:
+            again = found = None
         pos = np.searchsorted(self.ids, query, sorter=self._sorter)
         np.minimum(pos, len(self.ids) - 1, out=pos)
         if self._sorter is not None:
             pos = self._sorter[pos]
         hit = fits & (self.ids[pos] == query)
         out[hit] = pos[hit]
+        if again is not None:
+            found[again] = out
+            return found
         return out
 
 

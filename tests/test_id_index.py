@@ -107,3 +107,31 @@ def test_non_string_ids_are_unknown_to_membership(limit) -> None:
 def test_distinct_agrees_with_unique(values, block, limit) -> None:
     arr = np.array(values, dtype=str) if values else np.array([], dtype=str)
     assert IdIndex(arr, limit).distinct(block) == (len(np.unique(arr)) == len(arr))
+
+
+@given(
+    values=st.lists(ids, max_size=30),
+    queries=st.lists(ids | st.text(max_size=12), max_size=30),
+    shuffled=st.booleans(),
+)
+def test_ids_whose_hashes_collide_are_still_told_apart(values, queries, shuffled) -> None:
+    """Above the dict limit ids are found by hash; with a hash of three values nearly
+    every id shares its hash, and each must still be found, and only where it is."""
+    from unittest import mock
+
+    arr = as_array(values)
+    if shuffled:
+        arr = arr[::-1].copy()
+    strong = IdIndex._hash
+    with mock.patch.object(IdIndex, "_hash", lambda self, a: strong(self, a) % np.uint64(3)):
+        index = IdIndex(arr, 0)
+        assert index.lookup(queries).tolist() == expected(arr, queries)
+        assert index.lookup(arr).tolist() == list(range(len(arr)))
+
+
+def test_a_large_index_is_searched_by_hash() -> None:
+    arr = np.array([f"u{k}" for k in range(1000)])
+    index = IdIndex(arr, 0)
+    assert index._hashes is not None and len(index._hashes) == len(arr)
+    assert len(np.unique(index._hashes)) == len(arr)  # no collisions among these
+    assert index.lookup(["u7", "u999", "u1000", "u"]).tolist() == [7, 999, -1, -1]
