@@ -169,31 +169,30 @@ class IdIndex:
             return out
         # the same dtype as the array, so numpy never copies the array to compare
         query = query.astype(self.ids.dtype)
-        if self._hashes is not None:
-            h = self._hash(query)
-            at = np.searchsorted(self._hashes, h)
-            np.minimum(at, len(self.ids) - 1, out=at)
-            pos = self._by_hash[at]
-            hit = fits & (self.ids[pos] == query)
-            out[hit] = pos[hit]
-            # a hash two ids share: the search found one of them; look for the other
-            # by binary search
-            again = np.flatnonzero(fits & ~hit & (self._hashes[at] == h))
-            if not len(again):
-                return out
-            query, fits, found = query[again], fits[again], out
-            out = np.full(len(query), -1, dtype=np.int64)
-        else:
-            again = found = None
+        assert self._hashes is not None and self._by_hash is not None  # made with no dict
+        h = self._hash(query)
+        at = np.searchsorted(self._hashes, h)
+        np.minimum(at, len(self.ids) - 1, out=at)
+        pos = self._by_hash[at]
+        hit = fits & (self.ids[pos] == query)
+        out[hit] = pos[hit]
+        # a hash two ids share: the search found one of them; the others are found by
+        # binary search
+        again = np.flatnonzero(fits & ~hit & (self._hashes[at] == h))
+        if len(again):
+            out[again] = self._search(query[again], fits[again])
+        return out
+
+    def _search(self, query: np.ndarray, fits: np.ndarray) -> np.ndarray:
+        """Binary search in the id array (through the permutation when it is not sorted)
+        for ids of its dtype; -1 where not found or not `fits`."""
+        out = np.full(len(query), -1, dtype=np.int64)
         pos = np.searchsorted(self.ids, query, sorter=self._sorter)
         np.minimum(pos, len(self.ids) - 1, out=pos)
         if self._sorter is not None:
             pos = self._sorter[pos]
         hit = fits & (self.ids[pos] == query)
         out[hit] = pos[hit]
-        if again is not None:
-            found[again] = out
-            return found
         return out
 
 
