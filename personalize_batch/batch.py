@@ -927,11 +927,11 @@ def _resume_args(
 
     def opened(target: pio.AtomicOutput, stream: IO[bytes]) -> None:
         ckpt.out = stream
+        # a local temp file is in the checkpoint already: named before it was created
+        # (_naming), or the kept one being continued
         if isinstance(stream, pio.S3PartsWriter):
             writers.append(stream)
             ckpt.begin(index, "", counts, upload={"url": url, "uploadId": stream.upload_id})
-        else:
-            ckpt.begin(index, target.temp_path or "", counts)
 
     def keep(exc: BaseException) -> bool:
         ckpt.kept = _keep_for_resume(exc)

@@ -264,6 +264,5 @@ def test_a_kill_around_the_temp_files_creation_leaves_nothing_behind(created, so
     assert pbatch(args + ["-q", "--job-name", "whole"], home).returncode == 3
     assert os.listdir(out) == ["in.json.out"]  # no temp file left
     assert (out / "in.json.out").read_bytes() == (whole / "in.json.out").read_bytes()
-    counts = ("linesRead", "linesAnswered", "linesWithErrors", "blankLinesSkipped")
     jobs = JobStore(home)
-    assert [jobs.get("job")[k] for k in counts] == [jobs.get("whole")[k] for k in counts]
+    assert [jobs.get("job")[k] for k in COUNTS] == [jobs.get("whole")[k] for k in COUNTS]
