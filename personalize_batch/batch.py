@@ -47,6 +47,7 @@ from .lines import (
     error_line,
     parse_line,
     success_line,
+    success_lines,
 )
 from .recipes.base import MAX_RESULTS
 from .recipes.exploration import Exploration
@@ -333,12 +334,7 @@ def answer_chunk(
     # metadata
     if len(valid) == len(parsed) and answerer.filter is None and not answerer.item_metadata:
         return ChunkResult(
-            b"".join(
-                [
-                    success_line(r.obj, items, scores)
-                    for r, (items, scores) in zip(valid, answers, strict=True)
-                ]
-            ),
+            success_lines([r.obj for r in valid], answers),
             answered=len(valid),
             errors=0,
             errors_data=b"",

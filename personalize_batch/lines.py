@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,6 +207,29 @@ def success_line(
     return orjson.dumps(
         {"input": obj, "output": output, "error": None}, option=orjson.OPT_APPEND_NEWLINE
     )
+
+
+def success_lines(objs: Iterable[dict[str, Any]], answers: Iterable[tuple[list, list]]) -> bytes:
+    """success_line of each line, joined. An answer that several lines share (the same
+    pair of lists: scoring.Answerer makes identical answers once) is serialized once from
+    its second line on, and those lines are spliced from the bytes orjson gives for
+    their parts."""
+    # keyed by the lists' ids, and keeping the lists: no other list can take those ids
+    seen: dict[tuple[int, int], tuple[list, list, bytes | None]] = {}
+    parts: list[bytes] = []
+    for obj, (items, scores) in zip(objs, answers, strict=True):
+        key = (id(items), id(scores))
+        known = seen.get(key)
+        if known is None:
+            seen[key] = (items, scores, None)
+            parts.append(success_line(obj, items, scores))
+            continue
+        output = known[2]
+        if output is None:
+            output = orjson.dumps({"recommendedItems": items, "scores": scores})
+            seen[key] = (items, scores, output)
+        parts += (b'{"input":', orjson.dumps(obj), b',"output":', output, b',"error":null}\n')
+    return b"".join(parts)
 
 
 def error_line(echo: Any, error: str) -> bytes:

@@ -222,13 +222,20 @@ class Answerer:
         idx, scores, lengths = self.scorer.recommend(
             queries, self.num_results, self.include_seen, **kwargs
         )
+        shared = shared_rows(idx, scores, lengths)
+        if shared is not None:  # lines with the same answer: each answer is made once
+            first, which = shared
+            idx, scores, lengths = idx[first], scores[first], lengths[first]
         # whole blocks to lists at once; only short rows are cut
         items, scores = self.item_objs[idx].tolist(), round_sig(scores).tolist()
         width = idx.shape[1] if idx.ndim == 2 else 0
         for r in np.flatnonzero(lengths < width).tolist():
             n = int(lengths[r])
             items[r], scores[r] = items[r][:n], scores[r][:n]
-        return list(zip(items, scores, strict=True))
+        answers = list(zip(items, scores, strict=True))
+        if shared is None:
+            return answers
+        return [answers[k] for k in which.tolist()]  # the same Answer object, shared
 
     def _rank(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         """Known items by the model, then unknown ones in input order; with a filter,
@@ -274,6 +281,45 @@ class Answerer:
         blocked = virtual.mask(bindings).blocked()
         col = {i: k for k, i in enumerate(ids)}
         return [[i for i in u if not blocked[r, col[i]]] for r, u in enumerate(unknown_lists)]
+
+
+# odd 64-bit multipliers: one for a row's length, one per column of its items
+_ROW_WEIGHTS = np.random.default_rng(0x5EED).integers(0, 1 << 63, 501, dtype=np.uint64) | 1
+
+
+def shared_rows(
+    idx: np.ndarray, scores: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the first of each distinct row, which distinct row each row is) when some rows of
+    a block are the same answer (items, scores and length), else None.
+
+    popularity-count gives most users the same list, and sims the same item's lines the
+    same one. Rows are grouped by a hash of their items and length, and compared in
+    full: should two different rows share a hash (rows with the same items and other
+    scores do), the block is not shared at all."""
+    if idx.ndim != 2 or len(idx) < 2 or not 0 < idx.shape[1] < len(_ROW_WEIGHTS):
+        return None
+    # wraps around: a hash of the items and the length
+    weights = _ROW_WEIGHTS[: idx.shape[1] + 1]
+    hashes = (idx.astype(np.uint64) * weights[1:]).sum(axis=1) + lengths.astype(
+        np.uint64
+    ) * weights[0]
+    _, first, which = np.unique(hashes, return_index=True, return_inverse=True)
+    if len(first) == len(idx):
+        return None
+    same = (
+        np.array_equal(lengths[first][which], lengths)
+        and np.array_equal(idx[first][which], idx)
+        and _same_bytes(scores[first][which], scores)  # -0.0 and NaN as they are
+    )
+    return (first, which) if same else None
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.shape == b.shape
+        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    )
 
 
 def _lookup(index: IdIndex, ids: list[str | None]) -> np.ndarray:
