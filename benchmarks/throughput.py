@@ -222,13 +222,21 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 peers["implicit"] = (_sims_pass(knn, items[:n_lines]), n_lines)
             elif recipe == "popularity-count":
                 peers["orjson"] = (partial(_json_pass, ins, outs), len(ins))
+            one_line = work / f"{name}-{recipe}-one.json"
+            one_line.write_bytes(src.read_bytes().split(b"\n", 1)[0] + b"\n")
+            start_out = work / f"start-{name}-{recipe}"
             runs = {
                 "all": partial(_run_once, solution, src, out),
                 "one": partial(_run_once, solution, src, out, workers=1),
+                # the same job on one line: start-up (imports, loading, forking workers)
+                "start all": partial(_run_once, solution, one_line, start_out),
+                "start one": partial(_run_once, solution, one_line, start_out, workers=1),
             }
             best, rates = _interleaved(runs, peers)
         (seconds, rss, pss), (seconds1, rss1, pss1) = best["all"], best["one"]
+        start, start1 = best["start all"][0], best["start one"][0]
         rate, rate1 = len(objs) / seconds, len(objs) / seconds1
+        after_start = (seconds1 - start1) / (seconds - start)
         if recipe == "user-personalization":
             limit = 1.0 / sum(1.0 / rates[k] for k in ("product", "top-k", "JSON"))
             peer = (
@@ -253,6 +261,8 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 f"{rate:,.0f}",
                 f"{rate1:,.0f}",
                 f"{rate / rate1:.2f}",
+                f"{start:.2f} / {start1:.2f}",
+                f"{after_start:.2f}",
                 f"{rss:,.0f} / {rss1:,.0f}",
                 f"{pss:,.0f} / {pss1:,.0f}",
                 f"{solution.stat().st_size / 2**20:,.0f}",
@@ -320,6 +330,11 @@ def main() -> None:
         "`CosineRecommender(K=100).similar_items`. The limit is the machine's rate for the "
         "same work from its parts: the matrix product alone, `argpartition` top-k alone "
         "(both cores) and orjson parse + dump alone, combined as 1/(1/a + 1/b + 1/c). "
+        "Start-up is the same job on the input's first line alone (imports, loading the "
+        "solution, forking the workers), timed in the same rounds; the speed-up after "
+        "start-up is (one worker's seconds - its start-up) / (all cores' seconds - theirs): "
+        "what more workers give a job long enough for start-up not to count. The ratios "
+        "against peers and the limit are end to end, start-up included. "
         "Memory: the peak RSS of the largest process, and the peak of the summed "
         "proportional set size (PSS) of `pbatch run` and its workers, sampled every 50 ms: "
         "pages the workers share (the solution's arrays, after fork) count once.",
@@ -332,6 +347,8 @@ def main() -> None:
                 "lines/s",
                 "lines/s (1 worker)",
                 "speed-up",
+                "start-up s (all / 1 worker)",
+                "speed-up after start-up",
                 "peak RSS MiB, largest process (all / 1 worker)",
                 "peak memory MiB, all processes (all / 1 worker)",
                 "solution MiB",
