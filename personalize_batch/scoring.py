@@ -299,27 +299,19 @@ def shared_rows(
     scores do), the block is not shared at all."""
     if idx.ndim != 2 or len(idx) < 2 or not 0 < idx.shape[1] < len(_ROW_WEIGHTS):
         return None
-    # wraps around: a hash of the items and the length
     weights = _ROW_WEIGHTS[: idx.shape[1] + 1]
-    hashes = (idx.astype(np.uint64) * weights[1:]).sum(axis=1) + lengths.astype(
-        np.uint64
-    ) * weights[0]
+    hashes = (idx.astype(np.uint64) * weights[1:]).sum(axis=1)  # wraps around: a hash
+    hashes += lengths.astype(np.uint64) * weights[0]
     _, first, which = np.unique(hashes, return_index=True, return_inverse=True)
     if len(first) == len(idx):
         return None
     same = (
         np.array_equal(lengths[first][which], lengths)
         and np.array_equal(idx[first][which], idx)
-        and _same_bytes(scores[first][which], scores)  # -0.0 and NaN as they are
+        # bytes, so that -0.0 and 0.0 stay apart and NaN matches NaN
+        and scores[first][which].tobytes() == scores.tobytes()
     )
     return (first, which) if same else None
-
-
-def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.shape == b.shape
-        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
-    )
 
 
 def _lookup(index: IdIndex, ids: list[str | None]) -> np.ndarray:
