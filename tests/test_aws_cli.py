@@ -199,6 +199,8 @@ def test_detached_job_survives_hangup_shows_progress_and_finishes(solutions, tmp
         start_new_session=True,
         stdout=subprocess.PIPE,
         text=True,
+        # a terminal's shell dies of SIGHUP, even where the tests run under nohup
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     started = time.monotonic()
     arn = json.loads(

@@ -40,6 +40,7 @@ if not os.environ.get("CI") and not (os.path.exists(CHROMIUM) and os.path.exists
 from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -127,7 +128,24 @@ def click_and_load(driver, by: str, value: str) -> None:
             if attempt == 2:
                 raise
             time.sleep(0.3)
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 30).until(_gone(old))
+
+
+def _gone(element):
+    """staleness_of, also when Chromium, mid-navigation, answers for the old page's node
+    with "Node with given id does not belong to the document" (a WebDriverException
+    rather than a StaleElementReferenceException)."""
+    stale = expected_conditions.staleness_of(element)
+
+    def check(driver) -> bool:
+        try:
+            return stale(driver)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    return check
 
 
 def fill(driver, values: dict[str, str]) -> None:
