@@ -214,6 +214,9 @@ def success_lines(objs: Iterable[dict[str, Any]], answers: Iterable[tuple[list, 
     pair of lists: scoring.Answerer makes identical answers once) is serialized once from
     its second line on, and those lines are spliced from the bytes orjson gives for
     their parts."""
+    answers = list(answers)
+    if len({id(items) for items, _ in answers}) == len(answers):  # nothing shared
+        return b"".join([success_line(o, i, s) for o, (i, s) in zip(objs, answers, strict=True)])
     # keyed by the lists' ids, and keeping the lists: no other list can take those ids
     seen: dict[tuple[int, int], tuple[list, list, bytes | None]] = {}
     parts: list[bytes] = []

@@ -82,12 +82,16 @@ def test_shared_rows_rebuild_the_block_exactly(distinct, picks):
     keys = [
         (i.tobytes(), s.tobytes(), int(n)) for i, s, n in zip(idx, scores, lengths, strict=True)
     ]
-    if shared is None:  # no two rows alike, or two with the same items and other scores
+    if shared is None:  # too few rows alike, or two with the same items and other scores
         hashed = {(k[0], k[2]) for k in keys}
-        assert len(set(keys)) == len(keys) or len(hashed) < len(set(keys))
+        assert (
+            len(keys) < 2
+            or len(hashed) > len(keys) * scoring.MAX_DISTINCT_SHARE
+            or len(hashed) < len(set(keys))
+        )
         return
     first, which = shared
-    assert len(first) < len(idx)
+    assert len(first) <= len(idx) * scoring.MAX_DISTINCT_SHARE
     assert np.array_equal(idx[first][which], idx)
     assert scores[first][which].tobytes() == scores.tobytes()  # -0.0 is not 0.0 here
     assert np.array_equal(lengths[first][which], lengths)
@@ -96,9 +100,9 @@ def test_shared_rows_rebuild_the_block_exactly(distinct, picks):
 def test_rows_that_share_a_hash_but_differ_are_not_shared(monkeypatch):
     """Every row hashes alike here: the full comparison is what keeps answers apart."""
     monkeypatch.setattr(scoring, "_ROW_WEIGHTS", np.zeros(501, dtype=np.uint64))
-    idx = np.array([[1, 2, 3], [1, 2, 3], [3, 2, 1]])
-    scores = np.array([[0.3, 0.2, 0.1]] * 3)
-    lengths = np.array([3, 3, 3])
+    idx = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3], [3, 2, 1]])
+    scores = np.array([[0.3, 0.2, 0.1]] * 4)
+    lengths = np.array([3, 3, 3, 3])
     assert shared_rows(idx, scores, lengths) is None
     first, which = shared_rows(idx[:2], scores[:2], lengths[:2])
     assert first.tolist() == [0] and which.tolist() == [0, 0]
