@@ -162,11 +162,10 @@ def _own_product_pass(
     sparse products (history weights x item model, neighbours, transitions, summed), in
     its blocks, on forked processes (every core); no top-k, no JSON."""
     global _OWN_SCORER
-    from personalize_batch.scoring import Answerer  # noqa: PLC0415
     from personalize_batch.solution import load  # noqa: PLC0415
 
     solution_obj = load(str(solution))
-    _OWN_SCORER = Answerer(solution_obj, N_RESULTS).scorer
+    _OWN_SCORER = solution_obj.scorer()
     rows = solution_obj.user_index.lookup(ids)
     step = _OWN_SCORER.block_rows
     blocks = [rows[s : s + step] for s in range(0, len(rows), step)]
@@ -260,7 +259,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
             elif recipe == "popularity-count":
                 peers["orjson"] = (partial(_json_pass, ins, outs), len(ins))
             one_line = work / f"{name}-{recipe}-one.json"
-            one_line.write_bytes(src.read_bytes().split(b"\n", 1)[0] + b"\n")
+            one_line.write_bytes(ins[0] + b"\n")
             start_out = work / f"start-{name}-{recipe}"
             runs = {
                 "all": partial(_run_once, solution, src, out),
