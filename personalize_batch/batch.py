@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import errno
 import functools
 import itertools
@@ -60,6 +61,7 @@ from .workers import ChunkResult, WorkerPool, default_workers
 # much to hand over as to answer. A pipe's lines go out 1,024 at a time, so a slow
 # writer's lines are answered as they come.
 TASK_CHUNKS = 4
+BLOCK_MIN_BYTES = 4096  # the smallest read for a block of lines (read_blocks)
 SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
@@ -116,6 +118,8 @@ class Counts:
 
     def add(self, result: ChunkResult) -> None:
         """Count what one answered chunk did."""
+        self.read += result.read  # counted by a worker (answer_block)
+        self.blank += result.blank
         self.answered += result.answered
         self.errors += result.errors
         self.ids_not_strings += result.ids_not_strings
@@ -367,6 +371,55 @@ def answer_chunk(
     )
 
 
+def read_blocks(
+    stream: IO[bytes], block_lines: int, min_bytes: int = BLOCK_MIN_BYTES
+) -> Iterator[tuple[bytes, int, int]]:
+    """The stream in blocks of whole lines of about `block_lines` lines each (at most
+    1 MiB: io.iter_blocks), with the numbers of each block's first and last line. The
+    block's size follows the previous block's line length; its lines are counted only by
+    their newlines. For a worker pool: the reading process hands blocks on as they are,
+    and each worker splits and answers its own (answer_block)."""
+    line_bytes = 64.0  # before the first block: a guess
+
+    def read_size() -> int:
+        return max(min_bytes, int(block_lines * line_bytes))
+
+    first = 1
+    for block in pio.iter_blocks(stream, read_size, MAX_LINE_BYTES):
+        n = block.count(b"\n") + (not block.endswith(b"\n"))
+        line_bytes = len(block) / n
+        yield block, first, first + n - 1
+        first += n
+
+
+def answer_block(
+    answerer: Answerer,
+    block: bytes,
+    first: int,
+    skip: int = 0,
+    options: LineOptions = LineOptions(),  # noqa: B008  (frozen, shared default)
+) -> ChunkResult:
+    """answer_chunk for a block of whole lines from read_blocks, line `first` its first:
+    its lines are split, counted (blank ones too, in the result) and answered here, the
+    first `skip` lines of the stream only counted, as read_numbered_chunks does."""
+    lines = pio.block_lines(block, MAX_LINE_BYTES)
+    if first == 1 and lines and lines[0][0].startswith(BOM):  # only the stream's start
+        lines[0] = (lines[0][0][len(BOM) :], lines[0][1])
+    numbers = None
+    if skip >= first or options.errors_aside:
+        numbered = [(k, lt) for k, lt in enumerate(lines, first) if lt[1] or lt[0].strip(BLANK)]
+        read = len(numbered)
+        chunk = [lt for k, lt in numbered if k > skip]
+        numbers = [k for k, _ in numbered if k > skip]
+    else:
+        chunk = [lt for lt in lines if lt[1] or lt[0].strip(BLANK)]
+        read = len(chunk)
+    counted = {"read": read, "blank": len(lines) - read}
+    if not chunk:
+        return ChunkResult(b"", answered=0, errors=0, **counted)
+    return dataclasses.replace(answer_chunk(answerer, chunk, numbers, options), **counted)
+
+
 def answer_stream(
     stream: IO[bytes],
     out: IO[bytes],
@@ -390,18 +443,26 @@ def answer_stream(
     `checkpoint(input lines consumed, bytes written)` when given; the first `skip`
     input lines are only counted (a resumed job). With `pauses`, a pipe's lines are
     answered and written as they come, whenever its writer is slower than the job."""
-    numbered = read_numbered_chunks(
-        stream, counts, chunk_lines, start=start, end=end, skip=skip, pauses=pauses
-    )
     ends: collections.deque[int] = collections.deque()  # each chunk's last line number
-    if checkpoint is not None:
-        numbered = _noting_ends(numbered, ends)
-    if pool is None:
-        results: Iterator[ChunkResult | None] = (
-            None if cn is None else answer_chunk(answerer, *cn, options) for cn in numbered
+    whole = start == 0 and end is None
+    if pool is not None and whole and not (pauses and pio.pipe_fd(stream) is not None):
+        # the workers split the lines: the reading process only reads and writes
+        tasks = _block_tasks(read_blocks(stream, chunk_lines), skip, options, ends, checkpoint)
+        results: Iterator[ChunkResult | None] = pool.map_ordered(tasks)
+    else:
+        numbered = read_numbered_chunks(
+            stream, counts, chunk_lines, start=start, end=end, skip=skip, pauses=pauses
         )
-    else:  # None: the input paused; every result so far is handed on first
-        results = pool.map_ordered(None if cn is None else (*cn, options) for cn in numbered)
+        if checkpoint is not None:
+            numbered = _noting_ends(numbered, ends)
+        if pool is None:
+            results = (
+                None if cn is None else answer_chunk(answerer, *cn, options) for cn in numbered
+            )
+        else:  # None: the input paused; every result so far is handed on first
+            results = pool.map_ordered(
+                None if cn is None else (answer_chunk, *cn, options) for cn in numbered
+            )
     written = 0
     for result in results:
         if result is None:  # the input paused: stdout's reader gets the answers so far
@@ -413,8 +474,8 @@ def answer_stream(
         if errors_out is not None:
             errors_out.write(result.errors_data)
         counts.add(result)
-        if checkpoint is not None:
-            checkpoint(ends.popleft(), written)
+        if checkpoint is not None and (last := ends.popleft()) > skip:
+            checkpoint(last, written)  # not for a block of lines a resume skips
         if max_error_rate is not None and counts.read >= MIN_LINES_FOR_RATE:
             check_error_rate(counts, max_error_rate)
         if tick is not None:
@@ -425,6 +486,19 @@ def answer_stream(
 
 
 MIN_LINES_FOR_RATE = 100
+
+
+def _block_tasks(
+    blocks: Iterator[tuple[bytes, int, int]],
+    skip: int,
+    options: LineOptions,
+    ends: collections.deque,
+    checkpoint: Callable[[int, int], None] | None,
+) -> Iterator[tuple]:
+    for block, first, last in blocks:
+        if checkpoint is not None:
+            ends.append(last)
+        yield answer_block, block, first, skip, options
 
 
 def _noting_ends(
@@ -810,7 +884,7 @@ def _run_local(
     pool = None
     if workers > 1:
         with _signals_deferred():  # a signal inside fork's at-fork hooks would be swallowed
-            pool = WorkerPool(functools.partial(answer_chunk, answerer), workers)
+            pool = WorkerPool(functools.partial(_with, answerer), workers)
     try:
         with contextlib.ExitStack() as stack:
             errors_out = None
@@ -862,6 +936,11 @@ def _run_local(
         if pool is not None:
             pool.close()
     return {"workers": workers}
+
+
+def _with(answerer: Answerer, task: Callable[..., ChunkResult], *args: Any) -> ChunkResult:
+    """A worker's task: answer_chunk or answer_block, with the answerer it forked with."""
+    return task(answerer, *args)
 
 
 def _task_lines(chunk_lines: int, pool: WorkerPool | None, url: str) -> int:

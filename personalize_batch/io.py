@@ -772,9 +772,72 @@ def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]
         yield line, False
 
 
-def pipe_source(stream: IO[bytes]) -> tuple[int, bytes] | None:
-    """A pipe, FIFO or terminal to read directly: its descriptor and the bytes the stream
-    had buffered from it; None for a file or a decompressed stream, and off POSIX."""
+def iter_blocks(stream: IO[bytes], read_size: Callable[[], int], max_bytes: int) -> Iterator[bytes]:
+    """The stream in blocks of whole lines, each read `read_size()` bytes at a time (at
+    most `max_bytes`): a block ends with a newline, but for the stream's last line when
+    it has none. Split at its newlines, a block gives the lines `iter_lines` gives: an
+    over-long line keeps only its first `max_bytes + 1` bytes (still over-long, the rest
+    is skipped) and an over-long blank line becomes an empty one. So a reader hands
+    whole blocks on without looking at each line."""
+    begun: list[bytes] = []  # the line begun by earlier reads (no newline yet)
+    begun_size = 0
+    head: bytes | None = None  # an over-long line's head, while its rest is skipped
+    blank = False  # and whether all of it so far is blank
+
+    def finish(tail: bytes) -> bytes:
+        """The begun line, ended by `tail` (which holds its newline, if any)."""
+        nonlocal head, begun_size
+        if head is not None:
+            line = b"\n" if blank and not tail.strip(BLANK) else head + b"\n"
+            head = None
+            return line
+        line = b"".join(begun) + tail if begun else tail
+        begun.clear()
+        begun_size = 0
+        if len(line) - line.endswith(b"\n") > max_bytes:
+            return b"\n" if not line.strip(BLANK) else line[: max_bytes + 1] + b"\n"
+        return line
+
+    while True:
+        data = stream.read(min(read_size(), max_bytes))
+        if not data:
+            break
+        first = data.find(b"\n")
+        if first < 0:  # the begun line goes on
+            if head is not None:
+                blank = blank and not data.strip(BLANK)
+                continue
+            begun.append(data)
+            begun_size += len(data)
+            if begun_size > max_bytes:
+                line = b"".join(begun)
+                begun.clear()
+                head, blank, begun_size = line[: max_bytes + 1], not line.strip(BLANK), 0
+            continue
+        last = data.rfind(b"\n")
+        block = data[: last + 1]
+        if begun or head is not None:
+            block = finish(data[: first + 1]) + data[first + 1 : last + 1]
+        if last + 1 < len(data):  # shorter than a read, so never over-long yet
+            begun.append(data[last + 1 :])
+            begun_size = len(data) - last - 1
+        yield block
+    if begun or head is not None:
+        yield finish(b"")
+
+
+def block_lines(block: bytes, max_bytes: int) -> list[tuple[bytes, bool]]:
+    """A block's lines (see iter_blocks) as (line, too_long), cut as `iter_lines` cuts
+    them, without their newlines."""
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    return [(line, False) if len(line) <= max_bytes else (line[:max_bytes], True) for line in lines]
+
+
+def pipe_fd(stream: IO[bytes]) -> int | None:
+    """The descriptor of a pipe, FIFO or terminal the stream reads; None for a file or a
+    decompressed stream, and off POSIX."""
     if os.name != "posix" or not isinstance(stream, io.BufferedReader):
         return None
     try:
@@ -782,7 +845,14 @@ def pipe_source(stream: IO[bytes]) -> tuple[int, bytes] | None:
         mode = os.fstat(fd).st_mode
     except (OSError, ValueError):
         return None
-    if stat.S_ISREG(mode):
+    return None if stat.S_ISREG(mode) else fd
+
+
+def pipe_source(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """A pipe, FIFO or terminal to read directly: its descriptor and the bytes the stream
+    had buffered from it; None for a file or a decompressed stream, and off POSIX."""
+    fd = pipe_fd(stream)
+    if fd is None:
         return None
     blocking = os.get_blocking(fd)
     os.set_blocking(fd, False)  # take what is buffered or has arrived, without waiting

@@ -33,6 +33,8 @@ class ChunkResult:
     errors_data: bytes = b""
     ids: Any = None  # scoring.IdCounts: ids looked up, unknown ones, examples
     ids_not_strings: int = 0
+    read: int = 0  # lines the worker read and counted (a block, not lines the parent read)
+    blank: int = 0
 
 
 def default_workers() -> int:

@@ -214,6 +214,8 @@ def test_a_stop_swallowed_by_a_finalizer_still_stops_the_job(solutions, tmp_path
             threading.Event().wait(10)  # no more input for a while
             return b""
 
+        read = readline  # worker processes are handed blocks read with read()
+
         def close(self) -> None:
             pass
 
