@@ -62,6 +62,7 @@ from .workers import ChunkResult, WorkerPool, default_workers
 # writer's lines are answered as they come.
 TASK_CHUNKS = 4
 BLOCK_MIN_BYTES = 4096  # the smallest read for a block of lines (read_blocks)
+TASK_SECONDS = 0.1  # a worker's time on one block of costly lines (_Pace)
 SOLUTION_ARN_PREFIX = jobs_mod.SOLUTION_ARN_PREFIX
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
@@ -372,17 +373,19 @@ def answer_chunk(
 
 
 def read_blocks(
-    stream: IO[bytes], block_lines: int, min_bytes: int = BLOCK_MIN_BYTES
+    stream: IO[bytes], block_lines: int | Callable[[], int], min_bytes: int = BLOCK_MIN_BYTES
 ) -> Iterator[tuple[bytes, int, int]]:
-    """The stream in blocks of whole lines of about `block_lines` lines each (at most
-    1 MiB: io.iter_blocks), with the numbers of each block's first and last line. The
-    block's size follows the previous block's line length; its lines are counted only by
-    their newlines. For a worker pool: the reading process hands blocks on as they are,
-    and each worker splits and answers its own (answer_block)."""
+    """The stream in blocks of whole lines of about `block_lines` lines each (or as many
+    as it says when called; at most 1 MiB: io.iter_blocks), with the numbers of each
+    block's first and last line. The block's size follows the previous block's line
+    length; its lines are counted only by their newlines. For a worker pool: the reading
+    process hands blocks on as they are, and each worker splits and answers its own
+    (answer_block)."""
     line_bytes = 64.0  # before the first block: a guess
+    wanted = block_lines if callable(block_lines) else lambda: block_lines
 
     def read_size() -> int:
-        return max(min_bytes, int(block_lines * line_bytes))
+        return max(min_bytes, int(wanted() * line_bytes))
 
     first = 1
     for block in pio.iter_blocks(stream, read_size, MAX_LINE_BYTES):
@@ -402,6 +405,7 @@ def answer_block(
     """answer_chunk for a block of whole lines from read_blocks, line `first` its first:
     its lines are split, counted (blank ones too, in the result) and answered here, the
     first `skip` lines of the stream only counted, as read_numbered_chunks does."""
+    started = time.perf_counter()
     lines = pio.block_lines(block, MAX_LINE_BYTES)
     if first == 1 and lines and lines[0][0].startswith(BOM):  # only the stream's start
         lines[0] = (lines[0][0][len(BOM) :], lines[0][1])
@@ -417,7 +421,26 @@ def answer_block(
     counted = {"read": read, "blank": len(lines) - read}
     if not chunk:
         return ChunkResult(b"", answered=0, errors=0, **counted)
-    return dataclasses.replace(answer_chunk(answerer, chunk, numbers, options), **counted)
+    result = answer_chunk(answerer, chunk, numbers, options)
+    return dataclasses.replace(result, seconds=time.perf_counter() - started, **counted)
+
+
+class _Pace:
+    """Lines per block, for blocks of about TASK_SECONDS of a worker's time (between
+    `most` and a sixteenth of it): a job's last blocks then end close together, and
+    workers do not wait long on the last one; cheap lines still go out `most` at a time."""
+
+    def __init__(self, most: int) -> None:
+        self.most = self.wanted = most
+
+    def lines(self) -> int:
+        return self.wanted
+
+    def took(self, result: ChunkResult) -> None:
+        lines = result.answered + result.errors
+        if lines and result.seconds > 0:
+            fit = TASK_SECONDS * lines / result.seconds
+            self.wanted = int(min(self.most, max(self.most // 16, fit)))
 
 
 def answer_stream(
@@ -445,10 +468,14 @@ def answer_stream(
     answered and written as they come, whenever its writer is slower than the job."""
     ends: collections.deque[int] = collections.deque()  # each chunk's last line number
     whole = start == 0 and end is None
+    pace = None
     if pool is not None and whole and not (pauses and pio.pipe_fd(stream) is not None):
         # the workers split the lines: the reading process only reads and writes
-        tasks = _block_tasks(read_blocks(stream, chunk_lines), skip, options, ends, checkpoint)
-        results: Iterator[ChunkResult | None] = pool.map_ordered(tasks)
+        pace = _Pace(chunk_lines)
+        blocks = read_blocks(stream, pace.lines)
+        results: Iterator[ChunkResult | None] = pool.map_ordered(
+            _block_tasks(blocks, skip, options, ends, checkpoint)
+        )
     else:
         numbered = read_numbered_chunks(
             stream, counts, chunk_lines, start=start, end=end, skip=skip, pauses=pauses
@@ -469,6 +496,8 @@ def answer_stream(
             if out is sys.stdout.buffer:
                 out.flush()
             continue
+        if pace is not None:
+            pace.took(result)
         out.write(result.data)
         written += len(result.data)
         if errors_out is not None:

@@ -35,6 +35,7 @@ class ChunkResult:
     ids_not_strings: int = 0
     read: int = 0  # lines the worker read and counted (a block, not lines the parent read)
     blank: int = 0
+    seconds: float = 0.0  # the worker's time on a block (answer_block)
 
 
 def default_workers() -> int:
