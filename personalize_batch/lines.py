@@ -164,9 +164,14 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
     if not isinstance(obj, dict):
         return BadLine(_text(line), "line is not a JSON object")
     # orjson reads 1024 levels but writes 255: a line between the two used to stop the
-    # whole job when its answer was written. Counting brackets is cheap; only lines
-    # that might be that deep pay for the real check.
-    if line.count(b"[") + line.count(b"{") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
+    # whole job when its answer was written. Nesting that deep takes more than
+    # 2 * MAX_DEPTH bytes of brackets, and counting brackets is cheap: only lines that
+    # might be that deep pay for the real check.
+    if (
+        len(line) > 2 * MAX_DEPTH
+        and line.count(b"[") + line.count(b"{") > MAX_DEPTH
+        and _depth(obj) > MAX_DEPTH
+    ):
         return BadLine(_text(line), f"line is nested more than {MAX_DEPTH} levels deep")
     try:
         if obj.get("filterValues") is not None:
