@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import io
-import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -22,32 +21,10 @@ from personalize_batch.batch import (
     read_blocks,
     read_numbered_chunks,
 )
-from personalize_batch.io import block_lines, iter_blocks, iter_lines
 from personalize_batch.lines import BOM, MAX_LINE_BYTES
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
 from personalize_batch.workers import WorkerPool
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    data=st.lists(
-        st.sampled_from([b"a", b"b", b" ", b"\t", b"\r", b"\n", b"\n", b'{"userId": "1"}']),
-        max_size=40,
-    ).map(b"".join),
-    max_bytes=st.integers(1, 12),
-    sizes=st.lists(st.integers(1, 20), min_size=1, max_size=5),
-)
-def test_blocks_hold_the_lines_a_file_is_read_as(data, max_bytes, sizes):
-    """However the reads fall, the blocks' lines are the lines (and over-long marks)
-    read one by one; a block is never more than one read past an over-long line."""
-    reads = itertools.cycle(sizes)
-    blocks = list(iter_blocks(io.BytesIO(data), lambda: next(reads), max_bytes))
-    got = [lt for block in blocks for lt in block_lines(block, max_bytes)]
-    lines = iter_lines(io.BytesIO(data), max_bytes)
-    want = [(raw.removesuffix(b"\n"), long) for raw, long in lines]
-    assert got == want
-    assert all(block.endswith(b"\n") for block in blocks[:-1])
 
 
 @pytest.fixture(scope="module")

@@ -119,12 +119,16 @@ def test_a_long_blank_line_is_skipped(answerers) -> None:
     assert len(out.getvalue().splitlines()) == 2
 
 
+# short inputs of blank, long and JSON lines, for readers with a small max_bytes
+line_soup = st.lists(
+    st.sampled_from([b"a", b"b", b" ", b"\t", b"\r", b"\n", b"\n", b'{"userId": "1"}']),
+    max_size=40,
+).map(b"".join)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    data=st.lists(
-        st.sampled_from([b"a", b"b", b" ", b"\t", b"\r", b"\n", b"\n", b'{"userId": "1"}']),
-        max_size=40,
-    ).map(b"".join),
+    data=line_soup,
     max_bytes=st.integers(1, 12),
     step=st.integers(1, 9),
     head=st.integers(0, 12),
@@ -152,3 +156,26 @@ def test_a_pipe_is_cut_into_the_same_lines_as_a_file(data, max_bytes, step, head
         writer.join()
         os.close(r)
     assert got == list(iter_lines(io.BytesIO(data), max_bytes))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=line_soup,
+    max_bytes=st.integers(1, 12),
+    sizes=st.lists(st.integers(1, 20), min_size=1, max_size=5),
+)
+def test_blocks_hold_the_lines_a_file_is_read_as(data, max_bytes, sizes) -> None:
+    """However the reads fall, the lines of the blocks handed to worker processes are
+    the lines (and over-long line marks) read one by one; only the last block may end
+    without a newline."""
+    import itertools
+
+    from personalize_batch.io import block_lines, iter_blocks, iter_lines
+
+    reads = itertools.cycle(sizes)
+    blocks = list(iter_blocks(io.BytesIO(data), lambda: next(reads), max_bytes))
+    got = [lt for block in blocks for lt in block_lines(block, max_bytes)]
+    lines = iter_lines(io.BytesIO(data), max_bytes)
+    want = [(raw.removesuffix(b"\n"), long) for raw, long in lines]
+    assert got == want
+    assert all(block.endswith(b"\n") for block in blocks[:-1])
