@@ -3,6 +3,7 @@ starts without loading what it does not need."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -95,35 +96,39 @@ def test_cli_start_does_not_import_heavy_modules():
     assert proc.stdout.strip() == "[]"
 
 
-def test_run_imports_only_its_recipe(solutions, tmp_path):
+MODULES = (
+    "boto3",
+    "scipy.linalg",
+    "personalize_batch.recipes.item_model",
+    "personalize_batch.recipes.sims",
+    "personalize_batch.recipes.user_personalization",
+)
+
+
+def modules_of_run(solution, src, out) -> list[str]:
+    """Which of MODULES a whole `pbatch run` imported."""
     code = (
         "import sys, runpy; sys.argv = ['pbatch'] + sys.argv[1:]\n"
         "try:\n    runpy.run_module('personalize_batch.cli', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print([m for m in ('boto3', 'personalize_batch.recipes.sims', "
-        "'personalize_batch.recipes.user_personalization') if m in sys.modules], "
-        "file=sys.stderr)\n"
+        f"print([m for m in {MODULES!r} if m in sys.modules], file=sys.stderr)\n"
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            "-s",
-            str(solutions["popularity-count"]),
-            "-i",
-            str(EXAMPLES / "popularity.json"),
-            "-o",
-            str(tmp_path),
-            "-q",
-            "--workers",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
+    args = ["run", "-s", str(solution), "-i", str(src), "-o", str(out), "-q", "--workers", "1"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return ast.literal_eval(proc.stderr.strip().splitlines()[-1])
+
+
+def test_run_imports_only_its_recipe(solutions, tmp_path):
+    popularity = modules_of_run(
+        solutions["popularity-count"], EXAMPLES / "popularity.json", tmp_path / "pop"
     )
-    assert proc.stderr.strip().splitlines()[-1] == "[]"
+    assert popularity == []
+    # the user model's fitting code (scipy.linalg, the item model's fit, neighbours) is
+    # not loaded to score
+    users = modules_of_run(
+        solutions["user-personalization"], EXAMPLES / "users.json", tmp_path / "up"
+    )
+    assert users == ["personalize_batch.recipes.user_personalization"]
 
 
 def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home):

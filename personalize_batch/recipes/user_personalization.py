@@ -28,7 +28,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from . import item_model
 from .base import (
     HyperParameter,
     HyperParameters,
@@ -39,7 +38,6 @@ from .base import (
     softmax_at,
     topk,
 )
-from .sims import neighbours
 
 HYPERPARAMETERS = HyperParameters(
     [
@@ -250,6 +248,10 @@ def fit(
     """Fit every component. `cache` (optional, one per training data) reuses components
     whose hyperparameters did not change, for tuning loops; `seed` drives the low-rank
     path's random start."""
+    # fitting code only: scoring starts without scipy.linalg
+    from . import item_model  # noqa: PLC0415
+    from .sims import neighbours  # noqa: PLC0415
+
     cache = {} if cache is None else cache
 
     def part(name: str, make: Callable[[], Any]) -> Any:
