@@ -59,7 +59,15 @@ def random_rows(rng: np.random.Generator, users: int, items: int, n: int) -> lis
     k=st.sampled_from([1, 5, 25]),
     include_seen=st.booleans(),
     hp=st.sampled_from(
-        [(), ("neighbour_weight=0.7",), ("recency_mask=false",), ("item_model_weight=0",)]
+        [
+            (),
+            ("neighbour_weight=0.7",),
+            ("recency_mask=false",),
+            ("item_model_weight=0",),
+            # terms over the temperature large enough for exp() to overflow: the softmax
+            # sums are taken relative to each row's maximum
+            ("temperature=0.001", "item_model_weight=100"),
+        ]
     ),
 )
 def test_sparse_path_matches_dense(tmp_path, seed, items, k, include_seen, hp) -> None:

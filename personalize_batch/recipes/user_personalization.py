@@ -144,6 +144,8 @@ POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularit
 WINDOW = 64
 # history items this many half-lives back or older are not read (w_j < 2 ** -30)
 WEIGHT_HALVINGS = 30
+# exp() of this much is far from overflowing, even summed over every item
+MAX_EXPONENT = 500.0
 
 # which hyperparameters each fitted component depends on (for reuse while tuning)
 COMPONENTS = {
@@ -361,6 +363,11 @@ class Scorer:
         np.exp(z, out=z)
         self.prior_exp = z
         self.prior_sum = z.sum()
+        # the most the terms can add to a logit, over the temperature: when exp of it
+        # cannot overflow, softmax sums need no per-row maximum (see _softmax_sparse)
+        most = hp["item_model_weight"] + hp["neighbour_weight"]
+        most += hp["transition_weight"] if hp["recency_mask"] else 0.0
+        self.bounded = most * self.inv_t <= MAX_EXPONENT
         self.window_pos = np.empty(n, dtype=np.int64)
         self.window_pos[self.prior_order] = np.arange(n)
 
@@ -472,7 +479,6 @@ class Scorer:
         ex = self.excess(users)
         urow = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr))
         ucol = ex.indices.astype(np.int64)
-        ukey = urow * n + ucol
         uval = self.prior[ucol] + ex.data
         seen = np.zeros(0, dtype=np.int64)
         if not include_seen:
@@ -495,11 +501,12 @@ class Scorer:
         # every item of a row's top k scores at least the k-th best of its window
         kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
         enough = np.isfinite(kth)
-        # (rows without enough of the window available take the dense path: no candidates)
-        keep = (uval >= kth[urow]) & enough[urow]
-        fresh = ~touched & (wval >= kth[:, None]) & enough[:, None]  # untouched, may rank
+        # rows without enough of the window available take the dense path: no candidates
+        kth[~enough] = np.inf
+        keep = uval >= kth[urow]
+        fresh = ~touched & (wval >= kth[:, None])  # untouched, may rank
         frow, fpos = np.nonzero(fresh)
-        ckey = np.concatenate([ukey[keep], frow * n + wcol[fpos]])
+        ckey = np.concatenate([urow[keep] * n + ucol[keep], frow * n + wcol[fpos]])
         cval = np.concatenate([uval[keep], wval[frow, fpos]])
         if len(seen):
             cval[find_sorted(seen, ckey)[1]] = -np.inf
@@ -515,10 +522,35 @@ class Scorer:
         cols[crow, pos] = ccol
         at, lengths = topk(block, k)
         idx = np.take_along_axis(cols, at, axis=1)
-        # softmax over all items: the prior-only row's sum, rescaled to this row's
-        # maximum, plus what each touched item adds (small differences of terms below
-        # the maximum's 1: their rounding is far below the scores' 6 digits)
-        t = self.inv_t
+        chosen = np.take_along_axis(block, at, axis=1)
+        scores = self._softmax_sparse(ex, urow, ucol, uval, chosen)
+        if not enough.all():
+            short = np.flatnonzero(~enough)
+            d_idx, d_scores, d_len = self._recommend_dense(users[short], k, include_seen)
+            idx[short], scores[short], lengths[short] = d_idx, d_scores, d_len
+        return idx, scores, lengths
+
+    def _softmax_sparse(
+        self,
+        ex: sp.csr_matrix,
+        urow: np.ndarray,
+        ucol: np.ndarray,
+        uval: np.ndarray,
+        chosen: np.ndarray,
+    ) -> np.ndarray:
+        """Softmax over all items at the logits `chosen`, for rows whose logits are the
+        prior plus `ex` (at rows `urow`, columns `ucol`, logits `uval`): the prior-only
+        row's sum plus what each touched item adds."""
+        t, b = self.inv_t, ex.shape[0]
+        if self.bounded:
+            # relative to the prior's largest exponent: an item adds
+            # exp(prior * t - max) * (exp(ex * t) - 1), and nothing overflows
+            gain = np.expm1(ex.data * t)
+            gain *= self.prior_exp[ucol]
+            total = self.prior_sum + np.bincount(urow, weights=gain, minlength=b)
+            return np.exp(chosen * t - self.z_prior_max) / total[:, None]
+        # relative to each row's largest exponent (small differences of terms below the
+        # maximum's 1: their rounding is far below the scores' 6 digits)
         z = uval * t
         zmax = np.full(b, self.z_prior_max)
         filled = np.diff(ex.indptr) > 0  # a row's touched items lie together (CSR)
@@ -530,10 +562,4 @@ class Scorer:
         np.exp(z, out=z)
         added = z - self.prior_exp[ucol] * shift[urow]
         total = shift * self.prior_sum + np.bincount(urow, weights=added, minlength=b)
-        chosen = np.take_along_axis(block, at, axis=1)
-        scores = np.exp(chosen * t - zmax[:, None]) / total[:, None]
-        if not enough.all():
-            short = np.flatnonzero(~enough)
-            d_idx, d_scores, d_len = self._recommend_dense(users[short], k, include_seen)
-            idx[short], scores[short], lengths[short] = d_idx, d_scores, d_len
-        return idx, scores, lengths
+        return np.exp(chosen * t - zmax[:, None]) / total[:, None]
