@@ -116,7 +116,7 @@ def test_sdk_metadata_columns(item_solutions, solutions):
         campaignArn=up, userId="653", numResults=1, metadataColumns={"ITEMS": ["TITLE"]}
     )
     assert got["itemList"] == [
-        {"itemId": "1670345", "score": 0.677373, "metadata": {"TITLE": "Now You See Me (2013)"}}
+        {"itemId": "1670345", "score": 0.75687, "metadata": {"TITLE": "Now You See Me (2013)"}}
     ]
     ranked = runtime.get_personalized_ranking(
         solution=str(item_solutions["personalized-ranking"]),

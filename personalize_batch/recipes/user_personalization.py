@@ -87,7 +87,7 @@ HYPERPARAMETERS = HyperParameters(
         ),
         HyperParameter(
             "item_model_neighbours",
-            200,
+            50,
             int,
             1,
             2000,
