@@ -84,20 +84,23 @@ def test_sparse_path_matches_dense(tmp_path, seed, items, k, include_seen, hp) -
 
 def test_recommend_takes_the_sparse_path_and_the_fallback(tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(7)
-    rows = random_rows(rng, 50, 400, 3000) + [(999, i, 1_700_000_000 + i) for i in range(120)]
+    rows = random_rows(rng, 50, 400, 3000)
+    rows += [(999, i, 1_700_000_000 + i) for i in range(120)]  # most of the first window
+    rows += [(998, i, 1_700_000_000 + i) for i in range(380)]  # most of the catalogue
     sol = make_solution(tmp_path / "s.npz", rows)
     scorer = up.Scorer(sol)
-    calls: list[int] = []
+    calls: list[list[int]] = []
     dense = scorer._recommend_dense
 
     def spy(users, *args, **kw):
-        calls.append(len(users))
+        calls.append(users.tolist())
         return dense(users, *args, **kw)
 
     monkeypatch.setattr(scorer, "_recommend_dense", spy)
     users = np.arange(len(sol.user_ids), dtype=np.int64)
     scorer.recommend(users, 25, False)
-    assert calls == [1]  # only user 999, who has seen the whole window, went dense
+    # user 999 is answered by a wider window; only user 998 went dense
+    assert calls == [sol.user_index.lookup(["u998"]).tolist()]
     monkeypatch.setattr(scorer, "_recommend_dense", dense)
     assert_same(scorer, users, 25, False)
 

@@ -463,7 +463,12 @@ class Scorer:
         return idx, self.probabilities(logits, idx), lengths
 
     def _recommend_sparse(
-        self, users: np.ndarray, k: int, include_seen: bool
+        self,
+        users: np.ndarray,
+        k: int,
+        include_seen: bool,
+        ex: sp.csr_matrix | None = None,
+        window: int = WINDOW,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The same lists as the dense path without a dense row per user.
 
@@ -472,11 +477,14 @@ class Scorer:
         The candidates of a row are the items its terms touch plus the prior's first
         k + WINDOW items; when at least k of those are not excluded, the row's top k lies
         among the candidates (ties: lower index first, as in the dense path). Other rows
-        take the dense path. The softmax sum over all items is the prior-only row's sum
-        plus what each touched item adds.
+        (users who have seen most of the window) try again with a window four times
+        wider, and take the dense path once it would cover the catalogue. The softmax sum
+        over all items is the prior-only row's sum plus what each touched item adds.
+        `ex` is the rows' excess, when already known.
         """
         n, b = self.n_items, len(users)
-        ex = self.excess(users)
+        if ex is None:
+            ex = self.excess(users)
         urow = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr))
         ucol = ex.indices.astype(np.int64)
         uval = self.prior[ucol] + ex.data
@@ -485,7 +493,7 @@ class Scorer:
             s = self.solution.seen_rows(users)
             seen = np.repeat(np.arange(b, dtype=np.int64), np.diff(s.indptr)) * n + s.indices
         # the window: the prior's first items, for every row, with their logits
-        wcol = self.prior_order[: k + WINDOW]
+        wcol = self.prior_order[: k + window]
         width_w = len(wcol)
         wval = np.tile(self.prior[wcol], (b, 1))
         touched = np.zeros((b, width_w), dtype=bool)
@@ -526,8 +534,11 @@ class Scorer:
         scores = self._softmax_sparse(ex, urow, ucol, uval, chosen)
         if not enough.all():
             short = np.flatnonzero(~enough)
-            d_idx, d_scores, d_len = self._recommend_dense(users[short], k, include_seen)
-            idx[short], scores[short], lengths[short] = d_idx, d_scores, d_len
+            if k + 4 * window < n:
+                again = self._recommend_sparse(users[short], k, include_seen, ex[short], 4 * window)
+            else:
+                again = self._recommend_dense(users[short], k, include_seen)
+            idx[short], scores[short], lengths[short] = again
         return idx, scores, lengths
 
     def _softmax_sparse(
