@@ -475,7 +475,7 @@ class Scorer:
         A logit is prior + terms, and every term is >= 0, so an item no term touches
         scores its prior: the best of those are the first items of the prior's order.
         The candidates of a row are the items its terms touch plus the prior's first
-        k + WINDOW items; when at least k of those are not excluded, the row's top k lies
+        k + window items; when at least k of those are not excluded, the row's top k lies
         among the candidates (ties: lower index first, as in the dense path). Other rows
         (users who have seen most of the window) try again with a window four times
         wider, and take the dense path once it would cover the catalogue. The softmax sum
@@ -509,7 +509,8 @@ class Scorer:
         # every item of a row's top k scores at least the k-th best of its window
         kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
         enough = np.isfinite(kth)
-        # rows without enough of the window available take the dense path: no candidates
+        # rows without enough of the window available are answered again below: no
+        # candidates here
         kth[~enough] = np.inf
         keep = uval >= kth[urow]
         fresh = ~touched & (wval >= kth[:, None])  # untouched, may rank
