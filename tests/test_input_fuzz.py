@@ -6,7 +6,10 @@ with exit 3; memory does not grow with the input."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import os
+import threading
 
 import faultkit
 import pytest
@@ -14,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from personalize_batch.batch import Counts, answer_stream
+from personalize_batch.io import block_lines, iter_blocks, iter_lines, iter_pipe_lines
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
 
@@ -136,11 +140,6 @@ line_soup = st.lists(
 def test_a_pipe_is_cut_into_the_same_lines_as_a_file(data, max_bytes, step, head) -> None:
     """Lines read straight from a pipe, however its writer splits them, are the lines
     (and over-long line marks) that reading the same bytes from a file gives."""
-    import os
-    import threading
-
-    from personalize_batch.io import iter_lines, iter_pipe_lines
-
     r, w = os.pipe()
 
     def write() -> None:
@@ -168,10 +167,6 @@ def test_blocks_hold_the_lines_a_file_is_read_as(data, max_bytes, sizes) -> None
     """However the reads fall, the lines of the blocks handed to worker processes are
     the lines (and over-long line marks) read one by one; only the last block may end
     without a newline."""
-    import itertools
-
-    from personalize_batch.io import block_lines, iter_blocks, iter_lines
-
     reads = itertools.cycle(sizes)
     blocks = list(iter_blocks(io.BytesIO(data), lambda: next(reads), max_bytes))
     got = [lt for block in blocks for lt in block_lines(block, max_bytes)]
