@@ -143,6 +143,42 @@ def topk(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n)
     if rows == 0 or k == 0:
         return np.zeros((rows, 0), dtype=np.int64), np.zeros(rows, dtype=np.int64)
+    if k < n <= NARROW_ROWS:
+        return _topk_narrow(keys, k)
+    return _topk_general(keys, k)
+
+
+# Up to this width, a partition of the values and a mask find the top k faster than
+# argpartition does (measured at 512 rows: about 2x at 100-400 columns; slower from
+# about 1,000)
+NARROW_ROWS = 512
+
+
+def _topk_narrow(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """topk for k < n. Rows whose k-th largest key is finite and shared with no unchosen
+    entry are answered from a mask of the keys at least that large; the others (ties
+    across the cut, fewer than k finite keys) by _topk_general."""
+    rows, n = keys.shape
+    kth = np.partition(keys, n - k, axis=1)[:, n - k]
+    chosen = keys >= kth[:, None]
+    plain = np.count_nonzero(chosen, axis=1) == k
+    idx = np.empty((rows, k), dtype=np.int64)
+    lengths = np.full(rows, k, dtype=np.int64)
+    some = np.flatnonzero(plain)
+    # per row the k chosen columns, ascending; a stable sort of the keys keeps that
+    # order among equal keys
+    cols = np.nonzero(chosen[some])[1].reshape(len(some), k)
+    vals = np.take_along_axis(keys[some], cols, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx[some] = np.take_along_axis(cols, order, axis=1)
+    if len(some) < rows:
+        rest = np.flatnonzero(~plain)
+        idx[rest], lengths[rest] = _topk_general(keys[rest], k)
+    return idx, lengths
+
+
+def _topk_general(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, n = keys.shape
     if k < n:
         # partition so that the k largest keys come last and the (k+1)-th largest sits
         # just before them: a tie across the boundary shows as equal neighbours there
