@@ -489,8 +489,8 @@ class Scorer:
         if ex is None:
             ex = self.excess(users)
         urow = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr))
-        ucol = ex.indices  # int32 or int64: products below go through urow (int64)
-        uval = self.prior[ucol] + ex.data
+        ucol = ex.indices  # int32 or int64: gathers use take(), which needs no int64 copy
+        uval = self.prior.take(ucol) + ex.data
         seen = np.zeros(0, dtype=np.int64)
         if not include_seen:
             s = self.solution.seen_rows(users)
@@ -500,7 +500,7 @@ class Scorer:
         width_w = len(wcol)
         wval = np.tile(self.prior[wcol], (b, 1))
         touched = np.zeros((b, width_w), dtype=bool)
-        wpos = self.window_pos[ucol]
+        wpos = self.window_pos.take(ucol)
         hit = np.flatnonzero(wpos < width_w)
         at = urow[hit] * width_w + wpos[hit]
         wval.ravel()[at] = uval[hit]
@@ -566,7 +566,7 @@ class Scorer:
             gain = ex.data * t if t != 1.0 else ex.data.copy()
             np.exp(gain, out=gain)
             gain -= 1.0
-            gain *= self.prior_exp[ucol]
+            gain *= self.prior_exp.take(ucol)
             total = self.prior_sum + np.bincount(urow, weights=gain, minlength=b)
             return np.exp(chosen * t - self.z_prior_max) / total[:, None]
         # relative to each row's largest exponent (small differences of terms below the
