@@ -197,12 +197,21 @@ def _run_once(solution: Path, src: Path, out: Path, workers: int | None = None):
 # pure-Python work of about half a second, run alone and two at once in the same rounds
 # as pbatch: what a second core gives this virtual machine at that moment
 _SPIN = "s = 0\nfor i in range(10_000_000):\n    s += i\n"
+# and its memory-bound counterpart: random gathers from 256 MiB, which miss every cache
+# (as scoring's reads of histories and item weights over a large solution mostly do)
+_GATHER = (
+    "import numpy as np\n"
+    "a = np.ones(1 << 25)\n"
+    "idx = np.random.default_rng(0).integers(0, len(a), 1 << 21)\n"
+    "for _ in range(12):\n"
+    "    a[idx].sum()\n"
+)
 
 
-def _spin(copies: int) -> tuple[float, float, float]:
-    """Seconds for `copies` independent CPU-bound processes (no memory figures)."""
+def _spin(copies: int, code: str = _SPIN) -> tuple[float, float, float]:
+    """Seconds for `copies` independent processes running `code` (no memory figures)."""
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(copies)]
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(copies)]
     for proc in procs:
         proc.wait()
     return time.perf_counter() - t0, 0.0, 0.0
@@ -284,6 +293,8 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 "start one": partial(_run_once, solution, one_line, start_out, workers=1),
                 "spin one": partial(_spin, 1),
                 "spin two": partial(_spin, 2),
+                "gather one": partial(_spin, 1, _GATHER),
+                "gather two": partial(_spin, 2, _GATHER),
             }
             try:
                 best, rates = _interleaved(runs, peers)
@@ -295,6 +306,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
         rate, rate1 = len(objs) / seconds, len(objs) / seconds1
         after_start = (seconds1 - start1) / (seconds - start)
         machine_speed_up = 2 * best["spin one"][0] / best["spin two"][0]
+        memory_speed_up = 2 * best["gather one"][0] / best["gather two"][0]
         if recipe == "user-personalization":
             limit = 1.0 / sum(1.0 / rates[k] for k in ("product", "top-k", "JSON"))
             own_limit = 1.0 / sum(1.0 / rates[k] for k in ("own product", "JSON"))
@@ -326,7 +338,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 f"{rate / rate1:.2f}",
                 f"{start:.2f} / {start1:.2f}",
                 f"{after_start:.2f}",
-                f"{machine_speed_up:.2f}",
+                f"{machine_speed_up:.2f} / {memory_speed_up:.2f}",
                 f"{rss:,.0f} / {rss1:,.0f}",
                 f"{pss:,.0f} / {pss1:,.0f}",
                 f"{solution.stat().st_size / 2**20:,.0f}",
@@ -405,7 +417,9 @@ def main() -> None:
         "what more workers give a job long enough for start-up not to count. The machine's "
         "speed-up is that of two independent pure-Python processes against one, timed in "
         "the same rounds: what a second core gave this virtual machine at the time (other "
-        "virtual machines share its host), about the most a two-worker job could show. "
+        "virtual machines share its host), about the most a two-worker job could show; "
+        "the second figure is the same for two processes that gather at random from 256 "
+        "MiB each (memory-bound, as scoring over a large solution is in part). "
         "The ratios against peers and the limit are end to end, start-up included. "
         "Memory: the peak RSS of the largest process, and the peak of the summed "
         "proportional set size (PSS) of `pbatch run` and its workers, sampled once a "
@@ -423,7 +437,7 @@ def main() -> None:
                 "speed-up",
                 "start-up s (all / 1 worker)",
                 "speed-up after start-up",
-                "machine's speed-up, 2 processes",
+                "machine's speed-up, 2 processes (CPU / memory-bound)",
                 "peak RSS MiB, largest process (all / 1 worker)",
                 "peak memory MiB, all processes (all / 1 worker)",
                 "solution MiB",
