@@ -32,6 +32,7 @@ from .base import (
     HyperParameter,
     HyperParameters,
     chunk_rows,
+    csr_rows,
     latest_distinct,
     mask_rows,
     row_positions,
@@ -302,15 +303,16 @@ def fit(
 
 
 def _normalised(m: sp.csr_matrix, weight: float) -> sp.csr_matrix:
-    """weight · m with each row of m divided by its largest absolute value."""
-    m = m.tocsr()  # a product's rows hold each column once
+    """weight · m with each row of m (values >= 0, each column once) divided by its
+    largest value, in place: m is a product or a copy made for this."""
     lengths = np.diff(m.indptr)
     top = np.zeros(m.shape[0])
     filled = lengths > 0
     if m.nnz:
-        top[filled] = np.maximum.reduceat(np.abs(m.data), m.indptr[:-1][filled])
+        top[filled] = np.maximum.reduceat(m.data, m.indptr[:-1][filled])
     scale = np.where(top > 0, weight / np.where(top > 0, top, 1.0), 0.0)
-    return sp.csr_matrix((m.data * np.repeat(scale, lengths), m.indices, m.indptr), shape=m.shape)
+    m.data *= np.repeat(scale, lengths)
+    return m
 
 
 def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,7 +352,8 @@ class Scorer:
             )
 
         self.sim = matrix("up_nb")
-        self.trans = matrix("up_trans")
+        # the transition term of a user: their latest item's row, normalised
+        self.trans_rows = _normalised(matrix("up_trans"), hp["transition_weight"])
         self.item_model = matrix("up_im")
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
         # for the sparse path: the prior's order (value desc, index asc) and the softmax
@@ -390,7 +393,8 @@ class Scorer:
         age = ages.data - 1.0
         ordered = hp["recency_mask"]
         w = np.power(0.5, age / hp["recency_half_life"]) if ordered else np.ones_like(age)
-        weights = sp.csr_matrix((w, ages.indices, ages.indptr), shape=ages.shape)
+        weights = ages  # the same matrix, holding weights from here on
+        weights.data = w
         out = []
         if hp["item_model_weight"]:
             # negative evidence is dropped: it would put an item below ones the model
@@ -401,12 +405,12 @@ class Scorer:
         if hp["neighbour_weight"]:
             out.append(_normalised(weights @ self.sim, hp["neighbour_weight"]))
         if ordered and hp["transition_weight"]:
-            last = sp.csr_matrix(
-                ((age == 0).astype(np.float64), ages.indices, ages.indptr), shape=ages.shape
-            )
-            last.eliminate_zeros()
-            if last.nnz:
-                out.append(_normalised(last @ self.trans, hp["transition_weight"]))
+            # a user's row of the term is their latest item's row (already normalised)
+            latest = np.full(len(users), -1, dtype=np.int64)
+            now = age == 0
+            latest[np.repeat(np.arange(len(users)), np.diff(ages.indptr))[now]] = ages.indices[now]
+            t = self.trans_rows
+            out.append(csr_rows(t.indptr, t.indices, latest, self.n_items, t.data))
         return [t for t in out if t.nnz]
 
     def excess(self, users: np.ndarray) -> sp.csr_matrix:
