@@ -2,6 +2,7 @@
 
     python benchmarks/reliability.py                 # everything (about 15 minutes on 2 cores)
     python benchmarks/reliability.py --only sigkill  # the rows whose kind contains "sigkill"
+                                                     # (printed: RELIABILITY.md keeps all rows)
     python benchmarks/reliability.py --runs 2 --out /tmp/R.md   # a quick look
 
 The trials are the very functions the tests call once each; a SeaweedFS server on
@@ -192,7 +193,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="trials per process fault kind")
     parser.add_argument("--only", default="", help="only the kinds containing this text")
-    parser.add_argument("--out", default=str(ROOT / "RELIABILITY.md"), help="report path")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="report path (default: RELIABILITY.md; with --only, print the report instead, "
+        "so that a partial run does not replace the full one)",
+    )
     args = parser.parse_args()
     n = args.runs
     # started in the background by a shell, this process ignores SIGINT, and so would
@@ -316,8 +322,13 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    Path(args.out).write_text(_report(done, memory, args))
-    print("wrote", args.out)
+    report = _report(done, memory, args)
+    out = args.out or (None if args.only else str(ROOT / "RELIABILITY.md"))
+    if out is None:
+        print(report)
+    else:
+        Path(out).write_text(report)
+        print("wrote", out)
     return 1 if any(row.problems for row in done) else 0
 
 
