@@ -182,17 +182,31 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The pbatch commit measured, as ', pbatch COMMIT[-dirty]'; '' outside a git checkout."""
-    try:
-        described = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
+    """The pbatch commit measured, as ', pbatch COMMIT[-dirty]'; '' outside a git checkout.
+    Dirty means changed tracked files other than the reports the benchmarks write (a run
+    that writes two sections would otherwise call the second one's code dirty)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
         ).stdout.strip()
+
+    try:
+        described = git("describe", "--always")
+        changed = git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!BENCHMARKS.md",
+            ":!RELIABILITY.md",
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
-    return f", pbatch {described}" if described else ""
+    if not described:
+        return ""
+    return f", pbatch {described}{'-dirty' if changed else ''}"
 
 
 def write_section(name: str, body: str) -> None:
