@@ -198,20 +198,32 @@ def _run_once(solution: Path, src: Path, out: Path, workers: int | None = None):
 # as pbatch: what a second core gives this virtual machine at that moment
 _SPIN = "s = 0\nfor i in range(10_000_000):\n    s += i\n"
 # and its memory-bound counterpart: random gathers from 256 MiB, which miss every cache
-# (as scoring's reads of histories and item weights over a large solution mostly do)
-_GATHER = (
+# (as scoring's reads of histories and item weights over a large solution mostly do);
+# the array is made before the clock starts (first-touched memory is slow here)
+_GATHER_SETUP = (
     "import numpy as np\n"
     "a = np.ones(1 << 25)\n"
     "idx = np.random.default_rng(0).integers(0, len(a), 1 << 21)\n"
-    "for _ in range(12):\n"
-    "    a[idx].sum()\n"
 )
+_GATHER = "for _ in range(30):\n    a[idx].sum()\n"
 
 
-def _spin(copies: int, code: str = _SPIN) -> tuple[float, float, float]:
-    """Seconds for `copies` independent processes running `code` (no memory figures)."""
+def _spin(copies: int, work: str = _SPIN, setup: str = "") -> tuple[float, float, float]:
+    """Seconds for `copies` independent processes to run `work` at once; each is
+    started and runs `setup` before the clock starts (no memory figures)."""
+    code = f"import sys\n{setup}print('ready', flush=True)\nsys.stdin.readline()\n{work}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for _ in range(copies)
+    ]
+    for proc in procs:
+        proc.stdout.readline()
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(copies)]
+    for proc in procs:
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
     for proc in procs:
         proc.wait()
     return time.perf_counter() - t0, 0.0, 0.0
@@ -293,8 +305,8 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 "start one": partial(_run_once, solution, one_line, start_out, workers=1),
                 "spin one": partial(_spin, 1),
                 "spin two": partial(_spin, 2),
-                "gather one": partial(_spin, 1, _GATHER),
-                "gather two": partial(_spin, 2, _GATHER),
+                "gather one": partial(_spin, 1, _GATHER, _GATHER_SETUP),
+                "gather two": partial(_spin, 2, _GATHER, _GATHER_SETUP),
             }
             try:
                 best, rates = _interleaved(runs, peers)
@@ -419,7 +431,8 @@ def main() -> None:
         "the same rounds: what a second core gave this virtual machine at the time (other "
         "virtual machines share its host), about the most a two-worker job could show; "
         "the second figure is the same for two processes that gather at random from 256 "
-        "MiB each (memory-bound, as scoring over a large solution is in part). "
+        "MiB each (memory-bound, as scoring over a large solution is in part). Both time "
+        "the work alone, from processes started and set up beforehand. "
         "The ratios against peers and the limit are end to end, start-up included. "
         "Memory: the peak RSS of the largest process, and the peak of the summed "
         "proportional set size (PSS) of `pbatch run` and its workers, sampled once a "
