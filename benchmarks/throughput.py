@@ -194,7 +194,7 @@ def _run_once(solution: Path, src: Path, out: Path, workers: int | None = None):
     return run_sampled([*args, "--job-name", f"bench-{time.time_ns()}"])
 
 
-# pure-Python work of about half a second, run alone and two at once in the same rounds
+# pure-Python work of about a second, run alone and two at once in the same rounds
 # as pbatch: what a second core gives this virtual machine at that moment
 _SPIN = "s = 0\nfor i in range(10_000_000):\n    s += i\n"
 # and its memory-bound counterpart: random gathers from 256 MiB, which miss every cache

@@ -567,7 +567,7 @@ class Scorer:
             # exp(prior * t - max) * (exp(ex * t) - 1), and nothing overflows. exp - 1
             # rather than expm1, which has no vectorised loop and takes twice as long:
             # for small terms its absolute error (~1e-16) is nothing to a sum >= 1
-            gain = ex.data * t if t != 1.0 else ex.data.copy()
+            gain = ex.data * t
             np.exp(gain, out=gain)
             gain -= 1.0
             gain *= self.prior_exp.take(ucol)
@@ -584,6 +584,6 @@ class Scorer:
         shift = np.exp(self.z_prior_max - zmax)
         z -= zmax[urow]
         np.exp(z, out=z)
-        added = z - self.prior_exp[ucol] * shift[urow]
+        added = z - self.prior_exp.take(ucol) * shift[urow]
         total = shift * self.prior_sum + np.bincount(urow, weights=added, minlength=b)
         return np.exp(chosen * t - zmax[:, None]) / total[:, None]
