@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import math
+import mmap
 import os
+import struct
 import tempfile
 import threading
+import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -297,12 +303,41 @@ def save(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None
         os.umask(mask)
         os.fchmod(fd, 0o666 & ~mask)  # an ordinary new file (mkstemp gives 0600)
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            _write_aligned(f, payload)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# Every member's array data starts at a multiple of this many bytes in the file, so a
+# loader can map the file and use the arrays where they lie (see _read_arrays).
+ALIGN = 64
+# the extra field that pads a member's local header to ALIGN (an id no zip tool assigns
+# a meaning to; readers skip extra fields they do not know)
+PAD_FIELD = 0x7062  # "pb"
+
+
+def _write_aligned(f: IO[bytes], payload: dict[str, np.ndarray]) -> None:
+    """An uncompressed `.npz`, as np.savez writes it, except that each member's local
+    header carries a padding field that puts its array data on an ALIGN boundary.
+
+    The `.npy` header numpy writes is itself a multiple of 64 bytes, so aligning the
+    start of a member's data aligns its array. np.load and every zip tool read the file
+    as they read np.savez's.
+    """
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, arr in payload.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=time.localtime()[:6])
+            info.extra = struct.pack("<HH", PAD_FIELD, 0)
+            info.CRC = info.compress_size = 0  # as zipfile sets them before the header
+            # where the data would start: this member's local header goes at f.tell(),
+            # and its length counts the zip64 sizes that force_zip64 adds below
+            pad = -(f.tell() + len(info.FileHeader(zip64=True))) % ALIGN
+            info.extra = struct.pack("<HH", PAD_FIELD, pad) + bytes(pad)
+            with archive.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
 
 
 def in_memory(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Solution:
@@ -363,21 +398,28 @@ def _load_s3(url: str, endpoint_url: str | None) -> Solution:
 
 
 def _read_arrays(path: str, f: IO[bytes]) -> dict[str, np.ndarray]:
-    """Every `.npy` member of the archive, each read to its end.
+    """Every `.npy` member of the archive: a read-only view of the mapped file where the
+    member passes _mapped_array's checks, else read to its end by zipfile.
 
-    Reading to the end is what makes zipfile check the member's CRC-32: np.load stops
-    after the bytes the .npy header announces, so one flipped bit in a header (`'<U7'`
-    -> `'<U3'`, a shape digit) loaded different arrays without a complaint. Any
-    failure of zipfile or numpy on damaged bytes (they raise a dozen exception types)
-    becomes one SolutionError.
+    Mapping shares the file's page cache between a job's workers and between jobs, and a
+    job starts without copying the solution. Reading to the end is what makes zipfile
+    check the member's CRC-32: np.load stops after the bytes the .npy header announces,
+    so one flipped bit in a header (`'<U7'` -> `'<U3'`, a shape digit) loaded different
+    arrays without a complaint. Any failure of zipfile or numpy on damaged bytes (they
+    raise a dozen exception types) becomes one SolutionError.
     """
     arrays = {}
+    view = _map(f)
     try:
         with zipfile.ZipFile(f) as archive:
             for info in archive.infolist():
                 name = info.filename
                 if not name.endswith(".npy"):
                     raise SolutionError(f"{path}: not a pbatch solution (it holds {name!r})")
+                arr = None if view is None else _mapped_array(view, info)
+                if arr is not None:
+                    arrays[name[: -len(".npy")]] = arr
+                    continue
                 with archive.open(info) as member:
                     arrays[name[: -len(".npy")]] = np.lib.format.read_array(
                         member, allow_pickle=False
@@ -406,6 +448,64 @@ def _read_arrays(path: str, f: IO[bytes]) -> dict[str, np.ndarray]:
             f"{path}: not a readable solution file (damaged or truncated: {type(exc).__name__})"
         ) from None
     return arrays
+
+
+def _map(f: IO[bytes]) -> memoryview | None:
+    """The whole file, mapped read-only (None where it cannot be: an empty file, say)."""
+    try:
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# the most of a member read to find its .npy header (numpy's are 64 to a few 100 bytes)
+NPY_HEADER_MAX = 1 << 16
+
+
+def _mapped_array(view: memoryview, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """A member's array as a view of the mapped file, or None when this cannot vouch for
+    it: a compressed or encrypted member, a local header or a .npy header that does not
+    add up, data off its dtype's alignment (np.savez does not align), or a CRC-32 that
+    does not match. The caller then reads the member the ordinary way, which names
+    whatever damage there is.
+    """
+    if (
+        info.compress_type != zipfile.ZIP_STORED
+        or info.flag_bits & 0x1
+        or info.compress_size != info.file_size
+    ):
+        return None
+    at = info.header_offset
+    local = view[at : at + 30]
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        return None
+    name_length, extra_length = struct.unpack_from("<HH", local, 26)
+    start = at + 30 + name_length + extra_length
+    data = view[start : start + info.file_size]
+    if len(data) != info.file_size:
+        return None
+    try:
+        header = io.BytesIO(data[:NPY_HEADER_MAX])
+        version = np.lib.format.read_magic(header)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(header)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(header)
+        else:
+            return None
+    except Exception:  # noqa: BLE001  (damaged bytes: the ordinary way names the damage)
+        return None
+    offset = header.tell()
+    count = math.prod(shape)
+    if (
+        dtype.hasobject
+        or offset + count * dtype.itemsize != info.file_size
+        or (start + offset) % dtype.alignment
+        or zlib.crc32(data) != info.CRC
+    ):
+        return None
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
 def _fail(path: str, msg: str) -> SolutionError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import faultkit
+import numpy as np
 import pytest
 
 from personalize_batch import io as pio
@@ -179,12 +180,21 @@ def test_signal_during_an_s3_request_is_not_retried_away(s3_env, s3_bucket, monk
     assert len(calls) == 1  # the stop came through at the first request: no retry
 
 
-def test_signal_while_loading_a_solution_is_not_a_damaged_file(solutions, monkeypatch) -> None:
+def test_signal_while_loading_a_solution_is_not_a_damaged_file(
+    solutions, tmp_path, monkeypatch
+) -> None:
     from personalize_batch import solution as solution_mod
 
-    monkeypatch.setattr(solution_mod.np.lib.format, "read_array", _interrupt)
+    # read_magic is where both ways of reading a member start: the mapped view and
+    # read_array (np.savez's unaligned file below)
+    monkeypatch.setattr(solution_mod.np.lib.format, "read_magic", _interrupt)
     with pytest.raises(Interrupted):
         solution_mod.load(str(solutions["popularity-count"]))
+    unaligned = tmp_path / "savez.npz"
+    with np.load(solutions["popularity-count"], allow_pickle=False) as npz:
+        np.savez(unaligned, **{k: npz[k] for k in npz.files})
+    with pytest.raises(Interrupted):
+        solution_mod.load(str(unaligned))
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the __del__

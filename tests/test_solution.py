@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import struct
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -12,6 +16,8 @@ import pytest
 
 from personalize_batch.errors import SolutionError
 from personalize_batch.solution import FORMAT_VERSION, load
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _arrays(path) -> dict[str, np.ndarray]:
@@ -148,3 +154,74 @@ def test_an_s3_solution_loads_like_the_local_file(solutions, s3_env, s3_client, 
         np.testing.assert_array_equal(remote.arrays[name], arr, err_msg=name)
     with pytest.raises(SolutionError, match=rf"^s3://{s3_bucket}/models/bad.npz: not a readable"):
         load(f"s3://{s3_bucket}/models/bad.npz")
+
+
+def _data_offsets(path) -> dict[str, int]:
+    """Where each member's array data starts in the file, read from the zip's own
+    headers and the .npy header (independently of the loader)."""
+    raw = path.read_bytes()
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            at = info.header_offset
+            assert raw[at : at + 4] == b"PK\x03\x04"
+            name_length, extra_length = struct.unpack_from("<HH", raw, at + 26)
+            start = at + 30 + name_length + extra_length
+            member = io.BytesIO(raw[start : start + info.file_size])
+            version = np.lib.format.read_magic(member)
+            read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                version, np.lib.format.read_array_header_2_0
+            )
+            read(member)
+            out[info.filename[: -len(".npy")]] = start + member.tell()
+    return out
+
+
+def test_arrays_are_aligned_and_used_in_place(solutions, tmp_path):
+    """Training writes every array's data on a 64-byte boundary, and loading uses the
+    arrays where they lie in the file: read-only views, equal to what np.load reads."""
+    for recipe, path in solutions.items():
+        offsets = _data_offsets(path)
+        assert offsets and all(at % 64 == 0 for at in offsets.values()), (recipe, offsets)
+        with zipfile.ZipFile(path) as archive:
+            assert archive.testzip() is None
+        sol = load(str(path))
+        want = _arrays(path)
+        assert sol.arrays.keys() == want.keys()
+        for name, arr in sol.arrays.items():
+            assert arr.dtype == want[name].dtype, name
+            np.testing.assert_array_equal(arr, want[name], err_msg=name)
+            assert not arr.flags.writeable and not arr.flags.owndata, (recipe, name)
+
+
+def test_an_np_savez_file_loads_and_answers_the_same(solutions, tmp_path):
+    """np.savez does not align members: those off their dtype's alignment are read into
+    memory, and a job gives the same bytes as with the aligned file."""
+    path = solutions["user-personalization"]
+    plain = tmp_path / "plain.npz"
+    _rewrite(path, plain)
+    assert any(at % 64 for at in _data_offsets(plain).values())
+    sol = load(str(plain))  # what cannot be used in place is read (writeable copies)
+    assert any(arr.flags.writeable for arr in sol.arrays.values())
+    outs = []
+    for model in (path, plain):
+        folder = tmp_path / model.stem
+        subprocess.run(
+            [sys.executable, "-m", "personalize_batch.cli", "run", "-s", str(model), "-q"]
+            + ["-i", str(EXAMPLES / "users.json"), "-o", str(folder), "--workers", "1"],
+            check=True,
+        )
+        outs.append((folder / "users.json.out").read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") > 10
+
+
+def test_damaged_array_data_is_refused(solutions, tmp_path):
+    """One flipped bit in the middle of an aligned array fails its CRC-32."""
+    path = solutions["user-personalization"]
+    offsets = _data_offsets(path)
+    data = bytearray(path.read_bytes())
+    data[offsets["up_im_data"] + 5] ^= 0x10
+    bad = tmp_path / "flipped.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(SolutionError, match=r"not a readable solution.*(CRC|up_im_data)"):
+        load(str(bad))
