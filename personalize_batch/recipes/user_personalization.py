@@ -351,10 +351,15 @@ class Scorer:
                 shape=(n, n),
             )
 
-        self.sim = matrix("up_nb")
+        # only the terms a weight keeps are made (float64 copies of their values)
+        self.sim = matrix("up_nb") if hp["neighbour_weight"] else None
         # the transition term of a user: their latest item's row, normalised
-        self.trans_rows = _normalised(matrix("up_trans"), hp["transition_weight"])
-        self.item_model = matrix("up_im")
+        self.trans_rows = (
+            _normalised(matrix("up_trans"), hp["transition_weight"])
+            if hp["recency_mask"] and hp["transition_weight"]
+            else None
+        )
+        self.item_model = matrix("up_im") if hp["item_model_weight"] else None
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
         # for the sparse path: the prior's order (value desc, index asc) and the softmax
         # sum of a row that holds the prior alone
