@@ -436,7 +436,8 @@ def main() -> None:
         "The ratios against peers and the limit are end to end, start-up included. "
         "Memory: the peak RSS of the largest process, and the peak of the summed "
         "proportional set size (PSS) of `pbatch run` and its workers, sampled once a "
-        "second: pages the workers share (the solution's arrays, after fork) count once. "
+        "second: pages the workers share (the mapped solution file, and the scorer's "
+        "arrays after fork) count once. "
         "(Sampled every 50 ms, the sampling slowed a two-worker job by a fifth: reading a "
         "process's memory map holds its lock.)",
         "",
