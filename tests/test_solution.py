@@ -225,3 +225,22 @@ def test_damaged_array_data_is_refused(solutions, tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(SolutionError, match=r"not a readable solution.*(CRC|up_im_data)"):
         load(str(bad))
+
+
+def test_a_loaded_solution_keeps_its_arrays_when_training_replaces_the_file(tmp_path):
+    """`pbatch train -o` over the file of a loaded (mapped) solution renames a new file
+    into place: the loaded arrays keep the old file's values."""
+    from personalize_batch.training import train
+
+    model = tmp_path / "model.npz"
+    train("popularity-count", str(EXAMPLES / "interactions.csv"), str(model))
+    before = load(str(model))
+    kept = {name: arr.copy() for name, arr in before.arrays.items()}
+    fewer = tmp_path / "fewer.csv"
+    lines = (EXAMPLES / "interactions.csv").read_text().splitlines(keepends=True)
+    fewer.write_text("".join(lines[:200]))
+    train("popularity-count", str(fewer), str(model))
+    after = load(str(model))
+    assert not np.array_equal(after.arrays["item_counts"], kept["item_counts"])
+    for name, arr in kept.items():
+        np.testing.assert_array_equal(before.arrays[name], arr, err_msg=name)
