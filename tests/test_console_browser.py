@@ -108,11 +108,17 @@ def shot(driver, name: str) -> None:
 
 
 def text_of(driver, css: str) -> str:
-    """The text of an element on a page that may be reloading itself ("" meanwhile)."""
+    """The text of an element on a page that may be reloading itself ("" meanwhile).
+    Chromium may report the reloaded node as one that "does not belong to the document"
+    (a WebDriverException, as in _gone) instead of a stale element."""
     try:
         return driver.find_element(By.CSS_SELECTOR, css).text
     except (NoSuchElementException, StaleElementReferenceException):
         return ""
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return ""
+        raise
 
 
 def click_and_load(driver, by: str, value: str) -> None:
