@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -229,12 +230,21 @@ def _spin(copies: int, work: str = _SPIN, setup: str = "") -> tuple[float, float
     return time.perf_counter() - t0, 0.0, 0.0
 
 
+def _paired(rounds: dict[str, list[tuple]], ratio: Callable[..., float], *keys: str) -> float:
+    """The median over rounds of a ratio of runs of the same round (seconds apart),
+    which the machine's drift from one round to the next does not enter."""
+    return statistics.median(
+        ratio(*(rounds[k][r][0] for k in keys)) for r in range(len(rounds[keys[0]]))
+    )
+
+
 def _interleaved(
     runs: dict[str, Callable[[], tuple]], peers: dict[str, tuple[Callable[[], object], int]]
 ) -> tuple[dict[str, tuple], dict[str, float]]:
     """REPEAT rounds, each timing every pbatch run and then every peer's work, so that
     both sides meet the machine's fast and slow minutes alike. Returns, per run, the
-    best seconds with the largest memory, and per peer the best rate."""
+    best seconds with the largest memory, per peer the best rate, and per run every
+    round's result."""
     results: dict[str, list[tuple]] = {k: [] for k in runs}
     seconds: dict[str, list[float]] = {k: [] for k in peers}
     for _ in range(REPEAT):
@@ -246,7 +256,7 @@ def _interleaved(
         k: (min(r[0] for r in rs), max(r[1] for r in rs), max(r[2] for r in rs))
         for k, rs in results.items()
     }
-    return best, {k: peers[k][1] / min(seconds[k]) for k in peers}
+    return best, {k: peers[k][1] / min(seconds[k]) for k in peers}, results
 
 
 def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[list[str]]:
@@ -309,7 +319,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 "gather two": partial(_spin, 2, _GATHER, _GATHER_SETUP),
             }
             try:
-                best, rates = _interleaved(runs, peers)
+                best, rates, rounds = _interleaved(runs, peers)
             finally:
                 if own_pool is not None:
                     own_pool.shutdown()
@@ -319,6 +329,12 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
         after_start = (seconds1 - start1) / (seconds - start)
         machine_speed_up = 2 * best["spin one"][0] / best["spin two"][0]
         memory_speed_up = 2 * best["gather one"][0] / best["gather two"][0]
+
+        speed_up_paired = _paired(rounds, lambda a, o: o / a, "all", "one")
+        after_start_paired = _paired(
+            rounds, lambda a, o, sa, so: (o - so) / (a - sa), "all", "one", "start all", "start one"
+        )
+        machine_paired = _paired(rounds, lambda o, t: 2 * o / t, "spin one", "spin two")
         if recipe == "user-personalization":
             limit = 1.0 / sum(1.0 / rates[k] for k in ("product", "top-k", "JSON"))
             own_limit = 1.0 / sum(1.0 / rates[k] for k in ("own product", "JSON"))
@@ -347,10 +363,10 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 f"{len(objs):,}",
                 f"{rate:,.0f}",
                 f"{rate1:,.0f}",
-                f"{rate / rate1:.2f}",
+                f"{rate / rate1:.2f} / {speed_up_paired:.2f}",
                 f"{start:.2f} / {start1:.2f}",
-                f"{after_start:.2f}",
-                f"{machine_speed_up:.2f} / {memory_speed_up:.2f}",
+                f"{after_start:.2f} / {after_start_paired:.2f}",
+                f"{machine_speed_up:.2f} / {memory_speed_up:.2f} / {machine_paired:.2f}",
                 f"{rss:,.0f} / {rss1:,.0f}",
                 f"{pss:,.0f} / {pss1:,.0f}",
                 f"{solution.stat().st_size / 2**20:,.0f}",
@@ -433,6 +449,9 @@ def main() -> None:
         "the second figure is the same for two processes that gather at random from 256 "
         "MiB each (memory-bound, as scoring over a large solution is in part). Both time "
         "the work alone, from processes started and set up beforehand. "
+        "Each speed-up is given twice: from the best rates (best of the rounds on each "
+        "side, which may come from different minutes) and paired: the median over rounds "
+        "of the ratio within a round, whose runs are seconds apart. "
         "The ratios against peers and the limit are end to end, start-up included. "
         "Memory: the peak RSS of the largest process, and the peak of the summed "
         "proportional set size (PSS) of `pbatch run` and its workers, sampled once a "
@@ -448,10 +467,10 @@ def main() -> None:
                 "lines",
                 "lines/s",
                 "lines/s (1 worker)",
-                "speed-up",
+                "speed-up (best rates / paired)",
                 "start-up s (all / 1 worker)",
-                "speed-up after start-up",
-                "machine's speed-up, 2 processes (CPU / memory-bound)",
+                "speed-up after start-up (best / paired)",
+                "machine's speed-up, 2 processes (CPU / memory-bound / CPU paired)",
                 "peak RSS MiB, largest process (all / 1 worker)",
                 "peak memory MiB, all processes (all / 1 worker)",
                 "solution MiB",
