@@ -5,6 +5,10 @@ metadata, metrics), `user_ids` and `item_ids` (unicode arrays), `item_counts`,
 `seen_indptr`/`seen_indices` (CSR parts of the user x item training matrix), and the
 recipe's own arrays. Loading checks everything – version, recipe, keys, dtypes, shapes,
 index ranges, finite values – and turns any damage into one SolutionError.
+
+Saving aligns every member's array data on 64 bytes, and loading maps the file and uses
+the arrays where they lie (read-only), after checking each member's CRC-32; a solution
+is therefore replaced by renaming a new file over it, never rewritten in place.
 """
 
 from __future__ import annotations
