@@ -372,17 +372,23 @@ def load(path: str, endpoint_url: str | None = None) -> Solution:
         f = open(path, "rb")  # noqa: SIM115  (closed below)
     except OSError as exc:
         raise SolutionError(f"{path}: not a readable solution file ({exc.strerror})") from None
-    # the file's hash, on another core meanwhile (hashlib and reads release the GIL):
-    # a tenth of a second per 100 MB that start-up no longer waits for
     hashed: list[str] = []
-    hasher = threading.Thread(target=lambda: hashed.append(_file_sha256(path)), daemon=True)
-    hasher.start()
-    try:
-        with f:
-            arrays = _read_arrays(path, f)
-        sol = _validate(path, arrays)
-    finally:
-        hasher.join()
+    with f:
+        view = _map(f)
+        # the hash of the bytes loaded, on another core meanwhile (hashlib releases the
+        # GIL): a tenth of a second per 100 MB that start-up no longer waits for. From
+        # the mapping, it is the hash of the very file the arrays are read from.
+        hasher = threading.Thread(
+            target=lambda: hashed.append(
+                hashlib.sha256(view).hexdigest() if view is not None else _file_sha256(path)
+            ),
+            daemon=True,
+        )
+        hasher.start()
+        try:
+            sol = _validate(path, _read_arrays(path, f, view))
+        finally:
+            hasher.join()
     sol.sha256 = hashed[0] if hashed else _file_sha256(path)  # a failure raised here
     return sol
 
@@ -401,9 +407,10 @@ def _load_s3(url: str, endpoint_url: str | None) -> Solution:
     return sol
 
 
-def _read_arrays(path: str, f: IO[bytes]) -> dict[str, np.ndarray]:
-    """Every `.npy` member of the archive: a read-only view of the mapped file where the
-    member passes _mapped_array's checks, else read to its end by zipfile.
+def _read_arrays(path: str, f: IO[bytes], view: memoryview | None) -> dict[str, np.ndarray]:
+    """Every `.npy` member of the archive: a read-only view of the mapped file (`view`,
+    None where the file could not be mapped) where the member passes _mapped_array's
+    checks, else read to its end by zipfile.
 
     Mapping shares the file's page cache between a job's workers and between jobs, and a
     job starts without copying the solution. Reading to the end is what makes zipfile
@@ -413,7 +420,6 @@ def _read_arrays(path: str, f: IO[bytes]) -> dict[str, np.ndarray]:
     raise a dozen exception types) becomes one SolutionError.
     """
     arrays = {}
-    view = _map(f)
     try:
         with zipfile.ZipFile(f) as archive:
             for info in archive.infolist():
