@@ -240,7 +240,7 @@ def _paired(rounds: dict[str, list[tuple]], ratio: Callable[..., float], *keys: 
 
 def _interleaved(
     runs: dict[str, Callable[[], tuple]], peers: dict[str, tuple[Callable[[], object], int]]
-) -> tuple[dict[str, tuple], dict[str, float]]:
+) -> tuple[dict[str, tuple], dict[str, float], dict[str, list[tuple]]]:
     """REPEAT rounds, each timing every pbatch run and then every peer's work, so that
     both sides meet the machine's fast and slow minutes alike. Returns, per run, the
     best seconds with the largest memory, per peer the best rate, and per run every
