@@ -9,10 +9,12 @@ job's. Failures must leave no output, no staging parts and no pending multipart 
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import io
 import logging
 import os
+import platform
 import random
 import re
 import signal
@@ -26,7 +28,7 @@ from typing import Any
 import dask
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
-from dask_faults import KillWorker
+from dask_faults import KillWorker, chunk_faults
 from distributed import Client, LocalCluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +36,7 @@ from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 from personalize_batch import io as pio
 from personalize_batch.batch import Counts, JobParams, read_chunks, run_job
+from personalize_batch.batchproc import GC_THRESHOLD
 from personalize_batch.engines import dask as engine
 from personalize_batch.engines.parts import plan_upload
 from personalize_batch.errors import JobFailed, PbatchError
@@ -527,6 +530,27 @@ def test_cli_starts_its_own_local_cluster_and_writes_stdout(solutions, tmp_path)
     )
     assert result.stdout == (out / "in.json.out").read_bytes()
     assert sorted(os.listdir(tmp_path)) == ["home", "in.json", "local"]
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only"
+)
+def test_own_local_cluster_workers_are_tuned_as_a_batch_process(client):
+    """The cluster `--engine dask` starts runs one job: its workers keep freed memory for
+    the next chunk and collect garbage rarely, as `pbatch run` does. The workers of a
+    cluster the user gives (the fixture's) are left as they are."""
+    cluster, own = engine.start_local_cluster(1)
+    try:
+        (tuned_faults,) = own.run(chunk_faults).values()
+        (tuned_gc,) = own.run(gc.get_threshold).values()
+    finally:
+        own.close()
+        cluster.close()
+    assert tuned_faults < 2048  # reused: not one buffer's worth of faults in ten chunks
+    assert tuned_gc == (GC_THRESHOLD, 50, 100)
+    for faults in client.run(chunk_faults).values():
+        assert faults >= 10 * 2048  # glibc's default gives much of it back each chunk
+    assert (GC_THRESHOLD, 50, 100) not in client.run(gc.get_threshold).values()
 
 
 def test_cli_without_the_dask_extra_says_how_to_install_it(solutions, tmp_path):
