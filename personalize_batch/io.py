@@ -772,58 +772,80 @@ def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[bytes, bool]
         yield line, False
 
 
+class LineCutter:
+    """Whole lines from bytes fed in reads of any size, as `iter_lines` cuts them, without
+    holding more than `max_bytes` of one line: `feed(data)` returns the lines that `data`
+    ends (each with its newline; b"" if none), `finish()` the stream's last line (ended
+    with a newline when cut). An over-long line keeps its first `max_bytes + 1` bytes
+    (still over-long: `block_lines` marks it) and the rest is skipped; an over-long blank
+    line becomes an empty one."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._begun: list[bytes] = []  # the line begun by earlier reads (no newline yet)
+        self._begun_size = 0
+        self._head: bytes | None = None  # an over-long line's head, while its rest is skipped
+        self._blank = False  # and whether all of it so far is blank
+
+    def feed(self, data: bytes) -> bytes:
+        step = self.max_bytes
+        if len(data) <= step:
+            return self._feed(data)
+        # in pieces of at most max_bytes: a line a piece ends and begins is never too long
+        return b"".join(self._feed(data[i : i + step]) for i in range(0, len(data), step))
+
+    def _feed(self, data: bytes) -> bytes:
+        first = data.find(b"\n")
+        if first < 0:  # the begun line goes on
+            if self._head is not None:
+                self._blank = self._blank and not data.strip(BLANK)
+                return b""
+            self._begun.append(data)
+            self._begun_size += len(data)
+            if self._begun_size > self.max_bytes:
+                line = b"".join(self._begun)
+                self._begun.clear()
+                self._head, self._blank = line[: self.max_bytes + 1], not line.strip(BLANK)
+                self._begun_size = 0
+            return b""
+        last = data.rfind(b"\n")
+        block = data[: last + 1]
+        if self._begun or self._head is not None:
+            block = self._end_begun(data[: first + 1]) + data[first + 1 : last + 1]
+        if last + 1 < len(data):  # shorter than a piece, so never over-long yet
+            self._begun.append(data[last + 1 :])
+            self._begun_size = len(data) - last - 1
+        return block
+
+    def finish(self) -> bytes:
+        return self._end_begun(b"") if self._begun or self._head is not None else b""
+
+    def _end_begun(self, tail: bytes) -> bytes:
+        """The begun line, ended by `tail` (which holds its newline, if any)."""
+        if self._head is not None:
+            line = b"\n" if self._blank and not tail.strip(BLANK) else self._head + b"\n"
+            self._head = None
+            return line
+        line = b"".join(self._begun) + tail if self._begun else tail
+        self._begun.clear()
+        self._begun_size = 0
+        if len(line) - line.endswith(b"\n") > self.max_bytes:
+            return b"\n" if not line.strip(BLANK) else line[: self.max_bytes + 1] + b"\n"
+        return line
+
+
 def iter_blocks(stream: IO[bytes], read_size: Callable[[], int], max_bytes: int) -> Iterator[bytes]:
     """The stream in blocks of whole lines, each read `read_size()` bytes at a time (at
     most `max_bytes`): a block ends with a newline, but for the stream's last line when
-    it has none. Split at its newlines, a block gives the lines `iter_lines` gives: an
-    over-long line keeps only its first `max_bytes + 1` bytes (still over-long, the rest
-    is skipped) and an over-long blank line becomes an empty one. So a reader hands
-    whole blocks on without looking at each line."""
-    begun: list[bytes] = []  # the line begun by earlier reads (no newline yet)
-    begun_size = 0
-    head: bytes | None = None  # an over-long line's head, while its rest is skipped
-    blank = False  # and whether all of it so far is blank
-
-    def finish(tail: bytes) -> bytes:
-        """The begun line, ended by `tail` (which holds its newline, if any)."""
-        nonlocal head, begun_size
-        if head is not None:
-            line = b"\n" if blank and not tail.strip(BLANK) else head + b"\n"
-            head = None
-            return line
-        line = b"".join(begun) + tail if begun else tail
-        begun.clear()
-        begun_size = 0
-        if len(line) - line.endswith(b"\n") > max_bytes:
-            return b"\n" if not line.strip(BLANK) else line[: max_bytes + 1] + b"\n"
-        return line
-
-    while True:
-        data = stream.read(min(read_size(), max_bytes))
-        if not data:
-            break
-        first = data.find(b"\n")
-        if first < 0:  # the begun line goes on
-            if head is not None:
-                blank = blank and not data.strip(BLANK)
-                continue
-            begun.append(data)
-            begun_size += len(data)
-            if begun_size > max_bytes:
-                line = b"".join(begun)
-                begun.clear()
-                head, blank, begun_size = line[: max_bytes + 1], not line.strip(BLANK), 0
-            continue
-        last = data.rfind(b"\n")
-        block = data[: last + 1]
-        if begun or head is not None:
-            block = finish(data[: first + 1]) + data[first + 1 : last + 1]
-        if last + 1 < len(data):  # shorter than a read, so never over-long yet
-            begun.append(data[last + 1 :])
-            begun_size = len(data) - last - 1
+    it has none. Split at its newlines (`block_lines`), a block gives the lines
+    `iter_lines` gives (see LineCutter). So a reader hands whole blocks on without
+    looking at each line."""
+    cutter = LineCutter(max_bytes)
+    while data := stream.read(min(read_size(), max_bytes)):
+        if block := cutter.feed(data):
+            yield block
+    if block := cutter.finish():
         yield block
-    if begun or head is not None:
-        yield finish(b"")
 
 
 def block_lines(block: bytes, max_bytes: int) -> list[tuple[bytes, bool]]:
@@ -871,9 +893,7 @@ def iter_pipe_lines(
     """`iter_lines` for a pipe (after `head`, bytes already read from it), reading what
     has arrived; before a read that would wait for the writer, None (once a line came
     since the last None), so that the lines so far can be answered meanwhile."""
-    rest = b""  # the start of a line whose end has not arrived
-    long_head: bytes | None = None  # an over-long line's head while its rest is dropped
-    long_blank = False
+    cutter = LineCutter(max_bytes)
     fresh = False  # a line was yielded since the last None
     while True:
         if fresh and not select.select([fd], [], [], 0)[0]:
@@ -882,24 +902,18 @@ def iter_pipe_lines(
         data, head = head or os.read(fd, 1 << 20), b""
         if not data:
             break
-        if long_head is not None:
-            end = data.find(b"\n")
-            long_blank = long_blank and not data[: None if end < 0 else end].strip(BLANK)
-            if end < 0:
-                continue
-            yield (b"\n", False) if long_blank else (long_head, True)  # as iter_lines
-            long_head, data, fresh = None, data[end + 1 :], True
-        lines = (rest + data).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            if len(line) <= max_bytes:
-                yield line + b"\n", False
-            else:
-                yield (b"\n", False) if not line.strip(BLANK) else (line[:max_bytes], True)
-        fresh = fresh or bool(lines)
-        if len(rest) > max_bytes:
-            long_head, long_blank, rest = rest[:max_bytes], not rest.strip(BLANK), b""
-    if long_head is not None:
-        yield (b"\n", False) if long_blank else (long_head, True)
-    elif rest:
-        yield rest, False
+        if block := cutter.feed(data):
+            yield from _as_read(block, max_bytes)
+            fresh = True
+    yield from _as_read(cutter.finish(), max_bytes)
+
+
+def _as_read(block: bytes, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """A LineCutter's lines as `iter_lines` yields them: (line, too_long), each line with
+    its newline (but for a stream's last one without), an over-long one its head."""
+    lines = block.split(b"\n")
+    last = lines.pop()  # b"" when the block ends with a newline
+    for line in lines:
+        yield (line[:max_bytes], True) if len(line) > max_bytes else (line + b"\n", False)
+    if last:
+        yield last, False
