@@ -517,8 +517,8 @@ class Scorer:
         if len(seen):
             srow, scol = np.divmod(seen, n)
             spos = self.window_pos[scol]
-            shit = spos < width_w
-            wval[srow[shit], spos[shit]] = -np.inf
+            shit = np.flatnonzero(spos < width_w)
+            wval.ravel()[srow[shit] * width_w + spos[shit]] = -np.inf
         # every item of a row's top k scores at least the k-th best of its window
         kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
         enough = np.isfinite(kth)
