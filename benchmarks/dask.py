@@ -181,6 +181,7 @@ def main() -> None:
             per_worker[recipe] = (args.estimate_lines / (wall - one), args.estimate_lines, e_out)
             print(recipe, per_worker[recipe], flush=True)
     load_after = os.getloadavg()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     scaling = rate["dask", 2] / (2 * rate["dask", 1])
     needed = TARGET_LINES / TARGET_SECONDS
     estimate = []
@@ -199,10 +200,10 @@ def main() -> None:
     body = [
         f"## Dask engine (`python benchmarks/dask.py --lines {args.lines} --recipe {args.recipe}`)",
         "",
-        f"Measured {started} on {machine()}. **The machine was shared** with other jobs "
-        f"while this ran (load average {load_before[0]:.1f} before, {load_after[0]:.1f} "
-        "after, on 2 cores), so every rate here is a lower bound and the 2-worker rows "
-        "compete for the same 2 cores as everything else.",
+        f"Measured {started} on {machine()}. Load average (one minute) "
+        f"{load_before[0]:.1f} before the runs and {load_after[0]:.1f} after them (their "
+        f"own processes included), on {cores} cores: the 2-worker rows share them with "
+        "the driver and with whatever else runs, so their rates are lower bounds.",
         "",
         f"Input: {args.lines:,} `{args.recipe}` lines ({size / 2**20:,.0f} MiB, 1 in 20 "
         f"ids unknown) against a solution trained on {DATASET}; numResults 25; output "
@@ -246,7 +247,7 @@ def main() -> None:
         "per-job overhead) and assumes linear scaling, which holds as far as workers "
         "share nothing but the input and output stores (S3's request rates aside). This "
         f"machine cannot show it: two workers gave {scaling:.2f}× linear, competing "
-        "for its 2 cores with the driver and the other users. +20 % allows for stragglers, "
+        f"for its {cores} cores with the driver and any other work. +20 % allows for stragglers, "
         "retries and the join. Per-job overhead (seconds) is negligible against an hour. "
         "On S3 the parts are joined by server-side copies, so the output does not pass "
         "through the driver; a local output would be bound by one disk.",
