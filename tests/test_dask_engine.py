@@ -537,17 +537,26 @@ def test_cli_starts_its_own_local_cluster_and_writes_stdout(solutions, tmp_path)
 )
 def test_own_local_cluster_workers_are_tuned_as_a_batch_process(client):
     """The cluster `--engine dask` starts runs one job: its workers keep freed memory for
-    the next chunk and collect garbage rarely, as `pbatch run` does. The workers of a
-    cluster the user gives (the fixture's) are left as they are."""
+    the next chunk and collect garbage rarely, as `pbatch run` does, and do not sample
+    their tasks for a dashboard nobody watches. The workers of a cluster the user gives
+    (the fixture's) are left as they are."""
     cluster, own = engine.start_local_cluster(1)
     try:
         (tuned_faults,) = own.run(chunk_faults).values()
         (tuned_gc,) = own.run(gc.get_threshold).values()
+        # a task on each cluster, then past a profile cycle (1 s), when samples are kept
+        tasks = [c.submit(time.sleep, 1.5, pure=False) for c in (own, client)]
+        for task in tasks:
+            task.result()
+        time.sleep(1.2)
+        samples = [c.profile()["count"] for c in (own, client)]
     finally:
         own.close()
         cluster.close()
     assert tuned_faults < 2048  # reused: not one buffer's worth of faults in ten chunks
     assert tuned_gc == (GC_THRESHOLD, 50, 100)
+    assert samples[0] == 0  # no statistical profiler interrupting the tasks
+    assert samples[1] > 0  # Dask's profiler samples every 10 ms
     for faults in client.run(chunk_faults).values():
         assert faults >= 10 * 2048  # glibc's default gives much of it back each chunk
     assert (GC_THRESHOLD, 50, 100) not in client.run(gc.get_threshold).values()
