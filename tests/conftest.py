@@ -8,6 +8,7 @@ _TESTS_DIR = str(Path(__file__).parent)
 if _TESTS_DIR not in sys.path:  # tests/ is not a package
     sys.path.insert(0, _TESTS_DIR)
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from s3server import s3_bucket, s3_client, s3_env, s3_server  # noqa: E402, F401  (fixtures)
 
@@ -20,6 +21,20 @@ EXAMPLE_INPUTS = {
     "personalized-ranking": "ranking.json",
     "sims": "items.json",
 }
+
+
+def npz_arrays(path: Any) -> dict[str, np.ndarray]:
+    """Every array of a solution file, as np.load reads it."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def write_npz(path: Any, arrays: dict[str, np.ndarray]) -> str:
+    """The arrays as np.savez writes them (its members are not aligned), as a solution
+    edited by hand would be; the path, for load()."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return str(path)
 
 
 def run_on_fifo(

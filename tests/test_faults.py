@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import faultkit
-import numpy as np
 import pytest
+from conftest import npz_arrays, write_npz
 
 from personalize_batch import io as pio
 from personalize_batch.errors import Interrupted
@@ -190,11 +190,9 @@ def test_signal_while_loading_a_solution_is_not_a_damaged_file(
     monkeypatch.setattr(solution_mod.np.lib.format, "read_magic", _interrupt)
     with pytest.raises(Interrupted):
         solution_mod.load(str(solutions["popularity-count"]))
-    unaligned = tmp_path / "savez.npz"
-    with np.load(solutions["popularity-count"], allow_pickle=False) as npz:
-        np.savez(unaligned, **{k: npz[k] for k in npz.files})
+    unaligned = write_npz(tmp_path / "savez.npz", npz_arrays(solutions["popularity-count"]))
     with pytest.raises(Interrupted):
-        solution_mod.load(str(unaligned))
+        solution_mod.load(unaligned)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the __del__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, npz_arrays, write_npz
 
 from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import SolutionError, UsageError
@@ -29,17 +29,6 @@ def with_items(tmp_path_factory):
     return path
 
 
-def _arrays(path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
-def _save(arrays, path) -> str:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return str(path)
-
-
 def test_describe_shows_item_fields_and_filter_data(with_items):
     d = load(str(with_items)).describe()
     fields = d["itemMetadata"]["fields"]
@@ -61,19 +50,19 @@ def test_describe_shows_item_fields_and_filter_data(with_items):
     ],
 )
 def test_damaged_filter_arrays_are_refused(with_items, tmp_path, change, message):
-    arrays = _arrays(with_items)
+    arrays = npz_arrays(with_items)
     for key, value in change.items():
         if value is None:
             del arrays[key]
         else:
             arrays[key] = value
     with pytest.raises(SolutionError, match=message):
-        load(_save(arrays, tmp_path / "bad.npz"))
+        load(write_npz(tmp_path / "bad.npz", arrays))
 
 
 def test_solution_without_filter_data_loads_and_asks_for_a_retrain(with_items, tmp_path):
-    arrays = {k: v for k, v in _arrays(with_items).items() if not k.startswith("events_")}
-    sol = load(_save(arrays, tmp_path / "old.npz"))
+    arrays = {k: v for k, v in npz_arrays(with_items).items() if not k.startswith("events_")}
+    sol = load(write_npz(tmp_path / "old.npz", arrays))
     from personalize_batch.scoring import Answerer
 
     Answerer(sol, filter_expression='EXCLUDE ItemID WHERE Items.GENRES IN ("Drama")')

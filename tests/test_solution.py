@@ -8,32 +8,24 @@ import struct
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from conftest import EXAMPLES, npz_arrays, write_npz
 
 from personalize_batch.errors import SolutionError
 from personalize_batch.solution import FORMAT_VERSION, load
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _arrays(path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
 
 def _rewrite(src, dst, **changes) -> None:
-    arrays = _arrays(src)
+    arrays = npz_arrays(src)
     for key, value in changes.items():
         if value is None:
             del arrays[key]
         else:
             arrays[key] = value
-    with open(dst, "wb") as f:
-        np.savez(f, **arrays)
+    write_npz(dst, arrays)
 
 
 def test_roundtrip_and_describe(solutions):
@@ -50,7 +42,7 @@ def test_roundtrip_and_describe(solutions):
 
 def test_solution_holds_no_pickle(solutions):
     for path in solutions.values():
-        for name, arr in _arrays(path).items():
+        for name, arr in npz_arrays(path).items():
             assert not arr.dtype.hasobject, name
 
 
@@ -89,7 +81,7 @@ def test_wrong_shapes_and_values(solutions, tmp_path, change, message):
 
 
 def test_out_of_range_and_non_finite(solutions, tmp_path):
-    arrays = _arrays(solutions["sims"])
+    arrays = npz_arrays(solutions["sims"])
     idx = arrays["sims_indices"].copy()
     idx[0] = len(arrays["item_ids"])
     bad = tmp_path / "range.npz"
@@ -186,7 +178,7 @@ def test_arrays_are_aligned_and_used_in_place(solutions, tmp_path):
         with zipfile.ZipFile(path) as archive:
             assert archive.testzip() is None
         sol = load(str(path))
-        want = _arrays(path)
+        want = npz_arrays(path)
         assert sol.arrays.keys() == want.keys()
         for name, arr in sol.arrays.items():
             assert arr.dtype == want[name].dtype, name

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import npz_arrays, write_npz
 from faultkit import load_or_reason, solution_variants, tiny_solutions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,16 +32,6 @@ RECIPES = ("popularity-count", "user-personalization", "sims", "personalized-ran
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The four recipes trained on a 60-row CSV: 4–9 KB files, cheap to damage."""
     return tiny_solutions(tmp_path_factory.mktemp("tiny"))
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
-def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -83,7 +74,7 @@ def test_bit_flips_are_refused_or_harmless(tiny, tmp_path, recipe, flips) -> Non
         data[bit // 8] ^= 1 << (bit % 8)
     bad = tmp_path / "flipped.npz"
     bad.write_bytes(bytes(data))
-    outcome = load_or_reason(bad, _arrays(tiny[recipe]))
+    outcome = load_or_reason(bad, npz_arrays(tiny[recipe]))
     assert outcome in ("refused", "loaded identical arrays"), outcome
 
 
@@ -114,7 +105,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_crafted_bad_arrays_are_refused(tiny, tmp_path, variant) -> None:
-    arrays = _arrays(tiny["user-personalization"])
+    arrays = npz_arrays(tiny["user-personalization"])
     changes, word = solution_variants(arrays)[variant]
     for key, value in changes.items():
         if value is None:
@@ -122,7 +113,7 @@ def test_crafted_bad_arrays_are_refused(tiny, tmp_path, variant) -> None:
         else:
             arrays[key] = value
     bad = tmp_path / f"{variant}.npz"
-    _save(bad, arrays)
+    write_npz(bad, arrays)
     with pytest.raises(SolutionError, match=word):
         load(str(bad))
 
@@ -132,7 +123,7 @@ def test_object_array_is_refused_without_unpickling(tiny, tmp_path, name) -> Non
     """A pickled member is refused before numpy would unpickle it (a pickle that would
     write a marker file if it ever ran)."""
     marker = tmp_path / "pwned"
-    arrays = _arrays(tiny["popularity-count"])
+    arrays = npz_arrays(tiny["popularity-count"])
     arrays[name] = np.array([_Evil(str(marker)), "x"], dtype=object)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
