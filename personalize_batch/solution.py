@@ -486,11 +486,14 @@ def _mapped_array(view: memoryview, info: zipfile.ZipInfo) -> np.ndarray | None:
     ):
         return None
     at = info.header_offset
-    local = view[at : at + 30]
-    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+    local = view[at : at + zipfile.sizeFileHeader]
+    if len(local) < zipfile.sizeFileHeader:
         return None
-    name_length, extra_length = struct.unpack_from("<HH", local, 26)
-    start = at + 30 + name_length + extra_length
+    fields = struct.unpack(zipfile.structFileHeader, local)
+    if fields[0] != zipfile.stringFileHeader:
+        return None
+    name_length, extra_length = fields[-2:]  # the local header's last two fields
+    start = at + zipfile.sizeFileHeader + name_length + extra_length
     data = view[start : start + info.file_size]
     if len(data) != info.file_size:
         return None
