@@ -401,15 +401,15 @@ class Scorer:
         weights = ages  # the same matrix, holding weights from here on
         weights.data = w
         out = []
-        if hp["item_model_weight"]:
+        if self.item_model is not None:
             # negative evidence is dropped: it would put an item below ones the model
             # knows nothing about (cold items), which matters when ranking a given list
             im = (weights @ self.item_model).tocsr()
             np.maximum(im.data, 0.0, out=im.data)
             out.append(_normalised(im, hp["item_model_weight"]))
-        if hp["neighbour_weight"]:
+        if self.sim is not None:
             out.append(_normalised(weights @ self.sim, hp["neighbour_weight"]))
-        if ordered and hp["transition_weight"]:
+        if self.trans_rows is not None:
             # a user's row of the term is their latest item's row (already normalised)
             latest = np.full(len(users), -1, dtype=np.int64)
             now = age == 0
