@@ -1,5 +1,4 @@
-"""Test-only code that runs in Dask workers: a plugin that kills its worker process while
-it runs a partition, and a probe of how a worker's allocator treats freed memory.
+"""Test-only Dask worker plugin that kills its worker process while it runs a partition.
 
 It lives in its own small module so that worker processes can import it by name
 (`tests/` is on their sys.path, inherited from the test process).
@@ -8,28 +7,11 @@ It lives in its own small module so that worker processes can import it by name
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import threading
 from typing import Any
 
-import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
-
-
-def chunk_faults() -> int:
-    """Page faults of ten chunks' temporaries (six of 8 MiB alive at once, then freed),
-    after a first chunk: near 0 when freed memory is kept for the next chunk."""
-
-    def chunk() -> None:
-        held = [np.ones(8 << 20, dtype=np.uint8) for _ in range(6)]
-        del held
-
-    chunk()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
-        chunk()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 class KillWorker(WorkerPlugin):

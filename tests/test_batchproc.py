@@ -6,27 +6,24 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 CHURN = """
-import resource, sys
-import numpy as np
+import sys
+sys.path.insert(0, sys.argv[2])
+from memprobe import chunk_faults
 from personalize_batch.batchproc import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
-def chunk():  # a chunk's temporaries: six of 8 MiB alive at once, then all freed
-    held = [np.ones(8 << 20, dtype=np.uint8) for _ in range(6)]
-chunk()  # the first time always faults
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    chunk()
-print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, chunk_faults())
 """
 
 
 def faults(mode: str) -> tuple[str, int]:
+    tests = str(Path(__file__).parent)
     out = subprocess.run(
-        [sys.executable, "-c", CHURN, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHURN, mode, tests], capture_output=True, text=True, check=True
     ).stdout.split()
     return out[0], int(out[1])
 

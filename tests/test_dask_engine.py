@@ -28,10 +28,11 @@ from typing import Any
 import dask
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
-from dask_faults import KillWorker, chunk_faults
+from dask_faults import KillWorker
 from distributed import Client, LocalCluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memprobe import chunk_faults
 from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 from personalize_batch import io as pio
