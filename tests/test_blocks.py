@@ -24,7 +24,7 @@ from personalize_batch.batch import (
 from personalize_batch.lines import BOM, MAX_LINE_BYTES
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
-from personalize_batch.workers import WorkerPool
+from personalize_batch.workers import SLOT_BYTES, WorkerPool
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +110,16 @@ def test_over_long_lines_in_blocks(popularity, bom):
     assert want[2]["linesWithErrors"] == 2 + bom and want[2]["blankLinesSkipped"] == 1
 
 
-def test_a_pool_reads_blocks_with_the_counts_of_one_process(popularity, tmp_path):
-    """answer_stream on two real worker processes (blocks) and on none (lines)."""
+@pytest.mark.parametrize("slot_bytes", [SLOT_BYTES, 1])
+def test_a_pool_reads_blocks_with_the_counts_of_one_process(popularity, slot_bytes):
+    """answer_stream on two real worker processes (blocks) and on none (lines); the
+    workers' output comes back through shared slots, or through the pipe when it is
+    longer than a slot (1 byte: every block)."""
     rows = [b'{"userId": "u%d"}\n' % (k % 40) for k in range(3000)]
     rows[5:5] = [b"\n", b"bad\n", b"   \n"]
     data = BOM + b"".join(rows) + b'{"userId": "u3"}'
     results = []
-    pool = WorkerPool(functools.partial(batch._with, popularity), 2)
+    pool = WorkerPool(functools.partial(batch._with, popularity), 2, slot_bytes)
     try:
         for p in (None, pool):
             counts, out, aside = Counts(), io.BytesIO(), io.BytesIO()

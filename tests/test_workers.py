@@ -10,6 +10,8 @@ import sys
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES, run_on_fifo
 
+from personalize_batch.workers import ChunkResult, WorkerPool
+
 PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
 
@@ -228,3 +230,27 @@ def test_files_and_s3_objects_are_complete_inputs_pipes_are_not(tmp_path):
         [sys.executable, "-c", code], input="{}\n", capture_output=True, text=True
     ).stdout
     assert (redirected, piped) == ("True\n", "False\n")
+
+
+def _sized(size: int, fill: int) -> ChunkResult:
+    """A worker's task: a result whose data is `size` bytes of `fill`."""
+    return ChunkResult(bytes([fill]) * size, answered=size, errors=fill)
+
+
+def test_results_come_back_in_order_through_shared_slots_or_the_pipe():
+    """A result's data that fits in a slot comes back as a view of memory shared with the
+    workers, a longer one through the pool's pipe; either way the same bytes and counts,
+    in order, each intact until the next result is asked for, pauses (None) included."""
+    slot = 1000
+    sizes = [0, 1, 999, 1000, 1001, 5000, 3, 1000, 0, 2500, 7] * 4
+    tasks: list[tuple | None] = [(size, k % 251) for k, size in enumerate(sizes)]
+    tasks[5:5] = [None]
+    tasks[17:17] = [None, None]
+    want = [None if t is None else (bytes([t[1]]) * t[0], t[0], t[1]) for t in tasks]
+    got = []
+    with WorkerPool(_sized, 3, slot_bytes=slot) as pool:
+        for r in pool.map_ordered(iter(tasks)):
+            got.append(None if r is None else (bytes(r.data), r.answered, r.errors))
+            if r is not None:
+                assert isinstance(r.data, memoryview) == (len(r.data) <= slot)
+    assert got == want
