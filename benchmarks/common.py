@@ -175,10 +175,24 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
-        f"{platform.machine()}, {cores} cores, {mem:.0f} GiB, Python "
+        f"{platform.machine()}{_cpu_model()}, {cores} cores, {mem:.0f} GiB, Python "
         f"{platform.python_version()}, numpy {np.__version__}, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}{commit()}"
     )
+
+
+def _cpu_model() -> str:
+    """' (MODEL)' as /proc/cpuinfo names the processor; '' where it does not. The same
+    virtual machine size runs on different hosts, and the rates follow the processor."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return f" ({value.strip()})"
+    except OSError:
+        pass
+    return ""
 
 
 def commit() -> str:
