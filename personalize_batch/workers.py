@@ -108,10 +108,8 @@ class WorkerPool:
         self.n = n
         self.slot_bytes = slot_bytes
         # one slot per task in flight (map_ordered: at most 2n, the one handed on included)
-        # shared and anonymous; not reserved: address space, pages only where written
-        self.slots = mmap.mmap(
-            -1, 2 * n * slot_bytes, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_NORESERVE", 0)
-        )
+        # shared and anonymous: a page takes memory only once a result is written there
+        self.slots = mmap.mmap(-1, 2 * n * slot_bytes, flags=mmap.MAP_SHARED)
         self.executor = ProcessPoolExecutor(
             n,
             mp_context=multiprocessing.get_context("fork"),
