@@ -4,6 +4,7 @@ the user model's determinism for a fixed seed."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
 from conftest import EXAMPLES
@@ -118,3 +119,48 @@ def test_same_seed_same_output(tmp_path):
         outs.append(result.stdout)
     assert outs[1] == outs[2]
     assert outs[0] != outs[1]
+
+
+def _openblas_x86() -> bool:
+    """numpy and scipy run OpenBLAS with its kernels for several x86 processors (the
+    wheels do), so OPENBLAS_CORETYPE can make one machine run another's."""
+    import platform
+
+    build = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    return platform.machine() in ("x86_64", "AMD64") and "openblas" in build["name"]
+
+
+@pytest.mark.skipif(not _openblas_x86(), reason="needs OpenBLAS's x86 kernels")
+@pytest.mark.parametrize("hp", ["max_dense_items=10000", "max_dense_items=300"])
+def test_the_same_solution_on_any_processor(hp, tmp_path):
+    """The BLAS kernels of other processors (OpenBLAS picks one per processor; an older
+    x86 runs Haswell's or Sandybridge's, or numpy without AVX-512) train the same
+    arrays, bit for bit, on the exact path and on the dense core + low-rank one."""
+    import os
+    import subprocess
+    import sys
+
+    kernels = {
+        "this machine": {},
+        "Haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+        "Sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"},
+        "no AVX-512": {"NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL"},
+    }
+    arrays = {}
+    for name, env in kernels.items():
+        model = tmp_path / f"{name}.npz"
+        args = ["train", "-r", "user-personalization", "-i", str(EXAMPLES / "interactions.csv")]
+        args += ["-o", str(model), "--hp", hp, "-q"]
+        subprocess.run(
+            [sys.executable, "-m", "personalize_batch.cli", *args],
+            env={**os.environ, **env},
+            check=True,
+        )
+        with np.load(model) as z:
+            arrays[name] = {k: z[k] for k in z.files if k != "meta"}  # meta: the time
+    first = arrays["this machine"]
+    assert first["up_im_data"].size > 1000
+    for name, got in arrays.items():
+        assert got.keys() == first.keys()
+        differ = [k for k in first if not np.array_equal(got[k], first[k])]
+        assert not differ, f"{name}: {differ}"

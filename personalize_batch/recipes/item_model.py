@@ -20,6 +20,14 @@ of modelled items:
 
 Either way only the largest `item_model_neighbours` weights of each row (by absolute
 value) are kept, so the stored model is sparse and scoring is a sparse product.
+
+Dense arithmetic (BLAS and LAPACK) is done in float64 and its results are rounded to
+float32, the solution's precision, before any weight is chosen or stored. The BLAS
+kernel a machine runs (OpenBLAS picks one per processor) orders its additions its own
+way: in float32, two processors trained different weights and kept different neighbours
+on the example data, so their solutions, and the sixth digit of their scores, differed.
+float64's differences are about 1e-16, far below a float32 rounding step, so the same
+data and hyperparameters give the same solution, bit for bit, on any processor.
 """
 
 from __future__ import annotations
@@ -69,12 +77,12 @@ def _keep_largest(
 
 
 def gram(xh: sp.csr_matrix) -> np.ndarray:
-    """XᵀX as a dense float32 matrix, built a block of columns at a time (a sparse
-    product never holds more than one block)."""
+    """XᵀX as a dense float64 matrix, built a block of columns at a time (a sparse
+    product never holds more than one block; its counts are exact in float32)."""
     n = xh.shape[1]
     xt = xh.T.tocsr().astype(np.float32)
     xc = xh.tocsc().astype(np.float32)
-    g = np.zeros((n, n), dtype=np.float32)
+    g = np.zeros((n, n), dtype=np.float64)
     for s in range(0, n, ROW_BLOCK):
         e = min(n, s + ROW_BLOCK)
         g[:, s:e] = (xt @ xc[:, s:e]).toarray()
@@ -82,26 +90,26 @@ def gram(xh: sp.csr_matrix) -> np.ndarray:
 
 
 def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Exact B over the columns of `xh` (float32 Cholesky inverse), top k per row."""
+    """Exact B over the columns of `xh` (float64 Cholesky inverse), top k per row."""
     n = xh.shape[1]
     g = gram(xh)
-    g[np.diag_indices(n)] += lam.astype(np.float32)
-    chol, info = sl.lapack.spotrf(g, lower=1, clean=1, overwrite_a=1)
+    g[np.diag_indices(n)] += lam
+    chol, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
     if info == 0:
-        p, info = sl.lapack.spotri(chol, lower=1, overwrite_c=1)
+        p, info = sl.lapack.dpotri(chol, lower=1, overwrite_c=1)
     if info != 0:
         raise DataError(
             "the item-item model is numerically singular: raise regularization or dropout"
         )
     # p holds P in its lower triangle: row j of P is p[j, :j+1] then p[j+1:, j]
-    diag = np.diag(p).astype(np.float64)
+    diag = np.diag(p).copy()
     rows, cols, vals = [], [], []
     k = min(k, max(n - 1, 0))
     for s in range(0, n, ROW_BLOCK):
         e = min(n, s + ROW_BLOCK)
         upper = np.arange(n)[None, :] > np.arange(s, e)[:, None]
-        full = np.where(upper, p[:, s:e].T, p[s:e, :]).astype(np.float64)
-        block = -full / diag[None, :]
+        full = np.where(upper, p[:, s:e].T, p[s:e, :])
+        block = (-full / diag[None, :]).astype(np.float32)  # chosen as stored
         block[np.arange(e - s), np.arange(s, e)] = 0.0
         r, c, v = _keep_largest(block, k) if k else ([], [], [])
         rows.append(np.asarray(r, dtype=np.int64) + s)
@@ -112,10 +120,10 @@ def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 def _gram_times(xs: sp.csr_matrix, q: np.ndarray, block: int = 1 << 17) -> np.ndarray:
     """XᵀX q, a block of users at a time (never a users x width dense matrix)."""
-    out = np.zeros((xs.shape[1], q.shape[1]), dtype=np.float32)
+    out = np.zeros((xs.shape[1], q.shape[1]), dtype=np.float64)
     for s in range(0, xs.shape[0], block):
         xb = xs[s : s + block]
-        out += (xb.T @ (xb @ q)).astype(np.float32)
+        out += xb.T @ (xb @ q)
     return out
 
 
@@ -125,16 +133,16 @@ def eigen(
     """Top `rank` eigenpairs (values, vectors) of diag(scale) XᵀX diag(scale), by a
     seeded randomized subspace iteration that multiplies by X and Xᵀ only."""
     n = xh.shape[1]
-    xs = (xh @ sp.diags(scale.astype(np.float32))).tocsr().astype(np.float32)
+    xs = (xh @ sp.diags(scale)).tocsr().astype(np.float64)
     width = min(n, rank + OVERSAMPLE)
     rng = np.random.default_rng(seed)
-    q = rng.standard_normal((n, width)).astype(np.float32)
+    q = rng.standard_normal((n, width))
     for _ in range(POWER_ITERATIONS):
         q, _ = np.linalg.qr(_gram_times(xs, q))
-    small = (q.T @ _gram_times(xs, q)).astype(np.float64)
+    small = q.T @ _gram_times(xs, q)
     values, vectors = np.linalg.eigh((small + small.T) / 2.0)
     top = np.argsort(-values, kind="stable")[: min(rank, width)]
-    return np.maximum(values[top], 0.0), (q.astype(np.float64) @ vectors[:, top])
+    return np.maximum(values[top], 0.0), q @ vectors[:, top]
 
 
 Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, columns, values
@@ -155,15 +163,15 @@ def low_rank(
     d = 1.0 / np.sqrt(lam)
     values, vectors = eigen(xh, d, rank, seed)
     w = values / (values + 1.0)
-    vw = (vectors * w).astype(np.float32)
-    v = vectors.astype(np.float32)
-    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vectors * w, vectors), 1e-6)
+    vw = vectors * w
+    v = vectors
+    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vw, v), 1e-6)
     srow, scol = pairs
-    vals = np.empty(len(srow), dtype=np.float32)
-    per_block = max(1, (64 << 20) // (4 * max(1, v.shape[1])))  # ~64 MB of gathered rows
+    vals = np.empty(len(srow), dtype=np.float32)  # rounded as stored, before any choice
+    per_block = max(1, (64 << 20) // (8 * max(1, v.shape[1])))  # ~64 MB of gathered rows
     for s in range(0, len(srow), per_block):
         r, c = srow[s : s + per_block], scol[s : s + per_block]
-        dots = np.einsum("ik,ik->i", vw[r], v[c]).astype(np.float64)
+        dots = np.einsum("ik,ik->i", vw[r], v[c])
         vals[s : s + per_block] = (d[r] / d[c]) * dots / denom[c]
     return srow, scol, vals
 
