@@ -409,6 +409,10 @@ def run(
             if future.status != "finished":
                 raise _failure(future, tasks[k])
             results[k] = future.result()
+            # the scheduler may forget it now: otherwise a worker lost later, holding
+            # this result, makes it compute the partition again, and that attempt
+            # writes a part after the staging folder is removed
+            future.release()
             counts.merge(results[k].counts)
             input_of[k].waiting -= 1
             engine["partitionsDone"] = len(results)
