@@ -133,7 +133,7 @@ def eigen(
     """Top `rank` eigenpairs (values, vectors) of diag(scale) XᵀX diag(scale), by a
     seeded randomized subspace iteration that multiplies by X and Xᵀ only."""
     n = xh.shape[1]
-    xs = (xh @ sp.diags(scale)).tocsr().astype(np.float64)
+    xs = (xh @ sp.diags(scale)).tocsr().astype(np.float64, copy=False)  # float64 already
     width = min(n, rank + OVERSAMPLE)
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((n, width))
@@ -164,14 +164,13 @@ def low_rank(
     values, vectors = eigen(xh, d, rank, seed)
     w = values / (values + 1.0)
     vw = vectors * w
-    v = vectors
-    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vw, v), 1e-6)
+    denom = np.maximum(1.0 - np.einsum("ik,ik->i", vw, vectors), 1e-6)
     srow, scol = pairs
     vals = np.empty(len(srow), dtype=np.float32)  # rounded as stored, before any choice
-    per_block = max(1, (64 << 20) // (8 * max(1, v.shape[1])))  # ~64 MB of gathered rows
+    per_block = max(1, (64 << 20) // (8 * max(1, vectors.shape[1])))  # ~64 MB gathered
     for s in range(0, len(srow), per_block):
         r, c = srow[s : s + per_block], scol[s : s + per_block]
-        dots = np.einsum("ik,ik->i", vw[r], v[c])
+        dots = np.einsum("ik,ik->i", vw[r], vectors[c])
         vals[s : s + per_block] = (d[r] / d[c]) * dots / denom[c]
     return srow, scol, vals
 
