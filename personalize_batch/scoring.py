@@ -103,8 +103,6 @@ class Answerer:
         self.include_seen = include_seen
         self.scorer = solution.scorer()
         self.item_objs = solution.item_ids.astype(object)
-        # scorers that never build a block x items matrix say how many rows suit them
-        self.block = getattr(self.scorer, "block_rows", None) or chunk_rows(len(solution.item_ids))
         self.unknown_users = 0
         self.unknown_items = 0
         self.users_looked_up = 0
