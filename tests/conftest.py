@@ -21,6 +21,11 @@ EXAMPLE_INPUTS = {
     "personalized-ranking": "ranking.json",
     "sims": "items.json",
 }
+# the CLI in a new process: through the interpreter the tests run on
+PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
+# and through the installed `pbatch` command where there is one (the entry point itself)
+_SCRIPT = Path(sys.executable).parent / "pbatch"
+PBATCH_SCRIPT = [str(_SCRIPT)] if _SCRIPT.exists() else PBATCH
 
 
 def npz_arrays(path: Any) -> dict[str, np.ndarray]:
@@ -44,8 +49,8 @@ def run_on_fifo(
     as the test writes it: the process and the FIFO's path."""
     fifo = tmp_path / "in.json"
     os.mkfifo(fifo)
-    command = [sys.executable, "-m", "personalize_batch.cli", "run", "-s", str(solution)]
-    return subprocess.Popen([*command, "-i", str(fifo), *args], **popen), fifo
+    command = [*PBATCH, "run", "-s", str(solution), "-i", str(fifo), *args]
+    return subprocess.Popen(command, **popen), fifo
 
 
 @pytest.fixture(autouse=True)

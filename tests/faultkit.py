@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import orjson
+from conftest import PBATCH
 
 from personalize_batch.errors import SolutionError
 from personalize_batch.solution import load
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 USER_LINE = b'{"userId": "653"}\n'
 PADDED_LINE = b'{"userId": "653", "pad": "' + b"x" * 2000 + b'"}\n'
 

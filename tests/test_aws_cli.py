@@ -9,23 +9,18 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, PBATCH_SCRIPT
 
 from personalize_batch.batch import JobParams, start_job
 from personalize_batch.cli import main
 from personalize_batch.errors import UsageError
 from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore
 from personalize_batch.shorthand import parse_structure
-
-_SCRIPT = Path(sys.executable).parent / "pbatch"
-PBATCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "personalize_batch.cli"]
 
 
 @pytest.fixture
@@ -180,7 +175,7 @@ def test_detached_job_survives_hangup_shows_progress_and_finishes(solutions, tmp
     out = tmp_path / "out"
     create = " ".join(
         [
-            *PBATCH,
+            *PBATCH_SCRIPT,
             "create-batch-inference-job",
             "--job-name",
             "detached",
@@ -229,7 +224,7 @@ def test_detached_job_survives_hangup_shows_progress_and_finishes(solutions, tmp
         pipe.write(b"{}\n" * 500)
     done = subprocess.run(
         [
-            *PBATCH,
+            *PBATCH_SCRIPT,
             "wait",
             "batch-inference-job-active",
             "--batch-inference-job-arn",
@@ -250,7 +245,7 @@ def test_killed_job_is_create_failed_and_wait_exits_255(solutions, tmp_path):
     os.mkfifo(fifo)
     created = subprocess.run(
         [
-            *PBATCH,
+            *PBATCH_SCRIPT,
             "create-batch-inference-job",
             "--job-name",
             "doomed",
@@ -271,7 +266,7 @@ def test_killed_job_is_create_failed_and_wait_exits_255(solutions, tmp_path):
     os.kill(store.owner("doomed"), signal.SIGKILL)
     waited = subprocess.run(
         [
-            *PBATCH,
+            *PBATCH_SCRIPT,
             "wait",
             "batch-inference-job-active",
             "--batch-inference-job-arn",
@@ -407,7 +402,7 @@ def test_a_stopped_detached_job_fails_cleanly(solutions, tmp_path, pbatch_home):
     out = tmp_path / "out"
     subprocess.run(
         [
-            *PBATCH,
+            *PBATCH_SCRIPT,
             "create-batch-inference-job",
             "--job-name",
             "stopped",

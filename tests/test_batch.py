@@ -7,11 +7,10 @@ import gzip
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import orjson
-from conftest import EXAMPLES, run_on_fifo
+from conftest import EXAMPLES, PBATCH, run_on_fifo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +24,6 @@ from personalize_batch.batch import (
 from personalize_batch.jobs import FAILED, JobStore
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
-
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
 line_kinds = st.one_of(
     st.sampled_from([b'{"userId": "653"}', b'{"userId": "1984"}', b'{"userId": "nobody"}']),

@@ -14,22 +14,19 @@ import gzip
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, PBATCH_SCRIPT
 
 from personalize_batch import service
 from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SHOTS = os.environ.get("PBATCH_SCREENSHOTS")
-_SCRIPT = Path(sys.executable).parent / "pbatch"
-PBATCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "personalize_batch.cli"]
 
 webdriver = pytest.importorskip("selenium.webdriver") if not os.environ.get("CI") else None
 if webdriver is None:  # in CI a missing browser is a failure, not a skip
@@ -81,7 +78,7 @@ def browser():
 def console(pbatch_home):
     """The real `pbatch console --port 0` in a subprocess; its URL."""
     proc = subprocess.Popen(
-        [*PBATCH, "console", "--port", "0"],
+        [*PBATCH_SCRIPT, "console", "--port", "0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -27,7 +27,7 @@ from typing import Any
 
 import dask
 import pytest
-from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
+from conftest import EXAMPLE_INPUTS, EXAMPLES, PBATCH, RECIPES
 from dask_faults import KillWorker
 from distributed import Client, LocalCluster
 from hypothesis import given, settings
@@ -51,7 +51,6 @@ COUNT_FIELDS = (
     "unknownUsers",
     "unknownItems",
 )
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

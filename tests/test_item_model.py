@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, PBATCH
 
 from personalize_batch.cli import main
 from personalize_batch.recipes import item_model
@@ -138,7 +138,6 @@ def test_the_same_solution_on_any_processor(hp, tmp_path):
     arrays, bit for bit, on the exact path and on the dense core + low-rank one."""
     import os
     import subprocess
-    import sys
 
     kernels = {
         "this machine": {},
@@ -152,7 +151,7 @@ def test_the_same_solution_on_any_processor(hp, tmp_path):
         args = ["train", "-r", "user-personalization", "-i", str(EXAMPLES / "interactions.csv")]
         args += ["-o", str(model), "--hp", hp, "-q"]
         subprocess.run(
-            [sys.executable, "-m", "personalize_batch.cli", *args],
+            [*PBATCH, *args],
             env={**os.environ, **env},
             check=True,
         )

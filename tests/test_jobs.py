@@ -10,13 +10,11 @@ import time
 
 import orjson
 import pytest
-from conftest import EXAMPLES, run_on_fifo
+from conftest import EXAMPLES, PBATCH, run_on_fifo
 
 from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import JobFailed, UsageError
 from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore, check_name
-
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
 
 def test_name_rules():

@@ -9,13 +9,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, PBATCH
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,6 @@ from personalize_batch.batch import Counts
 from personalize_batch.jobs import JobStore
 from personalize_batch.resume import counts_json
 
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 COUNTS = ("linesRead", "linesAnswered", "linesWithErrors", "blankLinesSkipped", "unknownUsers")
 
 

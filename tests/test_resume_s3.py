@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import PBATCH
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from s3server import start_weed
@@ -228,7 +228,7 @@ def test_an_s3_outage_keeps_the_upload_and_a_resume_completes_it(
         env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint_url, "PBATCH_HOME": str(home)}
         args = run_args(solutions, big_input, f"s3://{bucket}/out/")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "personalize_batch.cli", *args, "--job-name", "outage"],
+            [*PBATCH, *args, "--job-name", "outage"],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -251,7 +251,7 @@ def test_an_s3_outage_keeps_the_upload_and_a_resume_completes_it(
         server.restart()
         assert uploads(client, bucket, "out/") == [("out/a.json.out", kept["uploadId"])]
         result = subprocess.run(
-            [sys.executable, "-m", "personalize_batch.cli", "run", "--resume", "outage", "-q"],
+            [*PBATCH, "run", "--resume", "outage", "-q"],
             env=env,
             capture_output=True,
             text=True,

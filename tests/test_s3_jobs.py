@@ -15,13 +15,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import PBATCH_SCRIPT
 from s3server import SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,14 +46,12 @@ LOCAL_INPUTS = {
 WRONG_SECRET = "wrong-secret-4f1c9a"
 # A refused endpoint must fail within this (botocore's retries included).
 REFUSED_ENDPOINT_LIMIT_S = 15.0
-_SCRIPT = Path(sys.executable).parent / "pbatch"
-PBATCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "personalize_batch.cli"]
 
 
 def pbatch(*args: Any, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real CLI; stdout and stderr are captured separately, as text."""
     return subprocess.run(
-        [*PBATCH, *map(str, args)],
+        [*PBATCH_SCRIPT, *map(str, args)],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -66,7 +64,7 @@ def pbatch(*args: Any, env: dict[str, str], timeout: float = 120) -> subprocess.
 def spawn(*args: Any, env: dict[str, str]) -> subprocess.Popen:
     """Start the real CLI without waiting (to run independent set-up steps at once)."""
     return subprocess.Popen(
-        [*PBATCH, *map(str, args)],
+        [*PBATCH_SCRIPT, *map(str, args)],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,

@@ -9,12 +9,12 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import PBATCH
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3server import ACCESS_KEY, SECRET_KEY
@@ -23,7 +23,6 @@ from personalize_batch import io as pio
 from personalize_batch.errors import StorageError
 
 PACKAGE = Path(pio.__file__).resolve().parent
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 ROOT = PACKAGE.parent
 USERS = (ROOT / "examples" / "users.json").read_bytes()
 

@@ -6,13 +6,12 @@ import io
 import shutil
 import struct
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import orjson
 import pytest
-from conftest import EXAMPLES, npz_arrays, write_npz
+from conftest import EXAMPLES, PBATCH, npz_arrays, write_npz
 
 from personalize_batch.errors import SolutionError
 from personalize_batch.solution import FORMAT_VERSION, load
@@ -110,9 +109,7 @@ def test_cli_bad_solution_is_one_line_exit_1(solutions, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(solutions["sims"].read_bytes()[:500])
     for args in (["describe", str(bad)], ["recommend", "-s", str(bad), "--item-id", "1"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "personalize_batch.cli", *args], capture_output=True, text=True
-        )
+        proc = subprocess.run([*PBATCH, *args], capture_output=True, text=True)
         assert proc.returncode == 1
         assert proc.stdout == ""
         assert proc.stderr.startswith("pbatch: error: ") and proc.stderr.count("\n") == 1
@@ -123,7 +120,7 @@ def test_describe_prints_json(solutions, tmp_path):
     copy = tmp_path / "m.npz"
     shutil.copy(solutions["sims"], copy)
     proc = subprocess.run(
-        [sys.executable, "-m", "personalize_batch.cli", "describe", str(copy)],
+        [*PBATCH, "describe", str(copy)],
         capture_output=True,
         text=True,
         check=True,
@@ -199,7 +196,7 @@ def test_an_np_savez_file_loads_and_answers_the_same(solutions, tmp_path):
     for model in (path, plain):
         folder = tmp_path / model.stem
         subprocess.run(
-            [sys.executable, "-m", "personalize_batch.cli", "run", "-s", str(model), "-q"]
+            [*PBATCH, "run", "-s", str(model), "-q"]
             + ["-i", str(EXAMPLES / "users.json"), "-o", str(folder), "--workers", "1"],
             check=True,
         )

@@ -11,13 +11,12 @@ import io
 import os
 import random
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import npz_arrays, write_npz
+from conftest import PBATCH, npz_arrays, write_npz
 from faultkit import load_or_reason, solution_variants, tiny_solutions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -157,7 +156,7 @@ def test_cli_refuses_damaged_solutions_in_one_line(tiny, tmp_path) -> None:
         bad = tmp_path / f"{name}.npz"
         bad.write_bytes(body)
         proc = subprocess.run(
-            [sys.executable, "-m", "personalize_batch.cli", "describe", str(bad)],
+            [*PBATCH, "describe", str(bad)],
             capture_output=True,
             text=True,
         )

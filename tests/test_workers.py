@@ -8,11 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES, run_on_fifo
+from conftest import EXAMPLE_INPUTS, EXAMPLES, PBATCH, RECIPES, run_on_fifo
 
 from personalize_batch.workers import ChunkResult, WorkerPool
-
-PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
