@@ -15,7 +15,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +125,8 @@ class WorkerPool:
         finished result is handed on as soon as those before it are, and every result
         so far at a None, then None (the input paused: its lines are answered as they
         come). A ChunkResult's data may be a view of shared memory: it is valid until
-        the next result is asked for."""
+        the next result is asked for. Stopping early (closing the iterator) waits for
+        the tasks already handed out."""
         pending: deque = deque()
         free = list(range(2 * self.n))
         view = memoryview(self.slots)
@@ -154,6 +155,13 @@ class WorkerPool:
                 yield from next_result()
         except BrokenProcessPool:
             raise PbatchError("a scoring worker process died (killed or out of memory)") from None
+        finally:
+            # tasks handed out and never collected (the caller stopped early, or one
+            # failed): the next map_ordered gives their slots to new tasks, so none of
+            # them may still be running and write into a slot then
+            for future, _ in pending:
+                future.cancel()
+            wait([future for future, _ in pending])
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

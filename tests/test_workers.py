@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, PBATCH, RECIPES, run_on_fifo
@@ -230,8 +231,9 @@ def test_files_and_s3_objects_are_complete_inputs_pipes_are_not(tmp_path):
     assert (redirected, piped) == ("True\n", "False\n")
 
 
-def _sized(size: int, fill: int) -> ChunkResult:
-    """A worker's task: a result whose data is `size` bytes of `fill`."""
+def _sized(size: int, fill: int, wait: float = 0.0) -> ChunkResult:
+    """A worker's task: a result whose data is `size` bytes of `fill` (after `wait` s)."""
+    time.sleep(wait)
     return ChunkResult(bytes([fill]) * size, answered=size, errors=fill)
 
 
@@ -252,3 +254,18 @@ def test_results_come_back_in_order_through_shared_slots_or_the_pipe():
             if r is not None:
                 assert isinstance(r.data, memoryview) == (len(r.data) <= slot)
     assert got == want
+
+
+def test_a_pool_serves_the_next_input_intact_after_one_left_unfinished():
+    """A job's inputs share one pool. When the reading of one stops early (the caller
+    stops asking for results), the tasks already handed to the workers must not write
+    into the slots that the next input's tasks are given."""
+    with WorkerPool(_sized, 2, slot_bytes=100) as pool:
+        first = pool.map_ordered((50, 1, 0.0 if k == 0 else 0.5) for k in range(4))
+        assert bytes(next(first).data) == bytes([1]) * 50
+        first.close()  # three slow tasks are still running or waiting for a worker
+        second = []
+        for r in pool.map_ordered((50, k + 2) for k in range(4)):
+            time.sleep(0.3)  # a slow writer: the last slow task ends meanwhile
+            second.append(bytes(r.data))
+    assert second == [bytes([k + 2]) * 50 for k in range(4)]
