@@ -381,11 +381,14 @@ def read_blocks(
     length; its lines are counted only by their newlines. For a worker pool: the reading
     process hands blocks on as they are, and each worker splits and answers its own
     (answer_block)."""
-    line_bytes = 64.0  # before the first block: a guess
+    line_bytes = None  # known from the first block on
     wanted = block_lines if callable(block_lines) else lambda: block_lines
 
     def read_size() -> int:
-        return max(min_bytes, int(wanted() * line_bytes))
+        # the first block is one read of `min_bytes`, which measures the lines: a guess
+        # of their length could make it many times `wanted` lines, one worker's work for
+        # as long as the others take for all the blocks after it, waiting for it in order
+        return min_bytes if line_bytes is None else max(min_bytes, int(wanted() * line_bytes))
 
     first = 1
     for block in pio.iter_blocks(stream, read_size, MAX_LINE_BYTES):

@@ -87,6 +87,19 @@ def test_blocks_answer_as_lines_read_one_by_one(
     assert _by_blocks(popularity, data, skip, options, per_block, 1) == want  # a few lines each
 
 
+@pytest.mark.parametrize("line", [b'{"userId": "u1"}\n', b'{"userId": "%s"}\n' % (b"u" * 300)])
+def test_blocks_hold_about_the_lines_wanted_from_the_first_on(line):
+    """The first block is one small read, and it measures the lines: a guess of their
+    length must not make it many times the lines wanted (one worker's work while the
+    others wait for it in order). The blocks after it hold the lines wanted, to a line."""
+    wanted, min_bytes = 500, 4096
+    blocks = list(read_blocks(io.BytesIO(line * 20_000), wanted, min_bytes))
+    sizes = [last - first + 1 for _, first, last in blocks]
+    assert len(blocks[0][0]) <= min_bytes
+    assert all(abs(n - wanted) <= 1 for n in sizes[1:-1])
+    assert sum(sizes) == 20_000
+
+
 @pytest.mark.parametrize("bom", [False, True])
 def test_over_long_lines_in_blocks(popularity, bom):
     """A line over 1 MiB is an error line in a block as it is read alone (with a BOM at
