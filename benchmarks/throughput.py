@@ -379,6 +379,50 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
     return rows
 
 
+def bench_long_job(work: Path, solution: Path, n_lines: int) -> list[list[str]]:
+    """Two workers against one on a job as long as the solution has users (synthetic
+    user-personalization): the same REPEAT rounds as the table, with the machine's own
+    two-process figure and start-up (the first line alone) in each round."""
+    from personalize_batch.solution import load  # noqa: PLC0415
+
+    user_ids = load(str(solution)).user_ids
+    rng = np.random.default_rng(1)
+    src = work / "long.json"
+    _write_lines(
+        src, [{"userId": u} for u in user_ids[rng.integers(0, len(user_ids), n_lines)].tolist()]
+    )
+    one_line = work / "long-one.json"
+    one_line.write_bytes(src.read_bytes().split(b"\n", 1)[0] + b"\n")
+    out = work / "out-long"
+    runs = {
+        "all": partial(_run_once, solution, src, out),
+        "one": partial(_run_once, solution, src, out, workers=1),
+        "start all": partial(_run_once, solution, one_line, out),
+        "start one": partial(_run_once, solution, one_line, out, workers=1),
+        "spin one": partial(_spin, 1),
+        "spin two": partial(_spin, 2),
+    }
+    best, _, rounds = _interleaved(runs, {})
+    src.unlink()
+    seconds, seconds1 = best["all"][0], best["one"][0]
+    start, start1 = best["start all"][0], best["start one"][0]
+    row = [
+        f"{n_lines:,}",
+        f"{n_lines / seconds:,.0f}",
+        f"{n_lines / seconds1:,.0f}",
+        f"{seconds1 / seconds:.2f} / {_paired(rounds, lambda a, o: o / a, 'all', 'one'):.2f}",
+        f"{(seconds1 - start1) / (seconds - start):.2f}",
+        f"{2 * best['spin one'][0] / best['spin two'][0]:.2f} / "
+        f"{_paired(rounds, lambda o, t: 2 * o / t, 'spin one', 'spin two'):.2f}",
+        " ".join(
+            f"{o / a:.2f}"
+            for (a, *_), (o, *_) in zip(*(rounds[k] for k in ("all", "one")), strict=True)
+        ),
+    ]
+    print(" | ".join(row), flush=True)
+    return [row]
+
+
 def bench_memory(work: Path, solution: Path, counts: list[int]) -> list[list[str]]:
     """Peak RSS of the same job at growing input lengths (one worker)."""
     rows = []
@@ -416,7 +460,9 @@ def main() -> None:
         )
         synth_csv = work / "synthetic.csv"
         _synthetic(synth_csv, *synth)
-        rows += bench_dataset(f"synthetic {synth[0]:,}×{synth[1]:,}", synth_csv, work, n_lines)
+        synth_name = f"synthetic {synth[0]:,}×{synth[1]:,}"
+        rows += bench_dataset(synth_name, synth_csv, work, n_lines)
+        long_rows = bench_long_job(work, work / f"{synth_name}-user-personalization.npz", synth[0])
         mem_solution = work / "movietweetings-100k-popularity-count.npz"
         mem_rows = bench_memory(work, mem_solution, mem_counts)
     body = [
@@ -479,6 +525,25 @@ def main() -> None:
                 "ratio",
             ],
             rows,
+        ),
+        "",
+        "Two workers against one on a job with as many lines as the synthetic solution has "
+        "users (user-personalization, users drawn at random), in "
+        f"{REPEAT} interleaved rounds as above, start-up timed in the same rounds. The "
+        f"table's synthetic user-personalization job ({n_lines:,} lines) is short enough "
+        "for start-up and the first blocks to weigh on its speed-up:",
+        "",
+        table(
+            [
+                "lines",
+                "lines/s",
+                "lines/s (1 worker)",
+                "speed-up (best rates / paired)",
+                "speed-up after start-up (best)",
+                "machine's speed-up, 2 processes (CPU / paired)",
+                "speed-up in each round",
+            ],
+            long_rows,
         ),
         "",
         "Peak RSS of one worker as the input grows (popularity-count, MovieTweetings; one run "
