@@ -106,10 +106,12 @@ class WorkerPool:
 
     def __init__(self, task: Callable[[Any], Any], n: int, slot_bytes: int = SLOT_BYTES) -> None:
         self.n = n
+        # tasks map_ordered keeps in flight, the one whose result is handed on included
+        self.in_flight = 2 * n
         self.slot_bytes = slot_bytes
-        # one slot per task in flight (map_ordered: at most 2n, the one handed on included)
-        # shared and anonymous: a page takes memory only once a result is written there
-        self.slots = mmap.mmap(-1, 2 * n * slot_bytes, flags=mmap.MAP_SHARED)
+        # one slot per task in flight, shared and anonymous: a page takes memory only
+        # once a result is written there
+        self.slots = mmap.mmap(-1, self.in_flight * slot_bytes, flags=mmap.MAP_SHARED)
         self.executor = ProcessPoolExecutor(
             n,
             mp_context=multiprocessing.get_context("fork"),
@@ -128,7 +130,7 @@ class WorkerPool:
         the next result is asked for. Stopping early (closing the iterator) waits for
         the tasks already handed out."""
         pending: deque = deque()
-        free = list(range(2 * self.n))
+        free = list(range(self.in_flight))
         view = memoryview(self.slots)
 
         def next_result() -> Iterator[Any]:
@@ -149,7 +151,7 @@ class WorkerPool:
                     continue
                 slot = free.pop()
                 pending.append((self.executor.submit(_run, slot, args), slot))
-                while pending and (len(pending) >= 2 * self.n or pending[0][0].done()):
+                while pending and (len(pending) >= self.in_flight or pending[0][0].done()):
                     yield from next_result()
             while pending:
                 yield from next_result()
