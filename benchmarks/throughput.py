@@ -230,6 +230,39 @@ def _spin(copies: int, work: str = _SPIN, setup: str = "") -> tuple[float, float
     return time.perf_counter() - t0, 0.0, 0.0
 
 
+def _worker_runs(
+    solution: Path, src: Path, one_line: Path, out: Path, start_out: Path
+) -> dict[str, Callable[[], tuple]]:
+    """The runs that compare two workers with one: the job on all cores and on one
+    worker, the same job on its first line alone both ways (start-up: imports, loading,
+    forking workers), and the machine's own figure (two pure-Python processes, one)."""
+    return {
+        "all": partial(_run_once, solution, src, out),
+        "one": partial(_run_once, solution, src, out, workers=1),
+        "start all": partial(_run_once, solution, one_line, start_out),
+        "start one": partial(_run_once, solution, one_line, start_out, workers=1),
+        "spin one": partial(_spin, 1),
+        "spin two": partial(_spin, 2),
+    }
+
+
+def _speed_ups(best: dict[str, tuple], rounds: dict[str, list[tuple]]) -> dict[str, float]:
+    """All cores against one worker from _worker_runs' results, end to end and after
+    start-up, and the machine's own speed-up: each from the best rates and paired."""
+    seconds, seconds1 = best["all"][0], best["one"][0]
+    start, start1 = best["start all"][0], best["start one"][0]
+    return {
+        "best": seconds1 / seconds,
+        "paired": _paired(rounds, lambda a, o: o / a, "all", "one"),
+        "after start": (seconds1 - start1) / (seconds - start),
+        "after start paired": _paired(
+            rounds, lambda a, o, sa, so: (o - so) / (a - sa), "all", "one", "start all", "start one"
+        ),
+        "machine": 2 * best["spin one"][0] / best["spin two"][0],
+        "machine paired": _paired(rounds, lambda o, t: 2 * o / t, "spin one", "spin two"),
+    }
+
+
 def _paired(rounds: dict[str, list[tuple]], ratio: Callable[..., float], *keys: str) -> float:
     """The median over rounds of a ratio of runs of the same round (seconds apart),
     which the machine's drift from one round to the next does not enter."""
@@ -308,13 +341,7 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
             one_line.write_bytes(ins[0] + b"\n")
             start_out = work / f"start-{name}-{recipe}"
             runs = {
-                "all": partial(_run_once, solution, src, out),
-                "one": partial(_run_once, solution, src, out, workers=1),
-                # the same job on one line: start-up (imports, loading, forking workers)
-                "start all": partial(_run_once, solution, one_line, start_out),
-                "start one": partial(_run_once, solution, one_line, start_out, workers=1),
-                "spin one": partial(_spin, 1),
-                "spin two": partial(_spin, 2),
+                **_worker_runs(solution, src, one_line, out, start_out),
                 "gather one": partial(_spin, 1, _GATHER, _GATHER_SETUP),
                 "gather two": partial(_spin, 2, _GATHER, _GATHER_SETUP),
             }
@@ -326,15 +353,8 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
         (seconds, rss, pss), (seconds1, rss1, pss1) = best["all"], best["one"]
         start, start1 = best["start all"][0], best["start one"][0]
         rate, rate1 = len(objs) / seconds, len(objs) / seconds1
-        after_start = (seconds1 - start1) / (seconds - start)
-        machine_speed_up = 2 * best["spin one"][0] / best["spin two"][0]
+        up = _speed_ups(best, rounds)
         memory_speed_up = 2 * best["gather one"][0] / best["gather two"][0]
-
-        speed_up_paired = _paired(rounds, lambda a, o: o / a, "all", "one")
-        after_start_paired = _paired(
-            rounds, lambda a, o, sa, so: (o - so) / (a - sa), "all", "one", "start all", "start one"
-        )
-        machine_paired = _paired(rounds, lambda o, t: 2 * o / t, "spin one", "spin two")
         if recipe == "user-personalization":
             limit = 1.0 / sum(1.0 / rates[k] for k in ("product", "top-k", "JSON"))
             own_limit = 1.0 / sum(1.0 / rates[k] for k in ("own product", "JSON"))
@@ -363,10 +383,10 @@ def bench_dataset(name: str, csv_path: Path, work: Path, n_lines: int) -> list[l
                 f"{len(objs):,}",
                 f"{rate:,.0f}",
                 f"{rate1:,.0f}",
-                f"{rate / rate1:.2f} / {speed_up_paired:.2f}",
+                f"{up['best']:.2f} / {up['paired']:.2f}",
                 f"{start:.2f} / {start1:.2f}",
-                f"{after_start:.2f} / {after_start_paired:.2f}",
-                f"{machine_speed_up:.2f} / {memory_speed_up:.2f} / {machine_paired:.2f}",
+                f"{up['after start']:.2f} / {up['after start paired']:.2f}",
+                f"{up['machine']:.2f} / {memory_speed_up:.2f} / {up['machine paired']:.2f}",
                 f"{rss:,.0f} / {rss1:,.0f}",
                 f"{pss:,.0f} / {pss1:,.0f}",
                 f"{solution.stat().st_size / 2**20:,.0f}",
@@ -394,26 +414,16 @@ def bench_long_job(work: Path, solution: Path, n_lines: int) -> list[list[str]]:
     one_line = work / "long-one.json"
     one_line.write_bytes(src.read_bytes().split(b"\n", 1)[0] + b"\n")
     out = work / "out-long"
-    runs = {
-        "all": partial(_run_once, solution, src, out),
-        "one": partial(_run_once, solution, src, out, workers=1),
-        "start all": partial(_run_once, solution, one_line, out),
-        "start one": partial(_run_once, solution, one_line, out, workers=1),
-        "spin one": partial(_spin, 1),
-        "spin two": partial(_spin, 2),
-    }
-    best, _, rounds = _interleaved(runs, {})
+    best, _, rounds = _interleaved(_worker_runs(solution, src, one_line, out, out), {})
     src.unlink()
-    seconds, seconds1 = best["all"][0], best["one"][0]
-    start, start1 = best["start all"][0], best["start one"][0]
+    up = _speed_ups(best, rounds)
     row = [
         f"{n_lines:,}",
-        f"{n_lines / seconds:,.0f}",
-        f"{n_lines / seconds1:,.0f}",
-        f"{seconds1 / seconds:.2f} / {_paired(rounds, lambda a, o: o / a, 'all', 'one'):.2f}",
-        f"{(seconds1 - start1) / (seconds - start):.2f}",
-        f"{2 * best['spin one'][0] / best['spin two'][0]:.2f} / "
-        f"{_paired(rounds, lambda o, t: 2 * o / t, 'spin one', 'spin two'):.2f}",
+        f"{n_lines / best['all'][0]:,.0f}",
+        f"{n_lines / best['one'][0]:,.0f}",
+        f"{up['best']:.2f} / {up['paired']:.2f}",
+        f"{up['after start']:.2f}",
+        f"{up['machine']:.2f} / {up['machine paired']:.2f}",
         " ".join(
             f"{o / a:.2f}"
             for (a, *_), (o, *_) in zip(*(rounds[k] for k in ("all", "one")), strict=True)
