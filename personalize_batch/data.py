@@ -14,12 +14,15 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from .errors import DataError, StorageError
 from .io import open_input
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 MAX_ID_LENGTH = 256
 
@@ -50,6 +53,8 @@ class Interactions:
 
     def matrix(self) -> sp.csr_matrix:
         """The binary user x item matrix (1 where the user interacted with the item)."""
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         m = sp.csr_matrix(
             (np.ones(len(self.users), dtype=np.float32), (self.users, self.items)),
             shape=(self.n_users, self.n_items),

@@ -26,17 +26,19 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import scipy.sparse as sp
 
 from . import __version__
 from . import io as pio
 from .errors import PbatchError, SolutionError, StorageError
 from .recipes import canonical_recipe
 from .recipes.base import csr_rows
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # 2: user-personalization gained its item-item model (up_im_*), and its hyperparameters
 # changed meaning; a format-1 solution is refused with "retrain it".

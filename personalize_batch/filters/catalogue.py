@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..recipes.base import csr_rows, latest_distinct
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 DEFAULT_HISTORY = (
     100  # Personalize: "up to 100 of the most recent interactions per user per event type"
@@ -39,6 +41,8 @@ def event_arrays(
     Rows must be in (user, time, file) order, as `data.read_interactions` returns them.
     Each (event type, user) keeps its `history` most recent distinct items (0: all).
     """
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     types = np.char.lower(np.asarray(event_types, dtype=str)) if len(users) else np.array([""])
     names, t = np.unique(types, return_inverse=True)
     if not len(users):
@@ -79,6 +83,8 @@ class Events:
     def rows(self, users: np.ndarray, type_sets: list[np.ndarray]) -> sp.csr_matrix:
         """Row r: the items user `users[r]` interacted with under any type of
         `type_sets[r]` (a binary CSR; unknown users, -1, have none)."""
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         sizes = np.array([len(ts) for ts in type_sets], dtype=np.int64)
         owner = np.repeat(np.arange(len(users)), sizes)
         types = np.concatenate(type_sets) if len(type_sets) else np.zeros(0, np.int64)
@@ -113,6 +119,8 @@ class Categorical:
 
     def translate(self, other: Categorical) -> sp.csr_matrix:
         """values x other's values, 1 where they are the same string."""
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         pairs = np.array(
             [(k, other.vocab[v]) for v, k in self.vocab.items() if v in other.vocab], dtype=np.int64
         ).reshape(-1, 2)
@@ -182,6 +190,8 @@ class Catalogue:
         return self.item_ids if name == "ITEM_ID" else self.columns[name]
 
     def categorical(self, name: str) -> Categorical:
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         if name not in self._categorical:
             vocab: dict[str, int] = {}
             rows, cols = [], []

@@ -20,15 +20,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..recipes.base import mask_rows
 from .catalogue import Catalogue
 from .parse import Condition, Expression, Filter, FilterSyntaxError
 from .values import parse_number, parse_value_list
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
@@ -76,6 +78,8 @@ def _or(a: Mask, b: Mask) -> Mask:
 
 def _without_rows(m: Mask, skip: np.ndarray, n_items: int) -> Mask:
     """The mask with the rows in `skip` (bool per row) all False."""
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     if not skip.any():
         return m
     if m.sparse is not None:
@@ -273,6 +277,8 @@ class CompiledFilter:
 
     def _current(self, cond: Condition, queries: np.ndarray) -> Mask:
         """Items compared with each row's query item (sims); unknown queries match nothing."""
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         known = queries >= 0
         safe = np.where(known, queries, 0)
         if cond.op == "IN":
@@ -292,6 +298,8 @@ class CompiledFilter:
     def _condition(
         self, cond: Condition, bindings: list[Binding], users: np.ndarray, queries: np.ndarray
     ) -> Mask:
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         n_rows = len(bindings)
         if cond.dataset == "Interactions":
             if self.cat.events is None:  # items unknown to the solution: no interactions

@@ -4,12 +4,14 @@ rounding, popularity order and the seen-items matrix."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # canonical name -> accepted aliases (A.1)
 ALIASES = {
@@ -308,6 +310,8 @@ def csr_rows(
     A pure gather: each row keeps its stored order, whatever else is in the chunk, so
     later sums add in the same order on every run (byte-identical output, A.4).
     """
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     new_indptr, pos = row_positions(indptr, rows)
     values = data[pos] if data is not None else np.ones(len(pos), dtype=np.float32)
     return sp.csr_matrix((values, indices[pos], new_indptr), shape=(len(rows), n_cols))
@@ -332,6 +336,8 @@ def latest_distinct(owner: np.ndarray, items: np.ndarray, keep: int | None = Non
 
 def add_sparse(out: np.ndarray, m: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
     """out + scale * m as a new dense array (scipy adds the stored entries in C)."""
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     if not m.nnz:
         return out
     if scale != 1.0:
@@ -359,6 +365,8 @@ def seen_arrays(
     users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
 ) -> dict[str, np.ndarray]:
     """The user x item 'seen' matrix as CSR parts (A.5 exclusion of training items)."""
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     m = sp.csr_matrix(
         (np.ones(len(users), dtype=np.int8), (users, items)), shape=(n_users, n_items)
     )

@@ -75,9 +75,10 @@ class Scorer:
 
     def _before(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, eligible items before it) of each training item of each user."""
-        seen = self.solution.seen_rows(users)
-        owner = np.repeat(np.arange(len(users)), np.diff(seen.indptr))
-        return eligible_before(self.rank, owner, seen.indices, len(self.order))
+        a = self.solution.arrays
+        indptr, pos = row_positions(a["seen_indptr"], users)
+        owner = np.repeat(np.arange(len(users)), np.diff(indptr))
+        return eligible_before(self.rank, owner, a["seen_indices"][pos], len(self.order))
 
     def recommend(
         self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None

@@ -4,10 +4,9 @@ products (never a dense item x item matrix) and stored sorted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..data import Interactions
 from .base import (
@@ -18,8 +17,12 @@ from .base import (
     fill_keys,
     popularity_order,
     popularity_rank,
+    row_positions,
     topk,
 )
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 MAX_NEIGHBOURS = 500  # the largest numResults
 
@@ -80,6 +83,8 @@ HYPERPARAMETERS = HyperParameters(
 def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.ndarray]:
     """The binary user x item matrix after the user-history percentile bounds, and the
     items within the interaction-count percentile bounds (the possible neighbours)."""
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     x = data.matrix()
     lengths = np.diff(x.indptr)
     lo, hi = np.quantile(
@@ -191,13 +196,14 @@ class Scorer:
         if mask is not None:
             return self._filtered(items, k, mask)
         n_rows = len(items)
-        nb = csr_rows(self.indptr, self.indices, items, self.n_items, self.data)
-        have = np.minimum(np.diff(nb.indptr), k)
+        nb_indptr, pos = row_positions(self.indptr, items)  # the queries' stored rows
+        nb_indices, nb_data, nnz = self.indices[pos], self.data[pos], len(pos)
+        have = np.minimum(np.diff(nb_indptr), k)
         j = np.arange(k)[None, :]
         from_nb = j < have[:, None]
-        at = np.minimum(nb.indptr[:-1, None] + j, max(0, nb.nnz - 1))
-        left = np.where(from_nb, nb.indices[at] if nb.nnz else -1, -1)
-        left_scores = np.where(from_nb, nb.data[at] if nb.nnz else 0.0, 0.0)
+        at = np.minimum(nb_indptr[:-1, None] + j, max(0, nnz - 1))
+        left = np.where(from_nb, nb_indices[at] if nnz else -1, -1)
+        left_scores = np.where(from_nb, nb_data[at] if nnz else 0.0, 0.0)
         known = np.flatnonzero(items >= 0)
         rows = np.concatenate([np.nonzero(from_nb)[0], known])
         cols = np.concatenate([left[from_nb], items[known]])
