@@ -28,7 +28,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PBATCH, machine, read_rows, table, write_section  # noqa: E402
+from common import (  # noqa: E402
+    PBATCH,
+    compile_package,
+    machine,
+    read_rows,
+    table,
+    write_section,
+)
 
 from personalize_batch.metrics import summarize  # noqa: E402
 
@@ -165,6 +172,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="user-personalization")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
     args = parser.parse_args()
+    compile_package()
     body = section(args.recipe)
     if args.no_write:
         print(body)
