@@ -114,6 +114,11 @@ class Answerer:
             from .filters import compile_filter  # noqa: PLC0415
 
             self.filter = compile_filter(filter_expression, solution, filter_source)
+        filtered = self.filter is not None
+        solution.build_indexes(
+            users=self.query != "item" or bool(filtered and self.filter.needs_users),
+            items=self.query in ("item", "ranking") or bool(item_metadata) or filtered,
+        )
         self.explorer = None
         if exploration is not None and solution.recipe == "user-personalization":
             explorer = Explorer(solution, exploration.check())

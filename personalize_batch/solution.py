@@ -246,6 +246,14 @@ class Solution:
             self._item_index = IdIndex(self.item_ids)
         return self._item_index
 
+    def build_indexes(self, users: bool, items: bool) -> None:
+        """Build the id indexes a job will look ids up in, before it forks its workers:
+        they then share them, where each would otherwise build its own."""
+        if users:
+            self.user_index  # noqa: B018  (the property builds it)
+        if items:
+            self.item_index  # noqa: B018
+
     def scorer(self) -> Any:
         """The recipe's scorer for this solution, made once (what it derives from the
         arrays, such as popularity-count's offsets, serves every later job or query)."""
@@ -586,9 +594,21 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     for name, arr in arrays.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(path, f"array {name!r} has NaN or infinite values")
-    users, items = IdIndex(arrays["user_ids"]), IdIndex(arrays["item_ids"])
-    if not (items.distinct() and users.distinct()):
-        raise _fail(path, "duplicate ids in user_ids or item_ids")
+    # ids in increasing order (as training writes them) are distinct, and their index is
+    # built when a job needs it (sims never looks up a user); others are checked through
+    # their index, which is kept
+    indexes: dict[str, IdIndex] = {}
+    for name in ("user_ids", "item_ids"):
+        ids = arrays[name]
+        if not bool(np.all(ids[:-1] < ids[1:])):
+            indexes[name] = IdIndex(ids)
+            if not indexes[name].distinct():
+                raise _fail(path, "duplicate ids in user_ids or item_ids")
     return Solution(
-        path=path, recipe=recipe, meta=meta, arrays=arrays, _user_index=users, _item_index=items
+        path=path,
+        recipe=recipe,
+        meta=meta,
+        arrays=arrays,
+        _user_index=indexes.get("user_ids"),
+        _item_index=indexes.get("item_ids"),
     )

@@ -274,3 +274,29 @@ def test_a_pool_serves_the_next_input_intact_after_one_left_unfinished():
             time.sleep(0.3)  # a slow writer: the last slow task ends meanwhile
             second.append(bytes(r.data))
     assert second == [bytes([k + 2]) * 50 for k in range(4)]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "filter_expression", "indexes"),
+    [
+        ("user-personalization", None, (True, False)),
+        ("popularity-count", None, (True, False)),
+        ("personalized-ranking", None, (True, True)),
+        ("sims", None, (False, True)),
+        ("sims", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")', (True, True)),
+    ],
+)
+def test_a_job_builds_the_id_indexes_it_looks_up_before_its_workers_fork(
+    solutions, recipe, filter_expression, indexes
+):
+    """An index the reading process builds is shared by the workers forked after it
+    (built in a worker, each would build and hold its own); an index the job never
+    looks up is not built at all (sims answers items, and looks users up only for a
+    filter on their interactions)."""
+    from personalize_batch.scoring import Answerer
+    from personalize_batch.solution import load
+
+    sol = load(str(solutions[recipe]))
+    assert (sol._user_index, sol._item_index) == (None, None)  # training sorts the ids
+    Answerer(sol, filter_expression=filter_expression)
+    assert (sol._user_index is not None, sol._item_index is not None) == indexes
