@@ -96,6 +96,12 @@ PER_ITEM = ("item_counts", "up_prior")
 DICT_LIMIT = 250_000  # ids looked up through a dict; above, by binary search
 
 
+def _increasing(ids: np.ndarray) -> bool:
+    """Whether ids are in strictly increasing order, as training writes them: then they
+    are distinct, and an IdIndex searches them without a permutation."""
+    return bool(np.all(ids[:-1] < ids[1:]))
+
+
 class IdIndex:
     """Where each id sits in an array of distinct ids (a numpy unicode array).
 
@@ -120,7 +126,7 @@ class IdIndex:
         if len(ids) <= dict_limit:
             self._dict = {u: k for k, u in enumerate(ids.tolist())}
             return
-        if not bool(np.all(ids[:-1] < ids[1:])):
+        if not _increasing(ids):
             self._sorter = np.argsort(ids, kind="stable").astype(np.intp, copy=False)
         hashes = self._hash(ids)
         self._by_hash = np.argsort(hashes, kind="stable").astype(np.intp, copy=False)
@@ -600,7 +606,7 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     indexes: dict[str, IdIndex] = {}
     for name in ("user_ids", "item_ids"):
         ids = arrays[name]
-        if not bool(np.all(ids[:-1] < ids[1:])):
+        if not _increasing(ids):
             indexes[name] = IdIndex(ids)
             if not indexes[name].distinct():
                 raise _fail(path, "duplicate ids in user_ids or item_ids")
