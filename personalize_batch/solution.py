@@ -438,6 +438,7 @@ def _read_arrays(path: str, f: IO[bytes], view: memoryview | None) -> dict[str, 
     arrays = {}
     try:
         with zipfile.ZipFile(f) as archive:
+            _check_entry_count(path, f, len(archive.infolist()))
             for info in archive.infolist():
                 name = info.filename
                 if not name.endswith(".npy"):
@@ -474,6 +475,29 @@ def _read_arrays(path: str, f: IO[bytes], view: memoryview | None) -> dict[str, 
             f"{path}: not a readable solution file (damaged or truncated: {type(exc).__name__})"
         ) from None
     return arrays
+
+
+# the end of central directory record: signature, 4 shorts (disks, entries on this
+# disk, entries in all), 2 longs (directory size and offset), comment length
+END_RECORD = struct.Struct("<4s4H2LH")
+
+
+def _check_entry_count(path: str, f: IO[bytes], listed: int) -> None:
+    """The central directory lists as many members as its end record announces.
+
+    zipfile walks the directory by its byte size, not its count: one flipped bit in an
+    entry's comment length swallows the entries after it, and the archive then loads
+    without them (a solution missing its optional arrays answered differently). A
+    solution carries no archive comment, so its end record is its last 22 bytes; a
+    count of 0xFFFF defers to the zip64 record, which zipfile checks itself.
+    """
+    f.seek(-END_RECORD.size, os.SEEK_END)
+    sig, _, _, _, total, _, _, _ = END_RECORD.unpack(f.read(END_RECORD.size))
+    if sig == zipfile.stringEndArchive and total != 0xFFFF and total != listed:
+        raise SolutionError(
+            f"{path}: not a readable solution file (damaged: its directory lists {listed} "
+            f"of the {total} members its end record announces)"
+        )
 
 
 def _map(f: IO[bytes]) -> memoryview | None:

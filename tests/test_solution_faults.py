@@ -57,6 +57,19 @@ def test_shrunk_npy_header_is_refused_by_its_crc(tiny, tmp_path) -> None:
         load(str(bad))
 
 
+def test_a_directory_entry_that_swallows_the_next_ones_is_refused(tiny, tmp_path) -> None:
+    """One bit of an entry's comment length makes zipfile skip the entries after it
+    (it walks the directory by size): the solution then loaded without its event
+    arrays. The directory's count is held against the end record's."""
+    data = bytearray(tiny["user-personalization"].read_bytes())
+    entry = data.rindex(b"PK\x01\x02", 0, data.rindex(b"PK\x01\x02"))  # the last but one
+    data[entry + 33] ^= 0x02  # comment length += 512
+    bad = tmp_path / "swallowed.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(SolutionError, match="damaged: its directory lists"):
+        load(str(bad))
+
+
 @settings(
     max_examples=250,
     deadline=None,
