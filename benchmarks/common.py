@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "datasets"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 PBATCH = [sys.executable, "-m", "personalize_batch.cli"]
 

@@ -1,6 +1,6 @@
 """Throughput of a batch job with a typical filter against the same job without one.
 
-    .venv/bin/python benchmarks/filters.py [--data ../shared/data/anime-5k] [--repeat 3]
+    .venv/bin/python benchmarks/filters.py [--data datasets/anime-5k] [--repeat 3]
 
 Trains user-personalization on DATA/interactions.csv.gz with DATA/items.csv.gz (cached
 in benchmarks/.cache, keyed by the data's size and mtime), writes one line per user
@@ -79,7 +79,7 @@ def timed(sol, data: bytes, expr: str | None, num_results: int) -> tuple[float, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "anime-5k"))
+    ap.add_argument("--data", default=str(ROOT / "datasets" / "anime-5k"))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each variant; best kept")
     ap.add_argument("--num-results", type=int, default=25)
     args = ap.parse_args()

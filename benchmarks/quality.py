@@ -30,7 +30,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import foldin  # noqa: E402
-from common import ROOT, in_child, machine, table, write_section  # noqa: E402
+from common import DATA, ROOT, in_child, machine, table, write_section  # noqa: E402
 from methods import ALL_METHODS, VARIANTS, Method, Model  # noqa: E402
 
 from personalize_batch.data import read_interactions  # noqa: E402
@@ -38,7 +38,6 @@ from personalize_batch.evaluation import Split, shuffle_within_users, split_data
 from personalize_batch.metrics import ndcg_at_k, summarize  # noqa: E402
 from personalize_batch.recipes.base import chunk_rows, mask_rows, topk  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 CASES = {
     "mt-time-cut": ("movietweetings-100k", "time-cut", "MovieTweetings-100k, global time cut"),
     "mt-leave-last-out": (

@@ -4,7 +4,8 @@
 Usage:
     python examples/make_examples.py SOURCE_DIR [OUT_DIR]
 
-SOURCE_DIR is the MovieTweetings 100K snapshot in Personalize format: it holds
+SOURCE_DIR is the MovieTweetings 100K snapshot in Personalize format
+(datasets/movietweetings-100k in this repository): it holds
 interactions.csv.gz (USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE),
 items.csv.gz (ITEM_ID,TITLE,GENRES) and LICENSE. OUT_DIR defaults to the
 directory of this script.

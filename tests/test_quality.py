@@ -16,7 +16,7 @@ from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
 from personalize_batch.training import train
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "datasets"
 
 
 def _ndcg10(
