@@ -1,193 +1,57 @@
-"""Offline evaluation (A.13): split the interactions, train on the training part,
-recommend for the test users and measure with Personalize's metric names (B.6).
-
-Splits:
-- `personalize` (Personalize's solution metrics): a random `test_fraction` of the users
-  with at least 2 interactions are test users; each one's newest 10 % of interactions
-  (at least 1) is the ground truth, the rest is the input. Unlike Personalize, whose
-  model sees the input only at inference, the input is part of the training data, as
-  in a solution retrained with those users' histories.
-- `leave-last-out`: each user's last interaction (by time) is the ground truth.
-- `time-cut`: everything before the `cut_quantile` quantile of timestamps trains; a user
-  with training interactions is tested on the first new item after the cut. Unlike the
-  per-user splits, no future event of anyone enters training.
-
-Ground truth leaves out items the user already has in training (recommendations exclude
-them); items absent from the training part stay in it (no model can recommend them: a
-miss for every method; counted in `heldOutUnknownItems`).
-"""
+"""Offline evaluation (A.13): split the interactions (see `splits`), train on the
+training part, recommend for the test users and measure with Personalize's metric names
+(B.6)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .data import Interactions
+from .data import Interactions, read_interactions
 from .errors import UsageError
 from .metrics import summarize
-from .recipes import canonical_recipe, recipe_module
+from .recipes import canonical_recipe, model_arrays, recipe_module
 from .recipes.base import chunk_rows
 from .solution import build_meta, in_memory
-from .training import fit_arrays, prepare
+from .splits import (  # noqa: F401  (the splits are part of evaluation's interface)
+    SPLITS,
+    Split,
+    shuffle_within_users,
+    split_data,
+    split_leave_last_out,
+    split_personalize,
+    split_random,
+    split_time_cut,
+)
 
-SPLITS = ("personalize", "leave-last-out", "time-cut")
 NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
 
 
-@dataclass
-class Split:
-    """A training part and, per test user, the held-out items (training indices)."""
-
-    name: str
-    train: Interactions
-    users: np.ndarray
-    truths: list[np.ndarray]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def shuffle_within_users(data: Interactions, seed: int) -> Interactions:
-    """Each user's rows in a seeded random order (for files whose order means nothing)."""
-    if data.has_timestamps:
-        raise UsageError("--shuffle is for interactions without a TIMESTAMP column")
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(data.users)), data.users))
-    return _rows(data, order, data.has_timestamps, renumber_time=True)
-
-
-def _rows(
-    data: Interactions, rows: np.ndarray, has_timestamps: bool, renumber_time: bool = False
-) -> Interactions:
-    """The given rows (in the given order), ids unchanged."""
-    return Interactions(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        users=data.users[rows],
-        items=data.items[rows],
-        timestamps=np.arange(len(rows), dtype=np.int64) if renumber_time else data.timestamps[rows],
-        event_types=data.event_types[rows],
-        has_timestamps=has_timestamps,
-        sha256=data.sha256,
-        source=data.source,
-        rows_read=data.rows_read,
+def prepare(
+    recipe: str,
+    interactions: str,
+    hp_pairs: tuple[str, ...],
+    event_type: str | None,
+    event_value_threshold: float | None,
+    endpoint_url: str | None,
+    warn: Any,
+) -> tuple[str, dict[str, Any], Interactions]:
+    """The canonical recipe, its parsed hyperparameters and the interactions (their
+    warnings passed to `warn`): what train and evaluate start from."""
+    recipe = canonical_recipe(recipe)
+    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
+    data = read_interactions(
+        interactions,
+        event_type=event_type,
+        event_value_threshold=event_value_threshold,
+        endpoint_url=endpoint_url,
     )
-
-
-def _compact(data: Interactions, keep: np.ndarray) -> tuple[Interactions, np.ndarray, np.ndarray]:
-    """The rows `keep`, with users and items renumbered to those present; also the
-    old -> new maps (-1: absent)."""
-    sub = _rows(data, np.flatnonzero(keep), data.has_timestamps)
-    user_map = np.full(data.n_users, -1, dtype=np.int64)
-    item_map = np.full(data.n_items, -1, dtype=np.int64)
-    users = np.unique(sub.users)
-    items = np.unique(sub.items)
-    user_map[users] = np.arange(len(users))
-    item_map[items] = np.arange(len(items))
-    sub.user_ids, sub.item_ids = data.user_ids[users], data.item_ids[items]
-    sub.users = user_map[sub.users].astype(np.int32)
-    sub.items = item_map[sub.items].astype(np.int32)
-    return sub, user_map, item_map
-
-
-def _finish(
-    name: str,
-    data: Interactions,
-    train_rows: np.ndarray,
-    held: dict[int, list[int]],
-    info: dict[str, Any],
-) -> Split:
-    """Build the Split: compact the training part, map and clean the ground truth."""
-    train, user_map, item_map = _compact(data, train_rows)
-    seen = set(zip(data.users[train_rows].tolist(), data.items[train_rows].tolist(), strict=True))
-    users, truths, unknown, dropped = [], [], 0, 0
-    for u in sorted(held):
-        new = [i for i in dict.fromkeys(held[u]) if (u, i) not in seen]
-        dropped += len(held[u]) - len(new)
-        # an item absent from training stays in the truth as a negative id: a miss for
-        # every method, as it would be for Personalize
-        truth = [int(item_map[i]) if item_map[i] >= 0 else -1 - i for i in new]
-        unknown += sum(1 for t in truth if t < 0)
-        if truth and user_map[u] >= 0:
-            users.append(int(user_map[u]))
-            truths.append(np.array(truth, dtype=np.int64))
-    info = {
-        "split": name,
-        **info,
-        "trainingInteractions": int(len(train.users)),
-        "testUsers": len(users),
-        "heldOutItems": int(sum(len(t) for t in truths)),
-        "heldOutUnknownItems": unknown,
-        "heldOutAlreadySeen": dropped,
-        "items": int(data.n_items),
-    }
-    return Split(name, train, np.array(users, dtype=np.int64), truths, info)
-
-
-def split_personalize(data: Interactions, seed: int = 0, test_fraction: float = 0.1) -> Split:
-    """Personalize's split (B.6): test users' newest 10 % is the ground truth."""
-    counts = np.bincount(data.users, minlength=data.n_users)
-    eligible = np.flatnonzero(counts >= 2)
-    n_test = min(len(eligible), max(1, round(test_fraction * len(eligible))))
-    rng = np.random.default_rng(seed)
-    test = np.sort(rng.choice(eligible, size=n_test, replace=False)) if n_test else eligible[:0]
-    is_test = np.zeros(data.n_users, dtype=bool)
-    is_test[test] = True
-    starts = np.concatenate([[0], np.cumsum(counts)])[data.users]
-    pos = np.arange(len(data.users)) - starts
-    n = counts[data.users]
-    hold = is_test[data.users] & (pos >= n - np.maximum(1, n // 10))
-    held: dict[int, list[int]] = {}
-    for u, i in zip(data.users[hold].tolist(), data.items[hold].tolist(), strict=True):
-        held.setdefault(u, []).append(i)
-    info = {"seed": seed, "testFraction": test_fraction}
-    return _finish("personalize", data, ~hold, held, info)
-
-
-def split_leave_last_out(data: Interactions) -> Split:
-    """Each user's last interaction by time is the ground truth (users with >= 2)."""
-    counts = np.bincount(data.users, minlength=data.n_users)
-    last = np.r_[data.users[1:] != data.users[:-1], True] & (counts[data.users] >= 2)
-    held = {
-        u: [i] for u, i in zip(data.users[last].tolist(), data.items[last].tolist(), strict=True)
-    }
-    return _finish("leave-last-out", data, ~last, held, {})
-
-
-def split_time_cut(data: Interactions, cut_quantile: float = 0.9) -> Split:
-    """Train before a global cut; the ground truth is each user's next new item after it."""
-    if not data.has_timestamps:
-        raise UsageError("the time-cut split needs a TIMESTAMP column")
-    cut = int(np.quantile(data.timestamps, cut_quantile))
-    before = data.timestamps < cut
-    has_train = np.zeros(data.n_users, dtype=bool)
-    has_train[data.users[before]] = True
-    seen = set(zip(data.users[before].tolist(), data.items[before].tolist(), strict=True))
-    held: dict[int, list[int]] = {}
-    for u, i in zip(data.users[~before].tolist(), data.items[~before].tolist(), strict=True):
-        if has_train[u] and u not in held and (u, i) not in seen:
-            held[u] = [i]
-    info = {"cutQuantile": cut_quantile, "cutTimestamp": cut}
-    return _finish("time-cut", data, before, held, info)
-
-
-def split_data(
-    data: Interactions,
-    split: str = "personalize",
-    *,
-    seed: int = 0,
-    test_fraction: float = 0.1,
-    cut_quantile: float = 0.9,
-) -> Split:
-    """One of SPLITS by name."""
-    if split == "personalize":
-        return split_personalize(data, seed, test_fraction)
-    if split == "leave-last-out":
-        return split_leave_last_out(data)
-    if split == "time-cut":
-        return split_time_cut(data, cut_quantile)
-    raise UsageError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    for message in data.warnings:
+        if warn is not None:
+            warn(message)
+    return recipe, hp, data
 
 
 def recommend_lists(scorer: Any, queries: np.ndarray, k: int = NUM_RESULTS) -> list[list[int]]:
@@ -219,7 +83,7 @@ def score_split(
     lists: Callable[[Any, np.ndarray], list[list[int]]] | None = None,
 ) -> dict[str, float]:
     """Fit `recipe` on the split's training part and return Personalize's metrics."""
-    arrays = fit_arrays(recipe, split.train, hp, seed=seed, cache=cache)
+    arrays = model_arrays(recipe, split.train, hp, seed=seed, cache=cache)
     solution = in_memory(build_meta(recipe, hp, {}), arrays)
     scorer = recipe_module(recipe).Scorer(solution)
     recs = (lists or recommend_lists)(scorer, _queries(recipe, split))

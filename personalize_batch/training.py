@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from . import solution as solution_mod
-from .data import Interactions, Items, read_interactions, read_items
+from .data import Interactions, Items, read_items
+from .evaluation import evaluate_data, prepare
 from .filters.catalogue import DEFAULT_HISTORY, event_arrays
-from .recipes import canonical_recipe, recipe_module
-from .recipes.base import seen_arrays
+from .recipes import model_arrays
 
 
 def fit_arrays(
@@ -22,19 +22,14 @@ def fit_arrays(
     cache: dict | None = None,
     filter_history: int = DEFAULT_HISTORY,
 ) -> dict[str, np.ndarray]:
-    """Every array of a solution except item metadata: the recipe's own, the id maps,
-    the item counts, the seen-items matrix and, per event type, each user's
-    `filter_history` most recent items (0: all), which filters read."""
-    module = recipe_module(recipe)
-    arrays = module.fit(data, hp, seed=seed, cache=cache)
+    """Every array of a solution except item metadata: the model's (recipes.model_arrays)
+    and, per event type, each user's `filter_history` most recent items (0: all), which
+    filters read."""
+    arrays = model_arrays(recipe, data, hp, seed=seed, cache=cache)
     arrays.update(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
-        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
-        **event_arrays(
+        event_arrays(
             data.users, data.items, data.event_types, data.n_users, data.n_items, filter_history
-        ),
+        )
     )
     return arrays
 
@@ -49,31 +44,6 @@ def _join_items(data: Interactions, item_meta: Items) -> None:
         remap[order] = np.arange(len(all_ids), dtype=np.int32)
         data.items = remap[data.items]
         data.item_ids = all_ids[order]
-
-
-def prepare(
-    recipe: str,
-    interactions: str,
-    hp_pairs: tuple[str, ...],
-    event_type: str | None,
-    event_value_threshold: float | None,
-    endpoint_url: str | None,
-    warn: Any,
-) -> tuple[str, dict[str, Any], Interactions]:
-    """The canonical recipe, its parsed hyperparameters and the interactions (their
-    warnings passed to `warn`): what train and evaluate start from."""
-    recipe = canonical_recipe(recipe)
-    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
-    data = read_interactions(
-        interactions,
-        event_type=event_type,
-        event_value_threshold=event_value_threshold,
-        endpoint_url=endpoint_url,
-    )
-    for message in data.warnings:
-        if warn is not None:
-            warn(message)
-    return recipe, hp, data
 
 
 def train(
@@ -104,8 +74,6 @@ def train(
     )
     report = None
     if evaluate is not None:
-        from .evaluation import evaluate_data  # noqa: PLC0415
-
         report = evaluate_data(recipe, data, hp, seed=seed, **evaluate)
     item_meta = read_items(items, endpoint_url) if items else None
     if item_meta is not None:
