@@ -74,7 +74,7 @@ def train_and_load(recipe: str, rows: list[Row], hp_pairs: tuple[str, ...] = ())
             for user, item, ts in rows:
                 f.write(f"{user},{item},{ts}\n")
         out = os.path.join(tmp, "model.npz")
-        training.train(recipe, csv_path, out, hp_pairs=hp_pairs)
+        training.train(recipe, csv_path, out, hp_pairs=hp_pairs, tune=False)
         return solution_mod.load(out)
 
 
@@ -167,7 +167,7 @@ def reference_sims(
             continue
         co = len(users_of[query] & users_of[j])
         if co >= max(1, min_co):
-            sim = co / (math.sqrt(n_q) * len(users_of[j]) ** (0.5 + discount))
+            sim = co / (math.sqrt(n_q) * len(users_of[j]) ** discount)
             neighbours.append((j, sim))
     neighbours.sort(key=lambda t: (-t[1], index[t[0]]))
     listed = {j for j, _ in neighbours}
@@ -243,15 +243,22 @@ def test_sims_by_hand():
         ("u3", "b", 7),
     ]
     plain = train_and_load(
-        "sims", rows, (*NO_PERCENTILES, "popularity_discount_factor=0", "min_cointeraction_count=1")
-    )
-    got = Answerer(plain, 5).answer([Request(obj={}, item="a"), Request(obj={}, item="c")])
-    assert got[0] == (["b", "c"], [0.666667, 0.57735])  # 2/(√3·√3), 1/(√3·1)
-    assert got[1] == (["a", "b"], [0.57735, 0.0])  # 1/(1·√3); b only as the fill
-    discounted = train_and_load(
         "sims",
         rows,
         (*NO_PERCENTILES, "popularity_discount_factor=0.5", "min_cointeraction_count=1"),
+    )
+    got = Answerer(plain, 5).answer([Request(obj={}, item="a"), Request(obj={}, item="c")])
+    assert got[0] == (["b", "c"], [0.666667, 0.57735])  # cosine: 2/(√3·√3), 1/(√3·1)
+    assert got[1] == (["a", "b"], [0.57735, 0.0])  # 1/(1·√3); b only as the fill
+    counts = train_and_load(
+        "sims", rows, (*NO_PERCENTILES, "popularity_discount_factor=0", "min_cointeraction_count=1")
+    )
+    got = Answerer(counts, 5).answer([Request(obj={}, item="a")])
+    assert got[0] == (["b", "c"], [1.1547, 0.57735])  # co-counts over √3: 2/√3, 1/√3
+    discounted = train_and_load(
+        "sims",
+        rows,
+        (*NO_PERCENTILES, "popularity_discount_factor=1", "min_cointeraction_count=1"),
     )
     got = Answerer(discounted, 5).answer([Request(obj={}, item="a")])
     assert got[0] == (["c", "b"], [0.57735, 0.3849])  # 2/(√3·3) now below c

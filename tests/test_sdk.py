@@ -425,7 +425,7 @@ def test_runtime_client(solutions, tmp_path):
     )
     assert by_path["recommendationId"] == by_arn["recommendationId"]
     similar = runtime.get_recommendations(solution=sims, itemId="1300854", numResults=3)
-    assert [i["itemId"] for i in similar["itemList"]] == ["0095016", "0099423", "0119396"]
+    assert [i["itemId"] for i in similar["itemList"]] == ["1951261", "2302755", "1623205"]
     invalid = runtime.exceptions.InvalidInputException
     with pytest.raises(invalid, match="give one of campaignArn"):
         runtime.get_recommendations(userId="653")

@@ -89,10 +89,53 @@ def gram(xh: sp.csr_matrix) -> np.ndarray:
     return g
 
 
-def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Exact B over the columns of `xh` (float64 Cholesky inverse), top k per row."""
+def dense(
+    xh: sp.csr_matrix,
+    lam: np.ndarray,
+    k: int,
+    cache: dict | None = None,
+    key: tuple = (),
+) -> dict[str, np.ndarray]:
+    """Exact B over the columns of `xh` (float64 Cholesky inverse), top k per row.
+
+    With a `cache` (a search fitting the same data again and again), XᵀX is kept under
+    `key` and the whole unpruned B of the latest penalties too (n² float32 values), so
+    another k costs a top-k only. Without, B is pruned a block of rows at a time."""
     n = xh.shape[1]
-    g = gram(xh)
+    k = min(k, max(n - 1, 0))
+    weights = None
+    if cache is not None:
+        held = cache.get("dense_weights")
+        if held is not None and held[0] == key and np.array_equal(held[1], lam):
+            weights = held[2]
+    if weights is None:
+        blocks = _weight_blocks(_cached_gram(xh, cache, key), lam)
+        if cache is None:
+            return _prune_blocks(blocks, k, n)
+        weights = np.empty((n, n), dtype=np.float32)
+        for s, block in blocks:
+            weights[s : s + len(block)] = block
+        cache["dense_weights"] = (key, lam.copy(), weights)  # the latest one only
+    step = ROW_BLOCK
+    return _prune_blocks(((s, weights[s : s + step]) for s in range(0, n, step)), k, n)
+
+
+def _cached_gram(xh: sp.csr_matrix, cache: dict | None, key: tuple) -> np.ndarray:
+    """XᵀX in float64, from the cache when it holds it (kept as float32: counts are
+    exact in it up to 2**24)."""
+    if cache is None:
+        return gram(xh)
+    held = cache.get(("gram", key))
+    if held is None:
+        held = cache[("gram", key)] = gram(xh).astype(np.float32)
+    return held.astype(np.float64)
+
+
+def _weight_blocks(g: np.ndarray, lam: np.ndarray):
+    """B = -P / diag(P) without its diagonal, P = (g + diag(lam))⁻¹, a block of rows at a
+    time, each rounded to float32 as stored before any weight is chosen. `g` is
+    overwritten."""
+    n = len(g)
     g[np.diag_indices(n)] += lam
     chol, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
     if info == 0:
@@ -103,14 +146,19 @@ def dense(xh: sp.csr_matrix, lam: np.ndarray, k: int) -> dict[str, np.ndarray]:
         )
     # p holds P in its lower triangle: row j of P is p[j, :j+1] then p[j+1:, j]
     diag = np.diag(p).copy()
-    rows, cols, vals = [], [], []
-    k = min(k, max(n - 1, 0))
     for s in range(0, n, ROW_BLOCK):
         e = min(n, s + ROW_BLOCK)
         upper = np.arange(n)[None, :] > np.arange(s, e)[:, None]
         full = np.where(upper, p[:, s:e].T, p[s:e, :])
         block = (-full / diag[None, :]).astype(np.float32)  # chosen as stored
         block[np.arange(e - s), np.arange(s, e)] = 0.0
+        yield s, block
+
+
+def _prune_blocks(blocks, k: int, n: int) -> dict[str, np.ndarray]:
+    """The k largest weights (absolute value) of each row of the (start, rows) blocks."""
+    rows, cols, vals = [], [], []
+    for s, block in blocks:
         r, c, v = _keep_largest(block, k) if k else ([], [], [])
         rows.append(np.asarray(r, dtype=np.int64) + s)
         cols.append(np.asarray(c, dtype=np.int64))
@@ -198,6 +246,7 @@ def fit(
     rank: int,
     support: sp.csr_matrix,
     seed: int,
+    cache: dict | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """The sparse item model over the whole catalogue, and the path taken.
 
@@ -205,7 +254,8 @@ def fit(
     empty). Up to `max_dense_items` modelled items, B is exact. Above, the
     `max_dense_items` most popular ones (the core) keep the exact B among themselves, and
     every other entry comes from the low-rank model, evaluated where `support` (items x
-    items, e.g. co-occurrence neighbours) has an entry.
+    items, e.g. co-occurrence neighbours) has an entry. `cache` (one per `x`) keeps what
+    a search refits again: see `dense`.
     """
     n_items = x.shape[1]
     counts = np.diff(x.tocsc().indptr)
@@ -214,7 +264,8 @@ def fit(
         return _to_csr([], [], [], n_items), "none"
     lam = penalties(counts, regularization, dropout)
     if len(head) <= max_dense_items:
-        part, path = dense(x[:, head].tocsr(), lam[head], k), "dense"
+        key = ("head", min_users)
+        part, path = dense(x[:, head].tocsr(), lam[head], k, cache, key), "dense"
         core, pieces = head, []
     else:
         by_popularity = head[np.lexsort((head, -counts[head]))]
@@ -236,10 +287,20 @@ def fit(
             seed,
         )
         pieces = [(head[r], head[c], v)]
-        part = dense(x[:, core].tocsr(), lam[core], k) if len(core) else _to_csr([], [], [], 0)
+        key = ("core", min_users, max_dense_items)
+        part = (
+            dense(x[:, core].tocsr(), lam[core], k, cache, key)
+            if len(core)
+            else _to_csr([], [], [], 0)
+        )
         path = "dense core + low-rank" if len(core) else "low-rank"
-    # the dense part back to catalogue indices, merged with the low-rank entries
     lengths = np.diff(part["indptr"])
+    if not pieces:  # rows already hold their top k: columns back to catalogue order
+        rows = core[np.repeat(np.arange(len(lengths)), lengths)]
+        cols = core[part["indices"]]
+        order = np.lexsort((cols, rows))
+        return _to_csr([rows[order]], [cols[order]], [part["data"][order]], n_items), path
+    # the dense part back to catalogue indices, merged with the low-rank entries
     rows = [core[np.repeat(np.arange(len(lengths)), lengths)]] + [p[0] for p in pieces]
     cols = [core[part["indices"]]] + [p[1] for p in pieces]
     vals = [part["data"]] + [p[2] for p in pieces]

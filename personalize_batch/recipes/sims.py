@@ -34,7 +34,8 @@ HYPERPARAMETERS = HyperParameters(
             float,
             0.0,
             1.0,
-            "0 = plain cosine; higher values favour less popular neighbours",
+            "0 ranks neighbours by co-interaction count (popular first), 0.5 = cosine, "
+            "higher values favour less popular neighbours",
         ),
         HyperParameter(
             "min_cointeraction_count",
@@ -113,20 +114,24 @@ def training_matrix(data: Interactions, hp: dict) -> tuple[sp.csr_matrix, np.nda
     return x, keep_items
 
 
+COSINE = 0.5  # the exponent of `neighbours` that gives cosine similarity
+
+
 def neighbours(
     x: sp.csr_matrix,
     k: int,
-    discount: float,
+    exponent: float,
     min_co: int,
     candidates: np.ndarray | None = None,
     block: int = 1024,
 ) -> dict[str, np.ndarray]:
-    """Top-k discounted-cosine neighbours of every item, as sorted CSR parts.
+    """Top-k neighbours of every item, as sorted CSR parts.
 
-    sim(i, j) = C_ij / (sqrt(n_i) * n_j ** (0.5 + discount)), C_ij = users sharing i and
-    j, n_i = users of i; pairs with C_ij < min_co (or 0) are dropped, and so are
-    neighbours j outside `candidates` (when given). Row order: sim
-    descending, then item index ascending.
+    sim(i, j) = C_ij / (sqrt(n_i) * n_j ** exponent), C_ij = users sharing i and j,
+    n_i = users of i: cosine at exponent 0.5; below, popular neighbours gain (at 0 a row
+    ranks by co-interaction count); above, they lose. Pairs with C_ij < min_co (or 0)
+    are dropped, and so are neighbours j outside `candidates` (when given). Row order:
+    sim descending, then item index ascending.
     """
     n = x.shape[1]
     xt = x.T.tocsr()
@@ -142,7 +147,7 @@ def neighbours(
         if candidates is not None:
             keep &= candidates[cols]
         rows, cols, co = rows[keep], cols[keep], co[keep]
-        sim = co / (np.sqrt(counts[rows + start]) * counts[cols] ** (0.5 + discount))
+        sim = co / (np.sqrt(counts[rows + start]) * counts[cols] ** exponent)
         sim = sim.astype(np.float32)
         order = np.lexsort((cols, -sim, rows))
         rows, cols, sim = rows[order], cols[order], sim[order]

@@ -152,13 +152,7 @@ MAX_EXPONENT = 500.0
 COMPONENTS = {
     "matrix": (),
     "history": ("max_history_length", "recency_mask"),
-    "neighbours": (
-        "neighbours",
-        "min_cointeraction_count",
-        "item_model_neighbours",
-        "min_item_interactions",
-        "max_dense_items",
-    ),
+    "neighbours": ("min_cointeraction_count",),  # and how many: see fit
     "transitions": ("neighbours",),
     "prior": ("popularity_half_life_days",),
     "item_model": (
@@ -253,25 +247,25 @@ def fit(
     path's random start."""
     # fitting code only: scoring starts without scipy.linalg
     from . import item_model  # noqa: PLC0415
-    from .sims import neighbours  # noqa: PLC0415
+    from .sims import COSINE, neighbours  # noqa: PLC0415
 
+    searching = cache is not None
     cache = {} if cache is None else cache
 
-    def part(name: str, make: Callable[[], Any]) -> Any:
-        key = (name, seed, *(hp[k] for k in COMPONENTS[name]))
+    def part(name: str, make: Callable[[], Any], *extra: Any) -> Any:
+        key = (name, seed, *(hp[k] for k in COMPONENTS[name]), *extra)
         if key not in cache:
             cache[key] = make()
         return cache[key]
 
     x = part("matrix", data.matrix)
-
-    def make_neighbours() -> dict[str, np.ndarray]:
-        k = hp["neighbours"]
-        if _will_be_low_rank(x, hp):
-            k = max(k, hp["item_model_neighbours"])
-        return neighbours(x, k, 0.0, hp["min_cointeraction_count"])
-
-    nb_all = part("neighbours", make_neighbours)
+    # the low-rank path reads its item model's entries where neighbours are
+    k_nb = hp["neighbours"]
+    if _will_be_low_rank(x, hp):
+        k_nb = max(k_nb, hp["item_model_neighbours"])
+    nb_all = part(
+        "neighbours", lambda: neighbours(x, k_nb, COSINE, hp["min_cointeraction_count"]), k_nb
+    )
 
     def make_item_model() -> tuple[dict[str, np.ndarray], str]:
         support = sp.csr_matrix(
@@ -287,6 +281,7 @@ def fit(
             rank=hp["hidden_dimension"],
             support=support,
             seed=seed,
+            cache=cache if searching else None,
         )
 
     im, path = part("item_model", make_item_model)
