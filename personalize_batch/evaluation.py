@@ -7,14 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .data import Interactions, read_interactions
 from .errors import UsageError
-from .metrics import summarize
-from .recipes import canonical_recipe, model_arrays, recipe_module
-from .recipes.base import chunk_rows
-from .solution import build_meta, in_memory
+from .recipes import canonical_recipe, recipe_module
 from .splits import (  # noqa: F401  (the splits are part of evaluation's interface)
     SPLITS,
     Split,
@@ -25,8 +20,9 @@ from .splits import (  # noqa: F401  (the splits are part of evaluation's interf
     split_random,
     split_time_cut,
 )
-
-NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
+from .tuning import choose, given_names, read_hpo_config
+from .tuning.hpo import HpoConfig
+from .tuning.objective import objective
 
 
 def prepare(
@@ -54,41 +50,12 @@ def prepare(
     return recipe, hp, data
 
 
-def recommend_lists(scorer: Any, queries: np.ndarray, k: int = NUM_RESULTS) -> list[list[int]]:
-    """Each query's top-k item indices (training items excluded), chunk by chunk."""
-    out: list[list[int]] = []
-    step = chunk_rows(len(scorer.solution.item_ids))
-    for s in range(0, len(queries), step):
-        idx, _, lengths = scorer.recommend(queries[s : s + step], k, False)
-        out += [row[:n].tolist() for row, n in zip(idx, lengths, strict=True)]
-    return out
-
-
-def _queries(recipe: str, split: Split) -> np.ndarray:
-    """What each test user's line asks: the user, or for sims their latest item."""
-    if recipe != "sims":
-        return split.users
-    train = split.train
-    ends = np.cumsum(np.bincount(train.users, minlength=train.n_users)) - 1
-    return train.items[ends[split.users]].astype(np.int64)
-
-
 def score_split(
-    recipe: str,
-    split: Split,
-    hp: dict[str, Any],
-    *,
-    seed: int = 0,
-    cache: dict | None = None,
-    lists: Callable[[Any, np.ndarray], list[list[int]]] | None = None,
+    recipe: str, split: Split, hp: dict[str, Any], *, seed: int = 0, cache: dict | None = None
 ) -> dict[str, float]:
-    """Fit `recipe` on the split's training part and return Personalize's metrics."""
-    arrays = model_arrays(recipe, split.train, hp, seed=seed, cache=cache)
-    solution = in_memory(build_meta(recipe, hp, {}), arrays)
-    scorer = recipe_module(recipe).Scorer(solution)
-    recs = (lists or recommend_lists)(scorer, _queries(recipe, split))
-    truths = [set(t.tolist()) for t in split.truths]
-    return summarize(recs, truths, split.info["items"])
+    """Fit `recipe` on the split's training part and return Personalize's metrics (of
+    the question the recipe answers: see tuning.objective)."""
+    return objective(recipe, split, seed)(hp, {} if cache is None else cache)
 
 
 def evaluate_data(
@@ -101,8 +68,14 @@ def evaluate_data(
     shuffle: bool = False,
     test_fraction: float = 0.1,
     cut_quantile: float = 0.9,
+    tune: bool = False,
+    given: frozenset[str] = frozenset(),
+    hpo: HpoConfig | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Split, fit, measure: the report `pbatch evaluate` prints."""
+    """Split, fit, measure: the report `pbatch evaluate` prints. With `tune`, the
+    settings are chosen on the split's training part first, as `pbatch train` chooses
+    them on all the data (the test part is never seen while choosing)."""
     recipe = canonical_recipe(recipe)
     if shuffle:
         data = shuffle_within_users(data, seed)
@@ -111,8 +84,18 @@ def evaluate_data(
     )
     if not len(parts.users):
         raise UsageError(f"the {split} split leaves no test user with a known held-out item")
-    metrics = score_split(recipe, parts, hp, seed=seed)
-    return {"recipe": recipe, **parts.info, "shuffled": shuffle, "metrics": metrics}
+    report: dict[str, Any] = {"recipe": recipe, **parts.info, "shuffled": shuffle}
+    if tune:
+        chosen = choose(recipe, parts.train, hp, given=given, hpo=hpo, seed=seed, say=say or _quiet)
+        hp = chosen.hyperparameters
+        report["tuning"] = chosen.report
+    report["hyperparameters"] = hp
+    report["metrics"] = score_split(recipe, parts, hp, seed=seed)
+    return report
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def evaluate(
@@ -124,16 +107,18 @@ def evaluate(
     event_value_threshold: float | None = None,
     endpoint_url: str | None = None,
     warn: Any = None,
+    hpo_config: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Read an interactions CSV and evaluate `recipe` on it (`options`: see evaluate_data)."""
     recipe, hp, data = prepare(
         recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )
+    options["hpo"] = read_hpo_config(hpo_config, recipe, options.get("tune", False), endpoint_url)
     if not data.has_timestamps and not options.get("shuffle") and warn is not None:
         warn(
             "held-out items are the last rows in file order; "
             "add --shuffle if that order means nothing"
         )
-    report = evaluate_data(recipe, data, hp, **options)
-    return {"interactions": interactions, "hyperparameters": hp, **report}
+    report = evaluate_data(recipe, data, hp, given=given_names(hp_pairs), **options)
+    return {"interactions": interactions, **report}

@@ -166,21 +166,40 @@ def split_time_cut(data: Interactions, cut_quantile: float = 0.9) -> Split:
     return _finish("time-cut", data, before, held, info)
 
 
-def split_random(data: Interactions, seed: int = 0, fraction: float = 0.1) -> Split:
+def split_random(
+    data: Interactions, seed: int = 0, fraction: float = 0.1, max_users: int | None = None
+) -> Split:
     """A seeded random `fraction` (at least 1) of the items of each user with at least 2
-    interactions is held out: the split for data whose order means nothing."""
+    interactions is held out: the split for data whose order means nothing. With
+    `max_users`, only that many users (a seeded sample) are test users."""
     counts = np.bincount(data.users, minlength=data.n_users)
     rng = np.random.default_rng(seed)
+    eligible = counts >= 2
+    if max_users is not None and eligible.sum() > max_users:
+        chosen = rng.choice(np.flatnonzero(eligible), max_users, replace=False)
+        eligible = np.zeros(data.n_users, dtype=bool)
+        eligible[chosen] = True
     order = np.lexsort((rng.random(len(data.users)), data.users))
     starts = np.concatenate([[0], np.cumsum(counts)])[data.users[order]]
     pos = np.arange(len(order)) - starts
     n = counts[data.users[order]]
     hold = np.zeros(len(order), dtype=bool)
-    hold[order] = (n >= 2) & (pos < np.maximum(1, np.floor(n * fraction)))
+    hold[order] = eligible[data.users[order]] & (pos < np.maximum(1, np.floor(n * fraction)))
     held: dict[int, list[int]] = {}
     for u, i in zip(data.users[hold].tolist(), data.items[hold].tolist(), strict=True):
         held.setdefault(u, []).append(i)
     return _finish("random", data, ~hold, held, {"seed": seed, "fraction": fraction})
+
+
+def subset_users(data: Interactions, max_rows: int, seed: int = 0) -> Interactions:
+    """A seeded random sample of the users, all their interactions, about `max_rows` in
+    all; users and items renumbered to those present."""
+    counts = np.bincount(data.users, minlength=data.n_users)
+    order = np.random.default_rng(seed).permutation(data.n_users)
+    take = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_rows)))]
+    keep = np.zeros(data.n_users, dtype=bool)
+    keep[take] = True
+    return _compact(data, keep[data.users])[0]
 
 
 def split_data(

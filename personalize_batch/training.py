@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ from .data import Interactions, Items, read_items
 from .evaluation import evaluate_data, prepare
 from .filters.catalogue import DEFAULT_HISTORY, event_arrays
 from .recipes import model_arrays
+from .tuning import choose, given_names, read_hpo_config
+from .tuning.search import Trial
 
 
 def fit_arrays(
@@ -60,21 +63,40 @@ def train(
     filter_history: int = DEFAULT_HISTORY,
     seed: int = 0,
     evaluate: dict[str, Any] | None = None,
+    tune: bool = True,
+    hpo_config: str | None = None,
+    say: Callable[[str], None] | None = None,
+    on_trial: Callable[[Trial, int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train a solution and write it to `output`; returns its description.
 
-    Besides the model, the solution keeps what filters read: the items CSV's columns and,
-    per event type, each user's `filter_history` most recent items (0: all).
+    With `tune` (the default), the hyperparameters not fixed in `hp_pairs` are first
+    chosen on a validation part of the data (see `tuning`); `hpo_config` is the path of
+    a Personalize hpoConfig JSON file that sets the search; `say` gets one line per
+    decision, `on_trial` each setting tried. Besides the model, the solution keeps what
+    filters read: the items CSV's columns and, per event type, each user's
+    `filter_history` most recent items (0: all).
 
     `evaluate` (keyword arguments of `evaluation.evaluate_data`, such as `split`) first
-    measures the recipe on a split of the same data and stores the metrics.
+    measures the recipe on a split of the same data (choosing its settings on the split's
+    training part, as training does) and stores the metrics.
     """
     recipe, hp, data = prepare(
         recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )
+    hpo = read_hpo_config(hpo_config, recipe, tune, endpoint_url)
+    given = given_names(hp_pairs)
     report = None
     if evaluate is not None:
-        report = evaluate_data(recipe, data, hp, seed=seed, **evaluate)
+        report = evaluate_data(
+            recipe, data, hp, seed=seed, tune=tune, given=given, hpo=hpo, **evaluate
+        )
+    tuning = None
+    if tune:
+        tuning = choose(
+            recipe, data, hp, given=given, hpo=hpo, seed=seed, say=say or _quiet, on_trial=on_trial
+        )
+        hp = tuning.hyperparameters
     item_meta = read_items(items, endpoint_url) if items else None
     if item_meta is not None:
         _join_items(data, item_meta)
@@ -103,8 +125,14 @@ def train(
             itemsData=items, itemsSha256=item_meta.sha256, itemColumns=sorted(item_meta.columns)
         )
     meta = solution_mod.build_meta(recipe, hp, training)
+    if tuning is not None:
+        meta["tuning"] = tuning.report
     if report is not None:
         meta["metrics"] = report["metrics"]
         meta["evaluation"] = {k: v for k, v in report.items() if k != "metrics"}
     solution_mod.save(output, meta, arrays)
     return meta
+
+
+def _quiet(_: str) -> None:
+    pass

@@ -93,6 +93,6 @@ def solutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for recipe in RECIPES:
         path = folder / f"{recipe}.npz"
-        train(recipe, str(EXAMPLES / "interactions.csv"), str(path))
+        train(recipe, str(EXAMPLES / "interactions.csv"), str(path), tune=False)
         out[recipe] = path
     return out

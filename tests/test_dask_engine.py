@@ -639,7 +639,11 @@ def test_item_metadata_travels_to_the_workers(client, tmp_path):
 
     solution = tmp_path / "sims.npz"
     train(
-        "sims", str(EXAMPLES / "interactions.csv"), str(solution), items=str(EXAMPLES / "items.csv")
+        "sims",
+        str(EXAMPLES / "interactions.csv"),
+        str(solution),
+        items=str(EXAMPLES / "items.csv"),
+        tune=False,
     )
     data = make_input("sims", 400, seed=3)
     src = tmp_path / "in.json"

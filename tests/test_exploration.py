@@ -33,7 +33,11 @@ def models(tmp_path_factory, solutions):
         w.writerows([f"cold{k:03d}", f"Cold {k}", genres[k % 2]] for k in range(N_COLD))
     path = folder / "cold.npz"
     training.train(
-        "user-personalization", str(EXAMPLES / "interactions.csv"), str(path), items=str(items)
+        "user-personalization",
+        str(EXAMPLES / "interactions.csv"),
+        str(path),
+        items=str(items),
+        tune=False,
     )
     return {
         "plain": solution_mod.load(str(solutions["user-personalization"])),
@@ -127,7 +131,9 @@ def test_creation_timestamp_cutoff(tmp_path):
         f"a,{newest - 400 * day}\nb,{newest - 10 * day}\nc,\nd,{newest - 100 * day}\n"
     )
     path = tmp_path / "m.npz"
-    training.train("user-personalization", str(inter), str(path), items=str(items))
+    training.train(
+        "user-personalization", str(inter), str(path), items=str(items), tune=False
+    )
     sol = solution_mod.load(str(path))
     ids = sol.item_ids
 

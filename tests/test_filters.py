@@ -188,7 +188,7 @@ def tiny(tmp_path_factory):
     for recipe in ("popularity-count", "sims", "personalized-ranking"):
         path = folder / f"{recipe}.npz"
         hp = ("min_cointeraction_count=0",) if recipe == "sims" else ()
-        training.train(recipe, str(inter), str(path), items=str(items), hp_pairs=hp)
+        training.train(recipe, str(inter), str(path), items=str(items), hp_pairs=hp, tune=False)
         out[recipe] = solution_mod.load(str(path))
     return out
 

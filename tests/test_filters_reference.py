@@ -302,7 +302,7 @@ def train(recipe: str, data: Data, folder: str):
             w.writerow(["c9", "", ""])
     out = os.path.join(folder, "model.npz")
     hp = ("min_cointeraction_count=0",) if recipe == "sims" else ()
-    training.train(recipe, inter, out, items=items, hp_pairs=hp)
+    training.train(recipe, inter, out, items=items, hp_pairs=hp, tune=False)
     return solution_mod.load(out)
 
 

@@ -27,6 +27,7 @@ def item_solutions(tmp_path_factory) -> dict:
             str(EXAMPLES / "interactions.csv"),
             str(out[recipe]),
             items=str(EXAMPLES / "items.csv"),
+            tune=False,
         )
     return out
 

@@ -35,22 +35,23 @@ def _ndcg10(
     return metrics["normalized_discounted_cumulative_gain_at_10"]
 
 
-def test_beats_popularity_on_movietweetings_leave_last_out(tmp_path):
-    """A slice of MovieTweetings: each user's last interaction by time is held out."""
+def test_beats_popularity_on_movietweetings_after_a_time_cut(tmp_path):
+    """A slice of MovieTweetings, trained on what happened before the 90th percentile of
+    its timestamps: each user's next new item after it is held out (what a nightly batch
+    job is asked: what will they want next)."""
     with gzip.open(DATA / "movietweetings-100k" / "interactions.csv.gz", "rt") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = [r for r in reader if int(r[0]) <= 6000]
-    by_user: dict[str, list[list[str]]] = {}
-    for r in rows:
-        by_user.setdefault(r[0], []).append(r)
-    train_rows, truths = [], {}
-    for user, events in by_user.items():
-        events.sort(key=lambda r: int(r[2]))
-        if len(events) >= 2:
-            truths[user] = {events[-1][1]}
-            events = events[:-1]
-        train_rows += events
+    cut = np.quantile([int(r[2]) for r in rows], 0.9)
+    train_rows = [r for r in rows if int(r[2]) < cut]
+    met: dict[str, set[str]] = {}
+    for r in train_rows:
+        met.setdefault(r[0], set()).add(r[1])
+    truths: dict[str, set[str]] = {}
+    for r in sorted((r for r in rows if int(r[2]) >= cut), key=lambda r: int(r[2])):
+        if r[0] in met and r[0] not in truths and r[1] not in met[r[0]]:
+            truths[r[0]] = {r[1]}
     path = tmp_path / "train.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -58,7 +59,7 @@ def test_beats_popularity_on_movietweetings_leave_last_out(tmp_path):
         w.writerows(train_rows)
     up = _ndcg10("user-personalization", str(path), truths, tmp_path)
     pop = _ndcg10("popularity-count", str(path), truths, tmp_path)
-    assert up > 1.1 * pop, (up, pop)
+    assert up > 1.5 * pop, (up, pop)
 
 
 def test_beats_popularity_on_anime_random_holdout(tmp_path):
@@ -84,7 +85,7 @@ def test_beats_popularity_on_anime_random_holdout(tmp_path):
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(train_rows)
-    up = _ndcg10("user-personalization", str(path), truths, tmp_path, ("recency_mask=false",))
+    up = _ndcg10("user-personalization", str(path), truths, tmp_path)
     pop = _ndcg10("popularity-count", str(path), truths, tmp_path)
     assert up > 1.1 * pop, (up, pop)
 
@@ -100,14 +101,17 @@ def test_order_of_history_changes_the_answer(tmp_path):
     path = tmp_path / "i.csv"
     path.write_text("\n".join(lines) + "\n")
     model = tmp_path / "m.npz"
-    train("user-personalization", str(path), str(model))
+    # the defaults, as given: on this order-less data, `pbatch train` turns order off
+    train("user-personalization", str(path), str(model), tune=False)
     answerer = Answerer(load(str(model)), 10)
     (a_items, a_scores), (b_items, b_scores) = answerer.answer(
         [Request({}, user="a"), Request({}, user="b")]
     )
     assert set(a_items).isdisjoint({"i1", "i2", "i3", "i4"})
     assert a_items != b_items or a_scores != b_scores
-    train("user-personalization", str(path), str(model), hp_pairs=("recency_mask=false",))
+    train(
+        "user-personalization", str(path), str(model), hp_pairs=("recency_mask=false",), tune=False
+    )
     blind = Answerer(load(str(model)), 10)
     (a2, s2), (b2, t2) = blind.answer([Request({}, user="a"), Request({}, user="b")])
     assert (a2, s2) == (b2, t2)  # the order-blind ablation cannot tell them apart

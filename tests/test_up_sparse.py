@@ -26,7 +26,7 @@ def make_solution(path: Path, rows: list[tuple[int, int, int]], hp: tuple[str, .
         w = csv.writer(f)
         w.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP"])
         w.writerows((f"u{u}", f"i{i:04d}", t) for u, i, t in rows)
-    train("user-personalization", str(csv_path), str(path), hp_pairs=hp)
+    train("user-personalization", str(csv_path), str(path), hp_pairs=hp, tune=False)
     return load(str(path))
 
 

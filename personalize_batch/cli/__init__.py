@@ -31,6 +31,10 @@ def warn(message: str) -> None:
     click.echo(f"pbatch: warning: {message}", err=True)
 
 
+def say(message: str) -> None:
+    click.echo(f"pbatch: {message}", err=True)
+
+
 class Group(click.Group):
     """Maps pbatch's exceptions to one stderr line and an exit code."""
 

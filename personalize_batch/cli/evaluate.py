@@ -16,6 +16,7 @@ from . import (
     RECIPE,
     emit,
     main,
+    say,
     warn,
 )
 
@@ -31,6 +32,17 @@ SPLIT = click.option(
 )
 SEED = click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the split and the model."
+)
+NO_TUNE = click.option(
+    "--no-tune",
+    is_flag=True,
+    help="Do not choose settings on a validation part: use the defaults and --hp as given.",
+)
+HPO_CONFIG = click.option(
+    "--hpo-config",
+    metavar="FILE",
+    default=None,
+    help="Personalize's hpoConfig JSON: the ranges searched, the objective, the budget.",
 )
 SHUFFLE = click.option(
     "--shuffle",
@@ -66,6 +78,8 @@ def format_report(report: dict[str, Any]) -> str:
 @SPLIT
 @SEED
 @SHUFFLE
+@NO_TUNE
+@HPO_CONFIG
 @EVENT_TYPE
 @EVENT_VALUE_THRESHOLD
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -78,13 +92,16 @@ def evaluate(
     split: str,
     seed: int,
     shuffle: bool,
+    no_tune: bool,
+    hpo_config: str | None,
     event_type: str | None,
     event_value_threshold: float | None,
     as_json: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Measure a recipe offline: split, train on the training part, score the test users."""
+    """Measure a recipe offline: split, train on the training part (choosing its
+    settings there, as `pbatch train` does), score the test users."""
     from ..evaluation import evaluate as run_evaluation  # noqa: PLC0415
 
     report = run_evaluation(
@@ -98,6 +115,9 @@ def evaluate(
         split=split,
         seed=seed,
         shuffle=shuffle,
+        tune=not no_tune,
+        hpo_config=hpo_config,
+        say=None if quiet else say,
     )
     if as_json:
         emit(report)

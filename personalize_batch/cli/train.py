@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from . import (
@@ -13,9 +16,13 @@ from . import (
     QUIET,
     RECIPE,
     main,
+    say,
     warn,
 )
-from .evaluate import SEED, SHUFFLE, SPLIT
+from .evaluate import HPO_CONFIG, NO_TUNE, SEED, SHUFFLE, SPLIT
+
+if TYPE_CHECKING:
+    from ..tuning.search import Trial
 
 
 @main.command()
@@ -48,6 +55,8 @@ from .evaluate import SEED, SHUFFLE, SPLIT
     is_flag=True,
     help="First measure the recipe on a split (see pbatch evaluate); store the metrics.",
 )
+@NO_TUNE
+@HPO_CONFIG
 @SPLIT
 @SEED
 @SHUFFLE
@@ -63,29 +72,42 @@ def train(
     filter_history_length: int,
     output: str,
     evaluate_: bool,
+    no_tune: bool,
+    hpo_config: str | None,
     split: str,
     seed: int,
     shuffle: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Train a solution (a versioned .npz file) from an interactions CSV."""
+    """Train a solution (a versioned .npz file) from an interactions CSV.
+
+    By default the settings are chosen for the data first: a validation part is held
+    out, the recipe's hyperparameters are searched within a budget, and the best are
+    refitted on everything (one line per decision on stderr). --no-tune uses the
+    defaults; --hp fixes a value; --hpo-config takes Personalize's hpoConfig JSON.
+    """
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
-    meta = train_solution(
-        recipe,
-        interactions,
-        output,
-        items=items,
-        hp_pairs=hp,
-        event_type=event_type,
-        event_value_threshold=event_value_threshold,
-        endpoint_url=endpoint_url,
-        warn=None if quiet else warn,
-        filter_history=filter_history_length,
-        seed=seed,
-        evaluate={"split": split, "shuffle": shuffle} if evaluate_ else None,
-    )
+    with SearchProgress(quiet) as progress:
+        meta = train_solution(
+            recipe,
+            interactions,
+            output,
+            items=items,
+            hp_pairs=hp,
+            event_type=event_type,
+            event_value_threshold=event_value_threshold,
+            endpoint_url=endpoint_url,
+            warn=None if quiet else warn,
+            filter_history=filter_history_length,
+            seed=seed,
+            evaluate={"split": split, "shuffle": shuffle} if evaluate_ else None,
+            tune=not no_tune,
+            hpo_config=hpo_config,
+            say=progress.say,
+            on_trial=progress.trial,
+        )
     if not quiet:
         t = meta["training"]
         click.echo(
@@ -100,3 +122,42 @@ def train(
                 f"normalized_discounted_cumulative_gain_at_10 {ndcg:.4f} (pbatch describe for all)",
                 err=True,
             )
+
+
+class SearchProgress:
+    """Decision lines on stderr; while settings are tried, a bar on a terminal, else a
+    line for each setting that beats the best so far."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.shown: float | None = None  # the best score printed so far
+
+    def __enter__(self) -> SearchProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            self._close()
+            say(line)
+
+    def trial(self, trial: Trial, done: int, budget: int, best: float) -> None:
+        if self.quiet:
+            return
+        if not sys.stderr.isatty():
+            if trial.score == best and best != self.shown:
+                self.shown = best
+                say(f"setting {done} of at most {budget}: {best:.4f}, the best so far")
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=budget, label="pbatch: searching", file=sys.stderr)
+        self.bar.label = f"pbatch: searching, best {best:.4f}"
+        self.bar.update(1)

@@ -35,7 +35,7 @@ def item_solutions(tmp_path_factory) -> dict:
     out = {}
     for recipe in RECIPES:
         path = folder / f"{recipe}.npz"
-        train(recipe, str(EXAMPLES / "interactions.csv"), str(path), items=str(items))
+        train(recipe, str(EXAMPLES / "interactions.csv"), str(path), items=str(items), tune=False)
         out[recipe] = path
     return out
 

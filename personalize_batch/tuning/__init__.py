@@ -1,0 +1,228 @@
+"""`pbatch train` chooses its own settings (A.16): read the data, hold out a validation
+part the way the data supports, search the recipe's hyperparameters within a bounded
+budget, and hand the chosen values to the final fit on all the data.
+
+The defaults (`--no-tune`) are where the search starts, apart from what the data
+decides: values fixed by `--hp` are never changed, and `--hpo-config` (Personalize's
+`hpoConfig`) replaces the search space, the metric and the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data import Interactions
+from ..errors import UsageError
+from ..io import open_input
+from ..recipes import recipe_module
+from ..splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
+from .hpo import HpoConfig, parse_hpo_config
+from .objective import DEFAULT_METRIC, objective
+from .profile import Profile, profile
+from .search import Dimension, Trial, coordinate_descent
+from .space import SPACES
+
+MIN_USERS = 25  # Personalize's minimum: users with at least 2 interactions
+BUDGET = {"user-personalization": 40, "personalized-ranking": 40, "sims": 30}
+# above this many interactions, the search fits on a sample of the users holding about
+# this many, and the chosen regularization is scaled to the whole data's counts
+SEARCH_ROWS = 2_000_000
+VALIDATION_USERS = 20_000  # at most this many users are scored per setting
+
+
+@dataclass
+class Choice:
+    """The chosen hyperparameters and the record kept in the solution."""
+
+    hyperparameters: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def tunable(recipe: str) -> bool:
+    return recipe in SPACES
+
+
+def given_names(hp_pairs: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """The hyperparameters a user fixed with `--hp key=value`."""
+    return frozenset(pair.partition("=")[0].strip() for pair in hp_pairs)
+
+
+def read_hpo_config(
+    path: str | None, recipe: str, tune: bool = True, endpoint_url: str | None = None
+) -> HpoConfig | None:
+    """Read `--hpo-config` (local, s3://, .gz) for `recipe` (None: none given)."""
+    if path is None:
+        return None
+    if not tune:
+        raise UsageError("--hpo-config sets the search that --no-tune skips: give one of them")
+    if not tunable(recipe):
+        raise UsageError(f"--hpo-config: {recipe} has no hyperparameters to search")
+    with open_input(path, endpoint_url) as f:
+        text = f.read()
+    return parse_hpo_config(text, recipe, recipe_module(recipe).HYPERPARAMETERS)
+
+
+def choose(
+    recipe: str,
+    data: Interactions,
+    hp: dict[str, Any],
+    *,
+    given: frozenset[str] = frozenset(),
+    hpo: HpoConfig | None = None,
+    seed: int = 0,
+    say: Callable[[str], None] = lambda _: None,
+    on_trial: Callable[[Trial, int, int, float], None] | None = None,
+) -> Choice:
+    """Choose `recipe`'s hyperparameters for `data`, starting from `hp` (the defaults
+    with `--hp` applied; the names in `given` stay as they are)."""
+    if not tunable(recipe):
+        return Choice(hp, {"searched": False, "reason": f"{recipe} has no hyperparameters"})
+    prof = profile(data, seed)
+    say(_data_line(prof))
+    say(f"order: {'yes' if prof.order.present else 'no'}: {prof.order.reason}")
+    say(f"popularity drift: {'yes' if prof.drift.present else 'no'}: {prof.drift.reason}")
+    report: dict[str, Any] = {"searched": False, "profile": prof.as_dict()}
+    if prof.users_with_two < MIN_USERS:
+        reason = (
+            f"only {prof.users_with_two} users have 2 or more interactions (at least "
+            f"{MIN_USERS} are needed to hold some out): training with the defaults"
+        )
+        say(reason)
+        return Choice(hp, {**report, "reason": reason})
+
+    search_data, scale = data, 1.0
+    if len(data.users) > SEARCH_ROWS:
+        search_data = subset_users(data, SEARCH_ROWS, seed)
+        scale = len(data.users) / len(search_data.users)
+    split = validation_split(search_data, prof, seed)
+    if split is None:
+        reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
+        say(reason)
+        return Choice(hp, {**report, "reason": reason})
+    say(_split_line(split, search_data, data))
+
+    space = SPACES[recipe](split.train, prof, hp)
+    dims: list[Dimension] = space.dimensions
+    fixed = dict(space.fixed)
+    metric, maximize = DEFAULT_METRIC[recipe], True
+    budget = BUDGET[recipe]
+    if hpo is not None:
+        dims, metric, maximize, budget = hpo.apply(dims, metric, maximize, budget)
+    dims = [d for d in dims if d.name not in given]
+    start = {**space.start, **{k: hp[k] for k in given}}
+    for name, (value, reason) in fixed.items():
+        if name in given:
+            continue
+        say(f"{name}={_fmt(value)}: {reason}")
+    start.update({k: v for k, (v, _) in fixed.items() if k not in given})
+
+    measure = objective(recipe, split, seed)
+    cache: dict = {}
+    results: dict[tuple, dict[str, float]] = {}
+
+    def evaluate(values: dict[str, Any]) -> float:
+        key = tuple(sorted(values.items()))
+        if key not in results:
+            results[key] = measure(values, cache)
+        return results[key][metric]
+
+    say(
+        f"searching {len(dims)} hyperparameters of {recipe} for the best {metric}: "
+        f"at most {budget} settings"
+    )
+    default_score = evaluate(hp)
+    outcome = coordinate_descent(evaluate, start, dims, budget, maximize, on_trial)
+    best, best_score = outcome.best, outcome.score
+    sign = 1.0 if maximize else -1.0
+    if sign * (default_score - best_score) >= 0:  # the defaults were as good: keep them
+        best, best_score = dict(hp), default_score
+    chosen = dict(best)
+    if scale != 1.0 and "regularization" in chosen and "regularization" not in given:
+        chosen["regularization"] = float(f"{chosen['regularization'] * scale:.4g}")
+    changed = {k: v for k, v in chosen.items() if v != hp.get(k)}
+    say(
+        "chosen: "
+        + (", ".join(f"{k}={_fmt(v)}" for k, v in changed.items()) or "the defaults")
+        + (f" (regularization scaled by {scale:.3g} to all the data)" if scale != 1.0 else "")
+    )
+    ratio = best_score / default_score if default_score else float("inf")
+    say(
+        f"validation {metric}: {best_score:.4f} with these settings, "
+        f"{default_score:.4f} with the defaults ({ratio:.2f}x)"
+    )
+    report.update(
+        searched=True,
+        split=split.info,
+        searchSample=(
+            None if scale == 1.0 else {"interactions": len(search_data.users), "scale": scale}
+        ),
+        objective={"metricName": metric, "type": "Maximize" if maximize else "Minimize"},
+        fixedByData={k: v for k, (v, _) in fixed.items() if k not in given},
+        fixedByUser=sorted(given),
+        searchedHyperparameters=[d.name for d in dims],
+        settingsTried=len(outcome.trials) + 1,
+        budget=budget,
+        chosen=changed,
+        validation={
+            "chosen": results[tuple(sorted(best.items()))],
+            "defaults": results[tuple(sorted(hp.items()))],
+        },
+    )
+    return Choice(chosen, report)
+
+
+def validation_split(data: Interactions, prof: Profile, seed: int) -> Split | None:
+    """The future after a time cut when time carries signal (each user's last item when
+    too few users span the cut), else a random tenth of each user's items; None when
+    fewer than MIN_USERS users would be validated."""
+    if prof.time_matters:
+        for split in (split_time_cut(data, 0.9), split_leave_last_out(data)):
+            if len(split.users) >= MIN_USERS:
+                return _cap(split, seed)
+        return None
+    split = split_random(data, seed, 0.1, max_users=VALIDATION_USERS)
+    return split if len(split.users) >= MIN_USERS else None
+
+
+def _cap(split: Split, seed: int) -> Split:
+    """At most VALIDATION_USERS of the split's users (a seeded sample)."""
+    if len(split.users) <= VALIDATION_USERS:
+        return split
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(split.users), VALIDATION_USERS, replace=False))
+    split.users = split.users[keep]
+    split.truths = [split.truths[k] for k in keep.tolist()]
+    split.info = {**split.info, "testUsers": VALIDATION_USERS}
+    return split
+
+
+def _data_line(prof: Profile) -> str:
+    span = f", {prof.span_days:,.0f} days" if prof.has_timestamps else ", no timestamps"
+    return (
+        f"data: {prof.interactions:,} interactions, {prof.users:,} users, {prof.items:,} "
+        f"items (density {prof.density:.3%}){span}"
+    )
+
+
+def _split_line(split: Split, searched: Interactions, data: Interactions) -> str:
+    info = split.info
+    if info["split"] == "time-cut":
+        how = "the future after a time cut at the 90th percentile (each user's next new item)"
+    elif info["split"] == "leave-last-out":
+        how = "each user's last item (too few users span a time cut)"
+    else:
+        how = "a random tenth of each user's items"
+    sample = ""
+    if len(searched.users) < len(data.users):
+        sample = f", searching on {len(searched.users):,} interactions of a sample of users"
+    return f"validation: {how}: {info['testUsers']:,} users{sample}"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f"{v:g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,164 @@
+"""The search: coordinate descent over a few dimensions, with steps that shrink.
+
+Each round visits the dimensions in order. A choice dimension tries its other values; a
+numeric one tries a step down and a step up from the current value and, while a step
+improves the objective, keeps walking that way. There is one round per step size:
+log-scaled dimensions step by a factor of 4, then 2, then √2; linear ones by a quarter
+of their range, then an eighth, then a sixteenth; the finest round is repeated while it
+changes anything. A weight that can be switched off also tries off (0), and from off its
+middle value, in the coarse round. Every setting is evaluated once (memoized); the search
+stops early when the budget of evaluations is spent. Nothing is
+random and nothing depends on the clock: the same data and seed give the same choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+LEVELS = 3  # coarse, middle, fine steps
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One hyperparameter the search may change, with its range."""
+
+    name: str
+    scale: str  # "log", "linear" or "choice"
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+    integer: bool = False
+    can_be_off: bool = False  # 0 switches the term off (log scale only)
+    # the other hyperparameters' values for which this one changes anything
+    when: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False)
+
+    def clip(self, value: Any) -> Any:
+        if self.scale == "choice":
+            return value
+        if self.can_be_off and value == 0:
+            return 0.0 if not self.integer else 0
+        v = min(max(float(value), self.low), self.high)
+        return int(round(v)) if self.integer else _tidy(v)
+
+    def steps(self, value: Any, level: int) -> list[Any]:
+        """The values one step away (down first), at a step `level` (0 = coarsest)."""
+        if self.scale == "choice":
+            return [c for c in self.choices if c != value]
+        if self.can_be_off and value == 0:  # switched on at the coarse step only
+            return [self.clip(math.sqrt(self.low * self.high))] if level == 0 else []
+        if self.scale == "log":
+            factor = 4.0 ** (0.5**level)
+            out = [self.clip(value / factor), self.clip(value * factor)]
+        else:
+            width = (self.high - self.low) / 4.0 * 0.5**level
+            if self.integer:
+                width = max(1.0, round(width))
+            out = [self.clip(value - width), self.clip(value + width)]
+        if self.can_be_off and level == 0:
+            out.append(0 if self.integer else 0.0)
+        return [v for v in dict.fromkeys(out) if v != value]
+
+    def active(self, hp: dict[str, Any]) -> bool:
+        return self.when is None or self.when(hp)
+
+
+def _tidy(v: float) -> float:
+    """Four significant digits: values a person can read and type back."""
+    return float(f"{v:.4g}")
+
+
+@dataclass
+class Trial:
+    hp: dict[str, Any]
+    score: float
+
+
+@dataclass
+class Outcome:
+    best: dict[str, Any]
+    score: float
+    trials: list[Trial]
+    start_score: float
+
+
+def coordinate_descent(
+    evaluate: Callable[[dict[str, Any]], float],
+    start: dict[str, Any],
+    dimensions: Iterable[Dimension],
+    budget: int,
+    maximize: bool = True,
+    on_trial: Callable[[Trial, int, int, float], None] | None = None,
+) -> Outcome:
+    """Search from `start` (always evaluated) with at most `budget` evaluations.
+    `on_trial(trial, evaluations so far, budget, best score so far)` follows it."""
+    dims = list(dimensions)
+    seen: dict[tuple, float] = {}
+    trials: list[Trial] = []
+    sign = 1.0 if maximize else -1.0
+    top = -math.inf
+
+    def score(hp: dict[str, Any]) -> float | None:
+        key = tuple(sorted(hp.items()))
+        if key in seen:
+            return seen[key]
+        if len(trials) >= budget:
+            return None
+        nonlocal top
+        value = float(evaluate(hp))
+        seen[key] = value
+        trials.append(Trial(dict(hp), value))
+        top = max(top, sign * value)
+        if on_trial is not None:
+            on_trial(trials[-1], len(trials), budget, sign * top)
+        return value
+
+    current = {**start, **{d.name: d.clip(start[d.name]) for d in dims}}
+    best = score(current)
+    assert best is not None
+    start_score = best
+
+    def better(a: float, b: float) -> bool:
+        return sign * (a - b) > 1e-12 * max(1.0, abs(b))
+
+    level = 0
+    while level < LEVELS and len(trials) < budget:
+        changed = False
+        for dim in dims:
+            if not dim.active(current):
+                continue
+            old = current[dim.name]
+            for value in dim.steps(old, level):
+                candidate = {**current, dim.name: value}
+                s = score(candidate)
+                if s is None:
+                    break
+                if not better(s, best):
+                    continue
+                best, current, changed = s, candidate, True
+                # keep walking the same way while it pays
+                while (onward := _onward(dim, old, current[dim.name], level)) is not None:
+                    candidate = {**current, dim.name: onward}
+                    s = score(candidate)
+                    if s is None or not better(s, best):
+                        break
+                    old, best, current = current[dim.name], s, candidate
+                break
+        # one round at each step size; the finest is repeated while it changes anything
+        if not changed or level < LEVELS - 1:
+            level += 1
+    return Outcome(current, best, trials, start_score)
+
+
+def _onward(dim: Dimension, before: Any, now: Any, level: int) -> Any | None:
+    """One more step from `now` in the direction `before` -> `now` went (None for a
+    choice, a switch between off and on, or at a bound; off below the lower bound of a
+    weight that can be switched off)."""
+    if dim.scale == "choice" or before == 0 or now == 0:
+        return None
+    ahead = [v for v in dim.steps(now, level) if v != 0 and (v > now) == (now > before)]
+    if not ahead and dim.can_be_off and now < before:  # walked down to the bound: off
+        return 0 if dim.integer else 0.0
+    return ahead[0] if ahead else None
