@@ -140,7 +140,8 @@ def section(recipe: str = "user-personalization") -> str:
         [
             "## Fresh events: `run --events` against retraining (`python benchmarks/foldin.py`)",
             "",
-            f"{started}. MovieTweetings-100k, {recipe} with default hyperparameters. "
+            f"{started}. MovieTweetings-100k, {recipe} trained by a plain `pbatch train` "
+            "(settings chosen on the data before T). "
             f"T and T2 are the 80th and 90th percentiles of the timestamps: {len(before):,} "
             f"interactions before T, {len(events):,} events between T and T2. Truth: each "
             f"user's next new item after T2; {len(test):,} test users (all known by T2), "
@@ -159,9 +160,10 @@ def section(recipe: str = "user-personalization") -> str:
                 body_rows,
             ),  # fmt: skip
             "",
-            "Fold-in changes users' histories and seen items only: the item-item terms and "
-            "the recent-popularity term stay as trained. Retraining refreshes those too, so "
-            "`--events` between daily trainings complements retraining, not replaces it.",
+            "Fold-in changes users' histories, their seen items and the recent-popularity "
+            "term (brought up to the latest event); the item-item terms stay as trained. "
+            "Retraining refreshes those too, so `--events` between daily trainings "
+            "complements retraining, not replaces it.",
         ]
     )
     return body

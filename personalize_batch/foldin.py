@@ -9,7 +9,10 @@ real-time calls:
   recipe's `max_history_length` most recent distinct items;
 - the items excluded as already seen include the events' items (every recipe);
 - `Interactions.EVENT_TYPE` filters see the events' items too;
-- users unknown at training but present in the events become known users.
+- users unknown at training but present in the events become known users;
+- user-personalization's recent-popularity term is brought up to the latest event: the
+  trained counts decayed to its time, plus the events (what is popular now is what the
+  events say, for every user and most of all for users the solution has not met).
 
 Events go through the same selection as the training data (`eventType`,
 `eventValueThreshold` recorded in the solution). Items unknown to the solution cannot be
@@ -27,6 +30,11 @@ import scipy.sparse as sp
 from .data import read_interactions
 from .errors import UsageError
 from .recipes.base import csr_rows, latest_distinct
+from .recipes.user_personalization import (
+    POPULARITY_FLOOR,
+    decayed_counts,
+    scaled_prior,
+)
 from .solution import Solution
 
 USER_RECIPES = ("user-personalization", "personalized-ranking", "popularity-count")
@@ -159,6 +167,10 @@ def fold_in(
 
     if "events_types" in a:
         a.update(_fold_events(a, n_users, total_users, n_items, users, items, types))
+    prior_updated = "up_prior_counts" in a and len(items) > 0
+    if prior_updated:
+        has_time = bool(solution.meta.get("training", {}).get("hasTimestamps", True))
+        a.update(_fold_prior(a, items, times, solution.hyperparameters, has_time))
 
     report = {
         "events": events,
@@ -168,6 +180,7 @@ def fold_in(
         "eventsUnknownItems": int((~known_item).sum()),
         "usersWithEvents": int(len(affected)),
         "newUsers": len(new_ids),
+        "popularityUpdated": prior_updated,
     }
     meta = dict(solution.meta)
     meta["foldIn"] = report
@@ -175,6 +188,33 @@ def fold_in(
         replace(solution, meta=meta, arrays=a, _user_index=None, _item_index=None, _scorer=None),
         report,
     )
+
+
+def _fold_prior(
+    a: dict[str, np.ndarray],
+    items: np.ndarray,
+    times: np.ndarray,
+    hp: dict[str, Any],
+    has_time: bool,
+) -> dict[str, np.ndarray]:
+    """The recent-popularity term brought up to the latest event: the trained counts
+    decayed to its time (an item's interactions never below their floor), plus the
+    events' own weights. Without timestamps at training, every interaction counts 1."""
+    counts = a["up_prior_counts"].astype(np.float64)
+    if not has_time:
+        counts = counts + np.bincount(items, minlength=len(counts))
+        now = int(a["up_prior_time"])
+    else:
+        before, now = int(a["up_prior_time"]), max(int(a["up_prior_time"]), int(times.max()))
+        half_life = hp["popularity_half_life_days"]
+        aged = counts * np.power(0.5, (now - before) / 86400.0 / half_life)
+        counts = np.maximum(aged, POPULARITY_FLOOR * a["item_counts"])
+        counts += decayed_counts(items, times, now, half_life, len(counts))
+    return {
+        "up_prior": scaled_prior(counts),
+        "up_prior_counts": counts,
+        "up_prior_time": np.array(now, dtype=np.int64),
+    }
 
 
 def _fold_events(

@@ -78,6 +78,8 @@ RECIPE_ARRAYS = {
 }
 # optional: filter data (per event type and user, the items interacted with); all or none
 EVENTS = {"events_types": ("U", 1), "events_indptr": ("i", 1), "events_indices": ("i", 1)}
+# what fresh events update the recent-popularity term from (absent from older solutions)
+PRIOR = {"up_prior_counts": ("f", 1), "up_prior_time": ("i", 0)}
 ITEM_FIELD_PREFIX = "items_"  # optional: items CSV columns, one unicode entry per item
 # CSR triples to check: (indptr, indices, data or None, rows, cols) with rows/cols as
 # "users", "items" or "events" (event types x users)
@@ -90,7 +92,7 @@ CSR = {
     "transitions": ("up_trans_indptr", "up_trans_indices", "up_trans_data", "items", "items"),
     "item model": ("up_im_indptr", "up_im_indices", "up_im_data", "items", "items"),
 }
-PER_ITEM = ("item_counts", "up_prior")
+PER_ITEM = ("item_counts", "up_prior", "up_prior_counts")
 
 
 DICT_LIMIT = 250_000  # ids looked up through a dict; above, by binary search
@@ -587,8 +589,9 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
     except PbatchError as exc:  # an unknown recipe name
         raise _fail(path, f"bad meta ({exc})") from None
     expected = {**COMMON, **RECIPE_ARRAYS[recipe]}
-    if any(name in arrays for name in EVENTS):
-        expected.update(EVENTS)
+    for optional in (EVENTS, PRIOR):
+        if any(name in arrays for name in optional):
+            expected.update(optional)
     for name, (kinds, ndim) in expected.items():
         if name not in arrays:
             raise _fail(path, f"array {name!r} is missing")

@@ -285,3 +285,59 @@ def test_a_folded_solution_gets_its_own_scorer(solutions, tmp_path) -> None:
     folded, _ = fold_in(sol, str(path), None)
     assert folded.scorer() is not sol.scorer()
     assert first not in folded.scorer().recommend(users, 5, include_seen=False)[0][0].tolist()
+
+
+def two_tastes(tmp_path: Path) -> Path:
+    """Items a0..a59 and b0..b59; a third of the users like the a's, the others the more
+    popular b's, each in no particular order."""
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, 61) ** 0.8
+    weights /= weights.sum()
+    rows = []
+    for u in range(600):
+        taste = "a" if u % 3 == 0 else "b"
+        picks = rng.choice(60, size=int(rng.integers(5, 15)), replace=False, p=weights)
+        start = 1_600_000_000 + int(rng.integers(0, 10**7))
+        rows += [(f"u{u}", f"{taste}{i}", start + 1000 * k, "watch") for k, i in enumerate(picks)]
+    return write_events(tmp_path / "tastes.csv", rows)
+
+
+def test_a_newcomer_gets_lists_that_follow_their_events(tmp_path) -> None:
+    """A user the solution has never met, with 8 events all among the less popular
+    taste, is answered from that taste; without the events, from the popular one."""
+    from personalize_batch.training import train
+
+    model = tmp_path / "m.npz"
+    train("user-personalization", str(two_tastes(tmp_path)), str(model))
+    events = [("newbie", f"a{i}", 1_700_000_000 + k, "watch") for k, i in enumerate(range(10, 18))]
+    path = write_events(tmp_path / "events.csv", events)
+    inp = tmp_path / "in.json"
+    inp.write_text('{"userId": "newbie"}\n')
+    _, without, _ = run("-s", str(model), "-i", str(inp), "-n", "10")
+    _, with_events, _ = run("-s", str(model), "-i", str(inp), "-n", "10", "--events", str(path))
+    before = without[0]["output"]["recommendedItems"]
+    after = with_events[0]["output"]["recommendedItems"]
+    assert sum(i.startswith("b") for i in before) >= 8
+    assert sum(i.startswith("a") for i in after) >= 8, after
+
+
+def test_events_bring_recent_popularity_up_to_date(solutions, tmp_path) -> None:
+    """An item everyone turns to after training leads the lists of users without
+    history once the events are folded in, as it would after retraining."""
+    sol = load(str(solutions["user-personalization"]))
+    counts = sol.arrays["item_counts"]
+    quiet = str(sol.item_ids[int(np.argsort(counts, kind="stable")[len(counts) // 2])])
+    late = int(sol.arrays["up_prior_time"]) + 86400
+    events = [(f"fan{k}", quiet, late + k, "rating") for k in range(40)]
+    path = write_events(tmp_path / "events.csv", events)
+    inp = tmp_path / "in.json"
+    inp.write_text('{"userId": "nobody-known"}\n')
+    _, plain, _ = run("-s", str(solutions["user-personalization"]), "-i", str(inp))
+    _, fresh, _ = run(
+        "-s", str(solutions["user-personalization"]), "-i", str(inp), "--events", str(path)
+    )
+    assert plain[0]["output"]["recommendedItems"][0] != quiet
+    assert fresh[0]["output"]["recommendedItems"][0] == quiet
+    folded, report = fold_in(sol, str(path))
+    assert report["popularityUpdated"] is True
+    assert int(folded.arrays["up_prior_time"]) == late + 39

@@ -206,18 +206,35 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
     }
 
 
-def _prior(data: Interactions, half_life_days: float) -> np.ndarray:
-    """Time-decayed popularity, scaled to a maximum of 1. An interaction never counts less
-    than POPULARITY_FLOOR, so items without recent interactions keep their all-time
-    order (below the recent ones) instead of tying at 0."""
+def _prior(data: Interactions, half_life_days: float) -> dict[str, np.ndarray]:
+    """Time-decayed popularity, scaled to a maximum of 1 (`up_prior`), and what fresh
+    events update it from: the decayed counts and the time they were decayed to."""
     if data.has_timestamps and len(data.timestamps):
-        age_days = (data.timestamps.max() - data.timestamps) / 86400.0
-        w = np.maximum(np.power(0.5, age_days / half_life_days), POPULARITY_FLOOR)
-    else:
-        w = np.ones(len(data.items))
-    pop = np.bincount(data.items, weights=w, minlength=data.n_items)
-    top = pop.max() if len(pop) else 0.0
-    return (pop / top if top > 0 else pop).astype(np.float32)
+        now = int(data.timestamps.max())
+        counts = decayed_counts(data.items, data.timestamps, now, half_life_days, data.n_items)
+    else:  # no time: all-time counts
+        now, counts = 0, np.bincount(data.items, minlength=data.n_items).astype(np.float64)
+    return {
+        "up_prior": scaled_prior(counts),
+        "up_prior_counts": counts,
+        "up_prior_time": np.array(now, dtype=np.int64),
+    }
+
+
+def decayed_counts(
+    items: np.ndarray, times: np.ndarray, now: int, half_life_days: float, n_items: int
+) -> np.ndarray:
+    """Each item's interactions weighted 0.5 ** (age / half-life) at time `now`. An
+    interaction never counts less than POPULARITY_FLOOR, so items without recent
+    interactions keep their all-time order (below the recent ones) instead of tying at 0."""
+    age_days = (now - times) / 86400.0
+    w = np.maximum(np.power(0.5, age_days / half_life_days), POPULARITY_FLOOR)
+    return np.bincount(items, weights=w, minlength=n_items)
+
+
+def scaled_prior(counts: np.ndarray) -> np.ndarray:
+    top = counts.max() if len(counts) else 0.0
+    return (counts / top if top > 0 else counts).astype(np.float32)
 
 
 def _first_per_row(nb: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -291,7 +308,7 @@ def fit(
     nb = _first_per_row(nb_all, hp["neighbours"])
     arrays.update({f"up_nb_{k}": v for k, v in nb.items()})
     arrays.update(part("transitions", lambda: _transitions(data, hp["neighbours"])))
-    arrays["up_prior"] = part("prior", lambda: _prior(data, hp["popularity_half_life_days"]))
+    arrays.update(part("prior", lambda: _prior(data, hp["popularity_half_life_days"])))
     arrays.update({f"up_im_{k}": v for k, v in im.items()})
     arrays["up_im_path"] = np.array(path)
     return arrays
