@@ -212,7 +212,7 @@ def _fold_prior(
         counts += decayed_counts(items, times, now, half_life, len(counts))
     return {
         "up_prior": scaled_prior(counts),
-        "up_prior_counts": counts,
+        "up_prior_counts": counts.astype(np.float32),
         "up_prior_time": np.array(now, dtype=np.int64),
     }
 

@@ -176,21 +176,29 @@ def _gram_times(xs: sp.csr_matrix, q: np.ndarray, block: int = 1 << 17) -> np.nd
 
 
 def eigen(
-    xh: sp.csr_matrix, scale: np.ndarray, rank: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+    xh: sp.csr_matrix,
+    scale: np.ndarray,
+    rank: int,
+    seed: int,
+    warm: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top `rank` eigenpairs (values, vectors) of diag(scale) XᵀX diag(scale), by a
-    seeded randomized subspace iteration that multiplies by X and Xᵀ only."""
+    seeded randomized subspace iteration that multiplies by X and Xᵀ only; also the
+    subspace found. `warm`, a subspace found for nearby penalties (a search refitting
+    the same data), replaces the random start and one iteration the usual ones."""
     n = xh.shape[1]
     xs = (xh @ sp.diags(scale)).tocsr().astype(np.float64, copy=False)  # float64 already
     width = min(n, rank + OVERSAMPLE)
-    rng = np.random.default_rng(seed)
-    q = rng.standard_normal((n, width))
-    for _ in range(POWER_ITERATIONS):
+    if warm is not None and warm.shape == (n, width):
+        q, iterations = warm, 1
+    else:
+        q, iterations = np.random.default_rng(seed).standard_normal((n, width)), POWER_ITERATIONS
+    for _ in range(iterations):
         q, _ = np.linalg.qr(_gram_times(xs, q))
     small = q.T @ _gram_times(xs, q)
     values, vectors = np.linalg.eigh((small + small.T) / 2.0)
     top = np.argsort(-values, kind="stable")[: min(rank, width)]
-    return np.maximum(values[top], 0.0), q @ vectors[:, top]
+    return np.maximum(values[top], 0.0), q @ vectors[:, top], q
 
 
 Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, columns, values
@@ -202,14 +210,19 @@ def low_rank(
     pairs: tuple[np.ndarray, np.ndarray],
     rank: int,
     seed: int,
+    cache: dict | None = None,
 ) -> Triplets:
     """B from a rank-`rank` approximation, evaluated at the (row, column) `pairs`.
 
     With D = Λ^-½ and D XᵀX D ≈ V S Vᵀ: P ≈ D (I - V W Vᵀ) D, W = S / (S + 1), so
-    B_ji = (D_j / D_i) · (V_j W V_iᵀ) / (1 - V_i W V_iᵀ).
+    B_ji = (D_j / D_i) · (V_j W V_iᵀ) / (1 - V_i W V_iᵀ). With a `cache`, the subspace
+    found is kept to start the next fit's from (see eigen).
     """
     d = 1.0 / np.sqrt(lam)
-    values, vectors = eigen(xh, d, rank, seed)
+    warm = None if cache is None else cache.get("eigen_warm")
+    values, vectors, basis = eigen(xh, d, rank, seed, warm)
+    if cache is not None:
+        cache["eigen_warm"] = basis
     w = values / (values + 1.0)
     vw = vectors * w
     denom = np.maximum(1.0 - np.einsum("ik,ik->i", vw, vectors), 1e-6)
@@ -285,6 +298,7 @@ def fit(
             (local[sup.row[keep]], local[sup.col[keep]]),
             rank,
             seed,
+            cache,
         )
         pieces = [(head[r], head[c], v)]
         key = ("core", min_users, max_dense_items)

@@ -216,7 +216,9 @@ def _prior(data: Interactions, half_life_days: float) -> dict[str, np.ndarray]:
         now, counts = 0, np.bincount(data.items, minlength=data.n_items).astype(np.float64)
     return {
         "up_prior": scaled_prior(counts),
-        "up_prior_counts": counts,
+        # float32, as every weight a solution keeps: numpy's power() differs in the last
+        # bits between processors (its SIMD kernels), which float64 would keep
+        "up_prior_counts": counts.astype(np.float32),
         "up_prior_time": np.array(now, dtype=np.int64),
     }
 

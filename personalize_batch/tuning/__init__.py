@@ -29,8 +29,11 @@ from .space import SPACES
 MIN_USERS = 25  # Personalize's minimum: users with at least 2 interactions
 BUDGET = {"user-personalization": 40, "personalized-ranking": 40, "sims": 30}
 # above this many interactions, the search fits on a sample of the users holding about
-# this many, and the chosen regularization is scaled to the whole data's counts
-SEARCH_ROWS = 2_000_000
+# this many, and the chosen regularization is scaled to the whole data's counts; its
+# item-item models then keep at most SEARCH_DENSE_ITEMS items exact (the rest low rank):
+# a setting costs a third, and the final fit keeps max_dense_items
+SEARCH_ROWS = 1_000_000
+SEARCH_DENSE_ITEMS = 2_000
 VALIDATION_USERS = 20_000  # at most this many users are scored per setting
 
 
@@ -94,10 +97,12 @@ def choose(
         say(reason)
         return Choice(hp, {**report, "reason": reason})
 
-    search_data, scale = data, 1.0
+    search_data, scale, proxy = data, 1.0, {}
     if len(data.users) > SEARCH_ROWS:
         search_data = subset_users(data, SEARCH_ROWS, seed)
         scale = len(data.users) / len(search_data.users)
+        if "max_dense_items" in hp:
+            proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
     split = validation_split(search_data, prof, seed)
     if split is None:
         reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
@@ -127,7 +132,7 @@ def choose(
     def evaluate(values: dict[str, Any]) -> float:
         key = tuple(sorted(values.items()))
         if key not in results:
-            results[key] = measure(values, cache)
+            results[key] = measure({**values, **proxy}, cache)
         return results[key][metric]
 
     say(
@@ -158,7 +163,9 @@ def choose(
         searched=True,
         split=split.info,
         searchSample=(
-            None if scale == 1.0 else {"interactions": len(search_data.users), "scale": scale}
+            None
+            if scale == 1.0
+            else {"interactions": len(search_data.users), "scale": scale, **proxy}
         ),
         objective={"metricName": metric, "type": "Maximize" if maximize else "Minimize"},
         fixedByData={k: v for k, (v, _) in fixed.items() if k not in given},
