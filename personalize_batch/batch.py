@@ -27,6 +27,7 @@ import orjson
 
 from . import io as pio
 from . import jobs as jobs_mod
+from . import paths
 from . import resume as resume_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
@@ -103,6 +104,9 @@ class JobParams:
     partition_size: int = DEFAULT_PARTITION_SIZE
     events: str | None = None  # fresh interactions folded in before scoring (foldin.py)
     item_metadata: tuple[str, ...] = ()  # item fields to add beside recommendedItems
+    filter_file: str | None = None  # the file filter_expression was read from: an input
+    api: bool = False  # started through the SDK, aws-shaped commands or console: messages
+    # name the request's members (jobOutput), not the CLI's options
 
 
 @dataclass
@@ -716,8 +720,37 @@ def run_job(
 
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
     """
+    check_paths(p)  # before the job exists: a refused job leaves its name free
     name = start_job(p, store)
     return execute_job(name, p, store, progress=progress, on_solution=on_solution)
+
+
+def check_paths(p: JobParams, refs: list[pio.InputRef] | None = None) -> None:
+    """A job writes none of its inputs and no path twice (A.18). Without `refs`, local
+    inputs are listed here, and an s3:// input is compared as given (its listing waits
+    for the job, which checks again with the objects it lists); an input that cannot be
+    listed is left for the job to report."""
+    if refs is None:
+        refs = []
+        if not pio.is_s3(p.input):
+            with contextlib.suppress(PbatchError):
+                refs = pio.list_inputs(p.input, p.endpoint_url)
+        elif not p.input.endswith("/"):
+            refs = [pio.InputRef(p.input, p.input.rsplit("/", 1)[-1])]
+    output = _output_of(p)
+    solution, _ = parse_solution_ref(p.solution) if p.solution else (None, None)
+    paths.check_job(
+        paths.JobPaths(
+            inputs=[r.url for r in refs if r.url != "-"],
+            outputs=[pio.output_url(output, r.name, p.compress) for r in refs],
+            output=output,
+            solution=solution,
+            events=p.events,
+            filter_file=p.filter_file,
+            errors_to=p.errors_to,
+            api=p.api,
+        )
+    )
 
 
 def resume_job(
@@ -799,6 +832,7 @@ def execute_job(
         if on_solution is not None:
             on_solution(solution)
         refs = pio.list_inputs(p.input, p.endpoint_url)
+        check_paths(p, refs)  # with the objects an s3:// input lists
         tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
         if p.engine == "dask":
             from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)

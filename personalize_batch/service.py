@@ -22,7 +22,14 @@ from typing import Any
 
 from . import io as pio
 from . import jobs as jobs_mod
-from .batch import MAX_RESULTS, JobParams, check_solution_hash, parse_solution_ref, start_job
+from .batch import (
+    MAX_RESULTS,
+    JobParams,
+    check_paths,
+    check_solution_hash,
+    parse_solution_ref,
+    start_job,
+)
 from .errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
 from .lines import BOM, MAX_LINE_BYTES, QUERY, BadLine, is_blank, parse_line
 from .recipes.exploration import Exploration
@@ -68,15 +75,21 @@ def _location(value: Any, what: str, keys: tuple[str, ...], old_key: str) -> str
 FILTER_ARN_PREFIX = "arn:pbatch:local:filter/"
 
 
+def filter_path(arn: str) -> str:
+    """The file a filterArn names."""
+    text = _text(arn, "filterArn")
+    path = text[len(FILTER_ARN_PREFIX) :] if text.startswith(FILTER_ARN_PREFIX) else text
+    if path.startswith("arn:"):
+        raise UsageError(f"filterArn {text!r}: expected {FILTER_ARN_PREFIX}PATH or a path")
+    return path
+
+
 def filter_from_arn(arn: str | None) -> tuple[str | None, str]:
     """A filter named by `arn:pbatch:local:filter/PATH` or by PATH: the file holds one
     Personalize filter expression. Returns (expression or None, how errors name it)."""
     if arn is None:
         return None, "--filter"
-    text = _text(arn, "filterArn")
-    path = text[len(FILTER_ARN_PREFIX) :] if text.startswith(FILTER_ARN_PREFIX) else text
-    if path.startswith("arn:"):
-        raise UsageError(f"filterArn {text!r}: expected {FILTER_ARN_PREFIX}PATH or a path")
+    path = filter_path(arn)
     try:
         with open(path, encoding="utf-8") as f:
             expression = f.read().strip()
@@ -167,10 +180,11 @@ def _first_line(url: str, endpoint_url: str | None) -> bytes | None:
     return None
 
 
-def check_input_fits(input_path: str, recipe: str, endpoint_url: str | None = None) -> None:
+def check_input_fits(
+    refs: list[pio.InputRef], recipe: str, endpoint_url: str | None = None
+) -> None:
     """Refuse a job whose first line asks something the solution cannot answer (a users
     file given to a sims solution): every line would be an error line."""
-    refs = pio.list_inputs(input_path, endpoint_url)
     raw = _first_line(refs[0].url, endpoint_url)
     if raw is None:
         return
@@ -234,7 +248,8 @@ def create_batch_inference_job(
         raise UsageError(str(exc)) from None
     check_solution_hash(path, solution.sha256, sha)
     try:
-        check_input_fits(input_path, solution.recipe)
+        refs = pio.list_inputs(input_path)
+        check_input_fits(refs, solution.recipe)
     except StorageError as exc:
         raise UsageError(f"jobInput: {exc}") from None
     params = JobParams(
@@ -249,7 +264,10 @@ def create_batch_inference_job(
         exploration=exploration_from_config(config),
         solution_sha256=solution.sha256,
         record_extra=extra,
+        filter_file=filter_path(filterArn) if filterArn is not None else None,
+        api=True,
     )
+    check_paths(params, refs)
     start_job(params, store)
     if spawn:
         spawn_worker(name, store)

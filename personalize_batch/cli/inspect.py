@@ -59,7 +59,14 @@ def diff(old: str, new: str, changed: str | None, endpoint_url: str | None) -> N
     """Summarize what changed between two batch outputs (as JSON on stdout)."""
     from .. import io as pio  # noqa: PLC0415
     from ..diff import diff as compare  # noqa: PLC0415
+    from ..paths import Named, check_disjoint  # noqa: PLC0415
 
+    if changed is not None:
+        check_disjoint(
+            [Named("--changed", changed)],
+            [Named("OLD.out", old), Named("NEW.out", new)],
+            "choose another --changed",
+        )
     if changed is None:
         summary = compare(old, new, None, endpoint_url)
     else:

@@ -209,6 +209,7 @@ def run(
         partition_size=partition_size,
         events=events,
         item_metadata=item_metadata,
+        filter_file=filter_file,
     )
     record = run_job(params, JobStore(), progress=progress)
     _report(record, quiet)

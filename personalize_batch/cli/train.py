@@ -70,8 +70,10 @@ def train(
     quiet: bool,
 ) -> None:
     """Train a solution (a versioned .npz file) from an interactions CSV."""
+    from ..paths import check_train  # noqa: PLC0415
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
+    check_train(output, interactions, items)  # before the fit: a wrong -o costs no time
     meta = train_solution(
         recipe,
         interactions,
