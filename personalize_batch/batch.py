@@ -865,7 +865,24 @@ def execute_job(
         if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
-    except BaseException as exc:  # a bug or a broken pipe: the record must still tell
+    except BrokenPipeError:  # stdout's reader went away (`| head`): normal in a pipeline
+        _stop_caught()
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=(
+                f"stdout's reader stopped reading (a closed pipe, e.g. `| head`) after "
+                f"{counts.answered + counts.errors:,} lines were written; the rest of the "
+                "input was not answered"
+            ),
+            **_kept(ckpt, p, BrokenPipeError()),
+            durationSeconds=round(time.monotonic() - started, 3),
+            outputs=outputs,
+            **engine,
+            **counts.as_record(),
+        )
+        raise
+    except BaseException as exc:  # a bug: the record must still tell
         _stop_caught()
         store.update(
             name,

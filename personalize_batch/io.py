@@ -446,6 +446,8 @@ class AtomicOutput:
             self._raw.close()
             os.replace(self._tmp, self.url)
             self._tmp = None
+        except BrokenPipeError:  # stdout's reader went away: not a storage failure
+            raise
         except errors as exc:
             failure = StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}")
             self._failed(failure, exc, keep)
