@@ -27,7 +27,7 @@ import orjson
 
 from . import io as pio
 from . import jobs as jobs_mod
-from . import paths
+from . import paths, preflight
 from . import resume as resume_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
@@ -704,7 +704,8 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             "includeSeen": p.include_seen,
             **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
             **p.record_extra,
-        }
+        },
+        api=p.api,
     )
     return name
 
@@ -715,14 +716,52 @@ def run_job(
     *,
     progress: bool = False,
     on_solution: Callable[[Solution], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one batch inference job to ACTIVE (returning its record) or raise JobFailed.
 
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
     """
+    check_params(p)
+    if p.job_name is not None and store.exists(p.job_name):  # say what the job is
+        raise jobs_mod.name_in_use(p.job_name, store.get(p.job_name), api=p.api)
     check_paths(p)  # before the job exists: a refused job leaves its name free
     name = start_job(p, store)
-    return execute_job(name, p, store, progress=progress, on_solution=on_solution)
+    return execute_job(name, p, store, progress=progress, on_solution=on_solution, warn=warn)
+
+
+def _first_warnings(
+    p: JobParams,
+    name: str,
+    store: jobs_mod.JobStore,
+    solution: Solution,
+    refs: list[pio.InputRef],
+    output: str,
+    note: Callable[[str], None],
+) -> None:
+    """What a job says before it scores: kept files of stopped jobs that would become
+    one of its outputs (leftovers), filter event types no interaction has."""
+    from . import leftovers  # noqa: PLC0415
+
+    urls = [pio.output_url(output, r.name, p.compress) for r in refs]
+    for message in leftovers.warnings_for(urls, store, own=name):
+        note(message)
+    types = solution.arrays.get("events_types")
+    types = [str(t) for t in types.tolist()] if types is not None else None
+    message = preflight.unknown_event_types(p.filter_expression, p.filter_source, types)
+    if message is not None:
+        note(message)
+
+
+def _nothing_read(refs: list[pio.InputRef], counts: Counts) -> str:
+    """The warning for a job that found no line to answer."""
+    one = len(refs) == 1
+    name = pio.redact(refs[0].url) if one else f"the {len(refs)} input files"
+    name = "stdin" if name == "-" else name
+    if counts.blank:
+        lines = "1 blank line" if counts.blank == 1 else f"{counts.blank:,} blank lines"
+        return f"{name} {'holds' if one else 'hold'} only {lines}: no line to answer"
+    return f"{name} {'is' if one else 'are'} empty: no line to answer"
 
 
 def check_paths(p: JobParams, refs: list[pio.InputRef] | None = None) -> None:
@@ -760,6 +799,7 @@ def resume_job(
     workers: int | None = None,
     endpoint_url: str | None = None,
     progress: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Continue a CREATE FAILED job after its last written chunk (`pbatch run --resume`):
     the same name goes back to IN PROGRESS and on to ACTIVE, with the bytes an
@@ -785,7 +825,7 @@ def resume_job(
     solution = load(path, p.endpoint_url)
     ckpt.check_unchanged(solution.sha256, pio.list_inputs(p.input, p.endpoint_url), p.endpoint_url)
     store.reopen(name, resumes=record.get("resumes", 0) + 1)
-    return execute_job(name, p, store, progress=progress, resume=(ckpt, solution))
+    return execute_job(name, p, store, progress=progress, resume=(ckpt, solution), warn=warn)
 
 
 def execute_job(
@@ -796,10 +836,12 @@ def execute_job(
     progress: bool = False,
     on_solution: Callable[[Solution], None] | None = None,
     resume: tuple[resume_mod.Checkpointer, Solution] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the job recorded (PENDING) under `name`: the one implementation of a job, for
     `pbatch run` and for the background worker of asynchronous jobs. `resume`: the
-    checkpoint and loaded solution of a failed job to continue (see resume_job)."""
+    checkpoint and loaded solution of a failed job to continue (see resume_job). The
+    job's warnings go to its record's `warnings`, and to `warn` as they are found."""
     output = _output_of(p)
     ckpt = resume[0] if resume is not None else None
     path, sha = parse_solution_ref(p.solution)
@@ -813,7 +855,14 @@ def execute_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
-    engine: dict[str, Any] = {"engine": p.engine}
+    notes: list[str] = []
+    engine: dict[str, Any] = {"engine": p.engine, "warnings": notes}
+
+    def note(message: str) -> None:
+        notes.append(message)
+        if warn is not None:
+            warn(message)
+
     try:
         solution = resume[1] if resume is not None else load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
@@ -833,6 +882,9 @@ def execute_job(
             on_solution(solution)
         refs = pio.list_inputs(p.input, p.endpoint_url)
         check_paths(p, refs)  # with the objects an s3:// input lists
+        if resume is None:  # refused up front, not a file of error lines (preflight)
+            preflight.check(refs, solution.recipe, p.endpoint_url)
+        _first_warnings(p, name, store, solution, refs, output, note)
         tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
         if p.engine == "dask":
             from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
@@ -850,6 +902,8 @@ def execute_job(
                 resume_mod.restore_counts(counts, ckpt.state["counts"])
             engine.update(_run_local(p, solution, refs, output, counts, outputs, tick, ckpt))
         tick.done()
+        if not counts.read:
+            note(_nothing_read(refs, counts))
     except (PbatchError, Interrupted) as exc:
         _stop_caught()
         store.update(

@@ -97,7 +97,7 @@ def test_bad_form_input_shows_a_message_and_creates_no_job(console, solutions, t
         ({"solution": str(tmp_path / "none.npz")}, "solution version not found"),
         (
             {"input": str(EXAMPLES / "items.json")},
-            "the input does not fit the user-personalization solution: first line of",
+            "the input does not fit the user-personalization solution: none of the 12 lines",
         ),
         ({"jobName": "bad name!"}, "invalid job name &#x27;bad name!&#x27;"),
         ({"numResults": "lots"}, "Number of results must be a whole number 1–500"),

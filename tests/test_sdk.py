@@ -306,8 +306,8 @@ def test_refused_requests_raise_boto3_names_and_create_no_job(solutions, tmp_pat
         (
             {"jobInput": {"s3DataSource": {"path": str(EXAMPLES / "items.json")}}},
             invalid,
-            "does not fit the user-personalization solution: first line of .*items.json: "
-            'user-personalization needs "userId"',
+            "does not fit the user-personalization solution: none of the 12 lines of "
+            '.*items.json has "userId" \\(line 1: user-personalization needs "userId"\\)',
         ),
         (
             {"jobInput": {"s3DataSource": {"path": str(tmp_path / "none.json")}}},

@@ -17,6 +17,7 @@ from . import (
     filter_options,
     main,
     read_filter,
+    warn,
 )
 
 RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
@@ -173,7 +174,12 @@ def run(
                 f"not with {', '.join(given)}"
             )
         record = resume_job(
-            resume, JobStore(), workers=workers, endpoint_url=endpoint_url, progress=progress
+            resume,
+            JobStore(),
+            workers=workers,
+            endpoint_url=endpoint_url,
+            progress=progress,
+            warn=warn,
         )
         _report(record, quiet)
     for param in ctx.command.params[:2]:  # --solution, --input: required without --resume
@@ -211,7 +217,7 @@ def run(
         item_metadata=item_metadata,
         filter_file=filter_file,
     )
-    record = run_job(params, JobStore(), progress=progress)
+    record = run_job(params, JobStore(), progress=progress, warn=warn)
     _report(record, quiet)
 
 
