@@ -119,6 +119,7 @@ class Counts:
     blank: int = 0
 
     ids_not_strings: int = 0
+    lists_ignored: int = 0
     ids: IdTally = field(default_factory=IdTally)
 
     def add(self, result: ChunkResult) -> None:
@@ -128,11 +129,12 @@ class Counts:
         self.answered += result.answered
         self.errors += result.errors
         self.ids_not_strings += result.ids_not_strings
+        self.lists_ignored += result.lists_ignored
         self.ids.add(result.ids)
 
     def merge(self, other: Counts) -> None:
         """Add another reader's counts (a Dask partition's) to these."""
-        for name in ("read", "answered", "errors", "blank", "ids_not_strings"):
+        for name in ("read", "answered", "errors", "blank", "ids_not_strings", "lists_ignored"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.ids.merge(other.ids)
 
@@ -349,6 +351,7 @@ def answer_chunk(
             errors_data=b"",
             ids=answerer.unknown_since(before),
             ids_not_strings=0,
+            lists_ignored=sum(r.ignored is not None for r in valid),
         )
     buf, aside, not_strings = [], [], 0
     answered = 0
@@ -373,6 +376,7 @@ def answer_chunk(
         errors_data=b"".join(aside),
         ids=answerer.unknown_since(before),
         ids_not_strings=not_strings,
+        lists_ignored=sum(r.ignored is not None for r in valid),
     )
 
 
@@ -734,22 +738,16 @@ def _first_warnings(
     p: JobParams,
     name: str,
     store: jobs_mod.JobStore,
-    solution: Solution,
     refs: list[pio.InputRef],
     output: str,
     note: Callable[[str], None],
 ) -> None:
     """What a job says before it scores: kept files of stopped jobs that would become
-    one of its outputs (leftovers), filter event types no interaction has."""
+    one of its outputs (leftovers)."""
     from . import leftovers  # noqa: PLC0415
 
     urls = [pio.output_url(output, r.name, p.compress) for r in refs]
     for message in leftovers.warnings_for(urls, store, own=name):
-        note(message)
-    types = solution.arrays.get("events_types")
-    types = [str(t) for t in types.tolist()] if types is not None else None
-    message = preflight.unknown_event_types(p.filter_expression, p.filter_source, types)
-    if message is not None:
         note(message)
 
 
@@ -867,6 +865,12 @@ def execute_job(
         solution = resume[1] if resume is not None else load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
         metadata_columns(solution, p.item_metadata)  # a usage error before any output
+        types = solution.arrays.get("events_types")
+        said = preflight.unknown_event_types(
+            p.filter_expression, p.filter_source, None if types is None else types.tolist()
+        )
+        if said is not None:
+            note(said)
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
@@ -884,7 +888,7 @@ def execute_job(
         check_paths(p, refs)  # with the objects an s3:// input lists
         if resume is None:  # refused up front, not a file of error lines (preflight)
             preflight.check(refs, solution.recipe, p.endpoint_url)
-        _first_warnings(p, name, store, solution, refs, output, note)
+        _first_warnings(p, name, store, refs, output, note)
         tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
         if p.engine == "dask":
             from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
@@ -951,7 +955,14 @@ def execute_job(
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-    ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
+    ids, _ = diagnose(
+        counts.ids,
+        counts.ids_not_strings,
+        solution.user_ids,
+        solution.item_ids,
+        lists_ignored=counts.lists_ignored,
+        recipe=solution.recipe,
+    )
     if ckpt is not None:
         ckpt.remove()
     return store.update(
