@@ -40,6 +40,31 @@ SHUFFLE = click.option(
 )
 
 
+# fewer test users than this: the metrics move by 1/N when one user's list changes
+FEW_TEST_USERS = 20
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
+
+
+def small_split_warning(report: dict[str, Any]) -> str | None:
+    """A warning when the split tested too few users for its metrics to mean much."""
+    n = report["testUsers"]
+    if n >= FEW_TEST_USERS:
+        return None
+    other = (
+        "; --split leave-last-out tests every user with 2 or more interactions"
+        if report["split"] != "leave-last-out"
+        else ""
+    )
+    return (
+        f"the {report['split']} split has only {_count(n, 'test user')}: one user's list "
+        f"moves each metric by up to {1 / n:.2g}, so they say little (fewer than "
+        f"{FEW_TEST_USERS} test users); evaluate on more interactions{other}"
+    )
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable form: what was split, then one metric a line."""
     head = f"{report['recipe']} on {report['split']} split"
@@ -49,7 +74,8 @@ def format_report(report: dict[str, Any]) -> str:
         head += f" (at the {report['cutQuantile']:g} quantile, timestamp {report['cutTimestamp']})"
     lines = [
         head,
-        f"{report['testUsers']:,} test users, {report['heldOutItems']:,} held-out items "
+        f"{_count(report['testUsers'], 'test user')}, "
+        f"{_count(report['heldOutItems'], 'held-out item')} "
         f"({report['heldOutUnknownItems']:,} not in training), "
         f"{report['trainingInteractions']:,} training interactions",
         "",
@@ -99,6 +125,9 @@ def evaluate(
         seed=seed,
         shuffle=shuffle,
     )
+    small = small_split_warning(report)
+    if small is not None and not quiet:
+        warn(small)
     if as_json:
         emit(report)
     else:
