@@ -203,6 +203,10 @@ def create_batch_inference_job(
     except SolutionError as exc:
         raise UsageError(str(exc)) from None
     check_solution_hash(path, solution.sha256, sha)
+    if filter_text is not None:  # a field the solution lacks: refused now, not by the job
+        from .filters import compile_filter  # noqa: PLC0415
+
+        compile_filter(filter_text, solution, filter_source)
     try:
         refs = pio.list_inputs(input_path)
         preflight.check(refs, solution.recipe)
