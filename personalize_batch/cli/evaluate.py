@@ -110,7 +110,14 @@ def evaluate(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Measure a recipe offline: split, train on the training part, score the test users."""
+    """Measure a recipe offline: split, train on the training part, score the test users.
+
+    \b
+    Examples:
+      pbatch evaluate -r user-personalization -i interactions.csv
+      pbatch evaluate -r sims -i interactions.csv --split time-cut --json
+      pbatch evaluate -r user-personalization -i interactions.csv --hp recency_mask=false
+    """
     from ..evaluation import evaluate as run_evaluation  # noqa: PLC0415
 
     report = run_evaluation(

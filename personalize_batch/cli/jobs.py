@@ -33,7 +33,13 @@ def jobs() -> None:
 def jobs_list(
     solution: str | None, status: str | None, max_results: int, next_token: str | None
 ) -> None:
-    """List jobs, shaped like ListBatchInferenceJobs."""
+    """List jobs, shaped like ListBatchInferenceJobs.
+
+    \b
+    Examples:
+      pbatch jobs list --status "CREATE FAILED" --max-results 10
+      pbatch jobs list --solution model.npz
+    """
     from ..jobs import JobStore  # noqa: PLC0415
 
     emit(JobStore().list(solution, status, max_results, next_token))
@@ -42,7 +48,12 @@ def jobs_list(
 @jobs.command("describe")
 @click.argument("name", metavar="NAME_OR_ARN")
 def jobs_describe(name: str) -> None:
-    """Describe one job, shaped like DescribeBatchInferenceJob."""
+    """Describe one job, shaped like DescribeBatchInferenceJob.
+
+    \b
+    Examples:
+      pbatch jobs describe nightly
+    """
     from ..jobs import JobStore  # noqa: PLC0415
 
     emit({"batchInferenceJob": JobStore().get(name)})
@@ -57,8 +68,10 @@ def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -
     S3 uploads) and logs. Outputs are kept; running jobs are refused.
 
     \b
-    pbatch jobs delete nightly          # discard a stopped job instead of resuming it
-    pbatch jobs delete a b c"""
+    Examples:
+      pbatch jobs delete nightly          # discard a stopped job instead of resuming it
+      pbatch jobs delete a b c
+    """
     from ..errors import PbatchError  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
     from ..leftovers import delete_job  # noqa: PLC0415
@@ -89,10 +102,13 @@ def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -
 @QUIET
 def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: bool) -> None:
     """Delete every finished job (ACTIVE or CREATE FAILED) older than DURATION, as
-    `jobs delete` does; running jobs are kept. For cron:
+    `jobs delete` does; running jobs are kept.
 
     \b
-    pbatch jobs prune --older-than 30d -q"""
+    Examples:
+      pbatch jobs prune --older-than 30d --dry-run
+      pbatch jobs prune --older-than 30d -q       # from cron
+    """
     from ..errors import PbatchError  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
     from ..leftovers import delete_job, parse_duration  # noqa: PLC0415

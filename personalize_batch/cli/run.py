@@ -152,7 +152,16 @@ def run(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
+    """Run a batch inference job: INPUT lines in, NAME.out lines out, in order.
+
+    \b
+    Examples:
+      pbatch run -s model.npz -i users.json              # writes users.json.out beside it
+      pbatch run -s model.npz -i s3://bkt/in/ -o s3://bkt/out/ --job-name nightly
+      producer | pbatch run -s model.npz -i - -o - -q | consumer
+      pbatch run -s model.npz -i users.json --filter-file recent.filter -n 10
+      pbatch run --resume nightly                         # continue a stopped job
+    """
     from ..batch import JobParams, resume_job, run_job  # noqa: PLC0415
     from ..batchproc import tune  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415

@@ -69,7 +69,14 @@ def train(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Train a solution (a versioned .npz file) from an interactions CSV."""
+    """Train a solution (a versioned .npz file) from an interactions CSV.
+
+    \b
+    Examples:
+      pbatch train -r user-personalization -i interactions.csv -o model.npz
+      pbatch train -r sims -i interactions.csv.gz --items items.csv -o sims.npz
+      pbatch train -r popularity-count -i s3://bkt/interactions.csv -o pop.npz
+    """
     from ..paths import check_train  # noqa: PLC0415
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
