@@ -44,8 +44,16 @@ class Group(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(130)
-        except click.ClickException as exc:
+        except click.exceptions.NoArgsIsHelpError as exc:  # `pbatch jobs`: its help
             exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # one line, as pbatch's own errors: not click's four
+            where = exc.ctx.command_path if exc.ctx is not None else "pbatch"
+            message = " ".join(exc.format_message().split()).removesuffix(".")
+            click.echo(f"pbatch: error: {message} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"pbatch: error: {' '.join(exc.format_message().split())}", err=True)
             sys.exit(exc.exit_code)
         except (PbatchError, Interrupted) as exc:
             click.echo(f"pbatch: error: {exc}", err=True)
@@ -87,10 +95,22 @@ def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from ..io import check_endpoint  # noqa: PLC0415
+
+    if value is not None:
+        try:
+            check_endpoint(value)
+        except PbatchError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 ENDPOINT = click.option(
     "--endpoint-url",
     envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
     default=None,
+    callback=_endpoint_url,
     help="S3-compatible endpoint for s3:// paths ($AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL).",
 )
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
