@@ -101,7 +101,8 @@ def _table() -> str:
         line = ("pbatch: warning: " if c.exit == 0 else "pbatch: error: ") + c.message
         if "\n" in line:  # a filter's error shows the filter, a caret under the place
             line = line.split("\n")[0] + "` (then the filter, a caret under the place) `"
-        cells = [c.kind, c.name, f"`{command}`", str(c.exit), f"`{line}`"]
+        shown = f"`{c.before}`, then `{command}`" if c.before else f"`{command}`"
+        cells = [c.kind, c.name, shown, str(c.exit), f"`{line}`"]
         rows.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     return "\n".join(rows)
 
