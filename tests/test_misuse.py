@@ -114,8 +114,9 @@ def test_the_reliability_table_lists_every_case():
     start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
     table = _table()
     if UPDATE:
-        path.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
-        text = path.read_text(encoding="utf-8")
+        text = text[:start] + "\n" + table + "\n" + text[end:]
+        path.write_text(text, encoding="utf-8")
+        end = text.index(TABLE_END)
     assert text[start:end].strip() == table
 
 
