@@ -142,3 +142,28 @@ def test_shell_completion_works_as_documented():
         [sys.executable, "-m", "personalize_batch.cli"], env=env, capture_output=True, text=True
     )
     assert done.stdout.split() == ["plain,delete", "plain,describe"]
+
+
+# what would point outside the repository: the folder beside a checkout, absolute paths of
+# one machine, a climb out of the repository from one of its folders
+OUTSIDE = re.compile(r"\.\./shared|(?<![\w.])/work/|parent\.parent\.parent|parents\[[2-9]\]")
+
+
+def test_the_repository_stands_alone():
+    """A fresh clone has nothing beside it: no file may read or name anything outside
+    it (the quality test once read a data folder beside the checkout; the data sets now
+    live in datasets/)."""
+    found = []
+    for path in sorted(ROOT.rglob("*")):
+        rel = path.relative_to(ROOT)
+        hidden = any(part.startswith(".") and part != ".ci" for part in rel.parts)
+        if hidden or rel.parts[0] in ("build", "dist") or not path.is_file():
+            continue
+        if "__pycache__" in rel.parts or ".egg-info" in str(rel) or path.suffix not in (
+            ".py", ".md", ".toml", ".cfg", ".txt", ".json", ".yml", ".yaml", "",
+        ):  # fmt: skip
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if OUTSIDE.search(line) and "OUTSIDE" not in line:
+                found.append(f"{rel}:{number}: {line.strip()}")
+    assert found == []
