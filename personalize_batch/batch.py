@@ -632,15 +632,19 @@ def _stop_caught() -> None:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
+def _signals_deferred(drop: bool = False) -> Iterator[None]:
     """Hold SIGINT/SIGTERM while an output file changes state, so a stop can never
-    fall between creating a temp file and the code that removes it."""
+    fall between creating a temp file and the code that removes it. With `drop`, a stop
+    held meanwhile is forgotten instead of raised (the job it would stop is done)."""
     global _deferring
     _deferring += 1
     try:
         yield
     finally:
         _deferring -= 1
+        if drop and not _deferring and _deferred:
+            _deferred.clear()
+            _stop_caught()
     if not _deferring and _deferred:
         signum = _deferred.pop()
         _deferred.clear()
@@ -853,6 +857,7 @@ def execute_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
+    done = False  # every output committed: the signal handlers stay for the last record
     notes: list[str] = []
     engine: dict[str, Any] = {"engine": p.engine, "warnings": notes}
 
@@ -908,6 +913,7 @@ def execute_job(
         tick.done()
         if not counts.read:
             note(_nothing_read(refs, counts))
+        done = True
     except (PbatchError, Interrupted) as exc:
         _stop_caught()
         store.update(
@@ -953,29 +959,38 @@ def execute_job(
         )
         raise
     finally:
+        if not done:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+    try:
+        # Every output is committed: a stop now is held until the record says ACTIVE,
+        # then dropped (the job is done). With the default handlers back, a SIGTERM here
+        # killed the process and left the record IN PROGRESS ("process exited").
+        with _signals_deferred(drop=True):
+            ids, _ = diagnose(
+                counts.ids,
+                counts.ids_not_strings,
+                solution.user_ids,
+                solution.item_ids,
+                lists_ignored=counts.lists_ignored,
+                recipe=solution.recipe,
+            )
+            if ckpt is not None:
+                ckpt.remove()
+            return store.update(
+                name,
+                drop=("resume",),
+                status=jobs_mod.ACTIVE,
+                durationSeconds=round(time.monotonic() - started, 3),
+                outputs=outputs,
+                **engine,
+                idDiagnostics=ids,
+                **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
+                **counts.as_record(),
+            )
+    finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-    ids, _ = diagnose(
-        counts.ids,
-        counts.ids_not_strings,
-        solution.user_ids,
-        solution.item_ids,
-        lists_ignored=counts.lists_ignored,
-        recipe=solution.recipe,
-    )
-    if ckpt is not None:
-        ckpt.remove()
-    return store.update(
-        name,
-        drop=("resume",),
-        status=jobs_mod.ACTIVE,
-        durationSeconds=round(time.monotonic() - started, 3),
-        outputs=outputs,
-        **engine,
-        idDiagnostics=ids,
-        **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
-        **counts.as_record(),
-    )
 
 
 def _keep_for_resume(exc: BaseException) -> bool:

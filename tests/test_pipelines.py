@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -175,3 +176,37 @@ def test_prune_needs_a_duration_with_a_unit(duration):
         "pbatch: error: --older-than takes a number and a unit (s, m, h, d, w), like 30d or "
         f"12h; not {duration!r}\n"
     )
+
+
+STOP_AT_THE_END = """
+import os, signal, sys
+from personalize_batch import batch
+from personalize_batch.jobs import JobStore
+
+real = batch.diagnose
+
+def diagnose(*args, **kwargs):  # every output is committed: the job's last step
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+
+batch.diagnose = diagnose
+params = batch.JobParams(solution=sys.argv[1], input=sys.argv[2], output=sys.argv[3],
+                         job_name="late", workers=1)
+record = batch.run_job(params, JobStore())
+print(record["status"])
+"""
+
+
+def test_a_stop_after_the_last_output_leaves_an_active_job(solutions, tmp_path):
+    """A SIGTERM between the last commit and the ACTIVE record found the default handler
+    back: the process died and the finished job read CREATE FAILED ("process exited")."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_AT_THE_END, str(solutions["sims"])]
+        + [str(EXAMPLES / "items.json"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ACTIVE\n", "")
+    assert JobStore().get("late")["status"] == "ACTIVE"
+    assert (tmp_path / "out" / "items.json.out").exists()
