@@ -210,3 +210,18 @@ def test_look_reads_no_pipe(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert look(str(fifo), "sims") is None  # opening it would wait for a writer
+
+
+def test_a_filter_on_an_event_type_no_interaction_has_names_those_there_are(solutions):
+    """EXCLUDE … EVENT_TYPE IN ("click") on a solution of ratings excluded nothing, silently."""
+    result = _run(
+        "-s", str(solutions["user-personalization"]), "-i", str(EXAMPLES / "users.json"),
+        "-o", "-", "-q", "--filter",
+        'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click", "Rating", "view")',
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert result.stderr == (
+        'pbatch: warning: --filter: no training interaction has the event types "click", '
+        '"view" (matched ignoring case); the solution\'s event types: "rating"\n'
+    )
+    assert JobStore().records()[0]["warnings"] == [result.stderr[17:-1]]
