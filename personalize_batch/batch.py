@@ -27,6 +27,7 @@ import orjson
 
 from . import io as pio
 from . import jobs as jobs_mod
+from . import paths, preflight
 from . import resume as resume_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
@@ -103,6 +104,9 @@ class JobParams:
     partition_size: int = DEFAULT_PARTITION_SIZE
     events: str | None = None  # fresh interactions folded in before scoring (foldin.py)
     item_metadata: tuple[str, ...] = ()  # item fields to add beside recommendedItems
+    filter_file: str | None = None  # the file filter_expression was read from: an input
+    api: bool = False  # started through the SDK, aws-shaped commands or console: messages
+    # name the request's members (jobOutput), not the CLI's options
 
 
 @dataclass
@@ -115,6 +119,7 @@ class Counts:
     blank: int = 0
 
     ids_not_strings: int = 0
+    lists_ignored: int = 0
     ids: IdTally = field(default_factory=IdTally)
 
     def add(self, result: ChunkResult) -> None:
@@ -124,11 +129,12 @@ class Counts:
         self.answered += result.answered
         self.errors += result.errors
         self.ids_not_strings += result.ids_not_strings
+        self.lists_ignored += result.lists_ignored
         self.ids.add(result.ids)
 
     def merge(self, other: Counts) -> None:
         """Add another reader's counts (a Dask partition's) to these."""
-        for name in ("read", "answered", "errors", "blank", "ids_not_strings"):
+        for name in ("read", "answered", "errors", "blank", "ids_not_strings", "lists_ignored"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.ids.merge(other.ids)
 
@@ -345,6 +351,7 @@ def answer_chunk(
             errors_data=b"",
             ids=answerer.unknown_since(before),
             ids_not_strings=0,
+            lists_ignored=sum(r.ignored is not None for r in valid),
         )
     buf, aside, not_strings = [], [], 0
     answered = 0
@@ -369,6 +376,7 @@ def answer_chunk(
         errors_data=b"".join(aside),
         ids=answerer.unknown_since(before),
         ids_not_strings=not_strings,
+        lists_ignored=sum(r.ignored is not None for r in valid),
     )
 
 
@@ -624,15 +632,19 @@ def _stop_caught() -> None:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
+def _signals_deferred(drop: bool = False) -> Iterator[None]:
     """Hold SIGINT/SIGTERM while an output file changes state, so a stop can never
-    fall between creating a temp file and the code that removes it."""
+    fall between creating a temp file and the code that removes it. With `drop`, a stop
+    held meanwhile is forgotten instead of raised (the job it would stop is done)."""
     global _deferring
     _deferring += 1
     try:
         yield
     finally:
         _deferring -= 1
+        if drop and not _deferring and _deferred:
+            _deferred.clear()
+            _stop_caught()
     if not _deferring and _deferred:
         signum = _deferred.pop()
         _deferred.clear()
@@ -700,7 +712,8 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             "includeSeen": p.include_seen,
             **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
             **p.record_extra,
-        }
+        },
+        api=p.api,
     )
     return name
 
@@ -711,13 +724,74 @@ def run_job(
     *,
     progress: bool = False,
     on_solution: Callable[[Solution], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one batch inference job to ACTIVE (returning its record) or raise JobFailed.
 
     The job record goes PENDING -> IN PROGRESS -> ACTIVE / CREATE FAILED.
     """
+    check_params(p)
+    if p.job_name is not None and store.exists(p.job_name):  # say what the job is
+        raise jobs_mod.name_in_use(p.job_name, store.get(p.job_name), api=p.api)
+    check_paths(p)  # before the job exists: a refused job leaves its name free
     name = start_job(p, store)
-    return execute_job(name, p, store, progress=progress, on_solution=on_solution)
+    return execute_job(name, p, store, progress=progress, on_solution=on_solution, warn=warn)
+
+
+def _first_warnings(
+    p: JobParams,
+    name: str,
+    store: jobs_mod.JobStore,
+    refs: list[pio.InputRef],
+    output: str,
+    note: Callable[[str], None],
+) -> None:
+    """What a job says before it scores: kept files of stopped jobs that would become
+    one of its outputs (leftovers)."""
+    from . import leftovers  # noqa: PLC0415
+
+    urls = [pio.output_url(output, r.name, p.compress) for r in refs]
+    for message in leftovers.warnings_for(urls, store, own=name):
+        note(message)
+
+
+def _nothing_read(refs: list[pio.InputRef], counts: Counts) -> str:
+    """The warning for a job that found no line to answer."""
+    one = len(refs) == 1
+    name = pio.redact(refs[0].url) if one else f"the {len(refs)} input files"
+    name = "stdin" if name == "-" else name
+    if counts.blank:
+        lines = "1 blank line" if counts.blank == 1 else f"{counts.blank:,} blank lines"
+        return f"{name} {'holds' if one else 'hold'} only {lines}: no line to answer"
+    return f"{name} {'is' if one else 'are'} empty: no line to answer"
+
+
+def check_paths(p: JobParams, refs: list[pio.InputRef] | None = None) -> None:
+    """A job writes none of its inputs and no path twice (A.18). Without `refs`, local
+    inputs are listed here, and an s3:// input is compared as given (its listing waits
+    for the job, which checks again with the objects it lists); an input that cannot be
+    listed is left for the job to report."""
+    if refs is None:
+        refs = []
+        if not pio.is_s3(p.input):
+            with contextlib.suppress(PbatchError):
+                refs = pio.list_inputs(p.input, p.endpoint_url)
+        elif not p.input.endswith("/"):
+            refs = [pio.InputRef(p.input, p.input.rsplit("/", 1)[-1])]
+    output = _output_of(p)
+    solution, _ = parse_solution_ref(p.solution) if p.solution else (None, None)
+    paths.check_job(
+        paths.JobPaths(
+            inputs=[r.url for r in refs if r.url != "-"],
+            outputs=[pio.output_url(output, r.name, p.compress) for r in refs],
+            output=output,
+            solution=solution,
+            events=p.events,
+            filter_file=p.filter_file,
+            errors_to=p.errors_to,
+            api=p.api,
+        )
+    )
 
 
 def resume_job(
@@ -727,6 +801,7 @@ def resume_job(
     workers: int | None = None,
     endpoint_url: str | None = None,
     progress: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Continue a CREATE FAILED job after its last written chunk (`pbatch run --resume`):
     the same name goes back to IN PROGRESS and on to ACTIVE, with the bytes an
@@ -752,7 +827,7 @@ def resume_job(
     solution = load(path, p.endpoint_url)
     ckpt.check_unchanged(solution.sha256, pio.list_inputs(p.input, p.endpoint_url), p.endpoint_url)
     store.reopen(name, resumes=record.get("resumes", 0) + 1)
-    return execute_job(name, p, store, progress=progress, resume=(ckpt, solution))
+    return execute_job(name, p, store, progress=progress, resume=(ckpt, solution), warn=warn)
 
 
 def execute_job(
@@ -763,10 +838,12 @@ def execute_job(
     progress: bool = False,
     on_solution: Callable[[Solution], None] | None = None,
     resume: tuple[resume_mod.Checkpointer, Solution] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the job recorded (PENDING) under `name`: the one implementation of a job, for
     `pbatch run` and for the background worker of asynchronous jobs. `resume`: the
-    checkpoint and loaded solution of a failed job to continue (see resume_job)."""
+    checkpoint and loaded solution of a failed job to continue (see resume_job). The
+    job's warnings go to its record's `warnings`, and to `warn` as they are found."""
     output = _output_of(p)
     ckpt = resume[0] if resume is not None else None
     path, sha = parse_solution_ref(p.solution)
@@ -780,11 +857,25 @@ def execute_job(
         except ValueError:
             pass  # not the main thread: signals stay with the caller
     outputs: list[str] = []
-    engine: dict[str, Any] = {"engine": p.engine}
+    done = False  # every output committed: the signal handlers stay for the last record
+    notes: list[str] = []
+    engine: dict[str, Any] = {"engine": p.engine, "warnings": notes}
+
+    def note(message: str) -> None:
+        notes.append(message)
+        if warn is not None:
+            warn(message)
+
     try:
         solution = resume[1] if resume is not None else load(path, p.endpoint_url)
         check_solution_hash(path, solution.sha256, wanted_sha)
         metadata_columns(solution, p.item_metadata)  # a usage error before any output
+        types = solution.arrays.get("events_types")
+        said = preflight.unknown_event_types(
+            p.filter_expression, p.filter_source, None if types is None else types.tolist()
+        )
+        if said is not None:
+            note(said)
         store.update(
             name,
             status=jobs_mod.IN_PROGRESS,
@@ -799,6 +890,10 @@ def execute_job(
         if on_solution is not None:
             on_solution(solution)
         refs = pio.list_inputs(p.input, p.endpoint_url)
+        check_paths(p, refs)  # with the objects an s3:// input lists
+        if resume is None:  # refused up front, not a file of error lines (preflight)
+            preflight.check(refs, solution.recipe, p.endpoint_url)
+        _first_warnings(p, name, store, refs, output, note)
         tick = _Progress(counts, progress, lambda: store.update(name, **counts.as_record()))
         if p.engine == "dask":
             from .engines import dask as dask_engine  # noqa: PLC0415  (an optional extra)
@@ -816,6 +911,9 @@ def execute_job(
                 resume_mod.restore_counts(counts, ckpt.state["counts"])
             engine.update(_run_local(p, solution, refs, output, counts, outputs, tick, ckpt))
         tick.done()
+        if not counts.read:
+            note(_nothing_read(refs, counts))
+        done = True
     except (PbatchError, Interrupted) as exc:
         _stop_caught()
         store.update(
@@ -831,7 +929,24 @@ def execute_job(
         if isinstance(exc, (Interrupted, UsageError)):  # e.g. a filter field the solution lacks
             raise
         raise JobFailed(f"job {name} failed: {exc}") from None
-    except BaseException as exc:  # a bug or a broken pipe: the record must still tell
+    except BrokenPipeError:  # stdout's reader went away (`| head`): normal in a pipeline
+        _stop_caught()
+        store.update(
+            name,
+            status=jobs_mod.FAILED,
+            failureReason=(
+                f"stdout's reader stopped reading (a closed pipe, e.g. `| head`) after "
+                f"{counts.answered + counts.errors:,} lines were written; the rest of the "
+                "input was not answered"
+            ),
+            **_kept(ckpt, p, BrokenPipeError()),
+            durationSeconds=round(time.monotonic() - started, 3),
+            outputs=outputs,
+            **engine,
+            **counts.as_record(),
+        )
+        raise
+    except BaseException as exc:  # a bug: the record must still tell
         _stop_caught()
         store.update(
             name,
@@ -844,22 +959,38 @@ def execute_job(
         )
         raise
     finally:
+        if not done:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+    try:
+        # Every output is committed: a stop now is held until the record says ACTIVE,
+        # then dropped (the job is done). With the default handlers back, a SIGTERM here
+        # killed the process and left the record IN PROGRESS ("process exited").
+        with _signals_deferred(drop=True):
+            ids, _ = diagnose(
+                counts.ids,
+                counts.ids_not_strings,
+                solution.user_ids,
+                solution.item_ids,
+                lists_ignored=counts.lists_ignored,
+                recipe=solution.recipe,
+            )
+            if ckpt is not None:
+                ckpt.remove()
+            return store.update(
+                name,
+                drop=("resume",),
+                status=jobs_mod.ACTIVE,
+                durationSeconds=round(time.monotonic() - started, 3),
+                outputs=outputs,
+                **engine,
+                idDiagnostics=ids,
+                **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
+                **counts.as_record(),
+            )
+    finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-    ids, _ = diagnose(counts.ids, counts.ids_not_strings, solution.user_ids, solution.item_ids)
-    if ckpt is not None:
-        ckpt.remove()
-    return store.update(
-        name,
-        drop=("resume",),
-        status=jobs_mod.ACTIVE,
-        durationSeconds=round(time.monotonic() - started, 3),
-        outputs=outputs,
-        **engine,
-        idDiagnostics=ids,
-        **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
-        **counts.as_record(),
-    )
 
 
 def _keep_for_resume(exc: BaseException) -> bool:

@@ -4,11 +4,21 @@ Interactions: header required (names case-insensitive); USER_ID, ITEM_ID and TIM
 (unix seconds) as Personalize requires, EVENT_TYPE and EVENT_VALUE optional. Without a
 TIMESTAMP column each user's rows are taken in file order (with a warning). Ids stay
 strings. A malformed row stops with the file, line number and reason.
+
+Files are UTF-8. A file that is UTF-16 or UTF-32, compressed without its `.gz`
+extension, or a zip (a solution given as a CSV) is refused before its first row, naming
+what it is; a byte that is not UTF-8 stops reading with the line that holds it.
+A TIMESTAMP whose magnitude is 10^11 or more is not unix seconds (that would be the
+year 5138; in milliseconds it is any date after March 1973): it is refused with its
+line, rather than read as a date millennia away, which made the item the most recent
+of every history.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
+import datetime as dt
 import hashlib
 import io
 import math
@@ -25,6 +35,17 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 MAX_ID_LENGTH = 256
+# |TIMESTAMP| from here on is not unix seconds: milliseconds (or finer) since 1970
+MAX_SECONDS = 10**11
+# what a file that is not UTF-8 text starts with -> what it is
+SIGNATURES = (
+    (b"\xff\xfe\x00\x00", "UTF-32 text (it starts with a UTF-32 byte-order mark)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (it starts with a UTF-32 byte-order mark)"),
+    (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte-order mark)"),
+    (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte-order mark)"),
+    (b"\x1f\x8b", "gzip-compressed, but its name does not end in .gz"),
+    (b"PK\x03\x04", "a zip file (a pbatch solution?), not a CSV"),
+)
 
 
 @dataclass
@@ -91,21 +112,71 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
+def not_utf8_text(head: bytes) -> str | None:
+    """What a file that starts with `head` is, when it is not UTF-8 text (None: it may
+    be). A UTF-16 file without a byte-order mark shows NUL bytes in its first line."""
+    for magic, what in SIGNATURES:
+        if head.startswith(magic):
+            return what
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
+        return "bzip2-compressed, but its name does not end in .bz2"
+    if b"\x00" in head.split(b"\n", 1)[0]:
+        return "not UTF-8 text: its first line holds NUL bytes (UTF-16 without a byte-order mark?)"
+    return None
+
+
 def _open_csv(path: str, endpoint_url: str | None) -> tuple[_HashingReader, csv.reader, list[str]]:
     raw = open_input(path, endpoint_url)
     hashing = _HashingReader(raw)
-    text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 20), encoding="utf-8-sig", newline="")
+    buffered = io.BufferedReader(hashing, 1 << 20)
+    try:
+        what = not_utf8_text(buffered.peek(4096)[:4096])
+    except (OSError, EOFError) as exc:
+        raise StorageError(f"{path}: cannot read it: {exc}") from None
+    if what is not None:
+        raise DataError(f"{path} is {what}; pbatch reads UTF-8 CSV files")
+    text = io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
         header = next(reader)
     except StopIteration:
         raise DataError(f"{path}: empty file (a header row is required)") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise DataError(_bad_byte(path, endpoint_url, 0)) from None
+    except csv.Error as exc:
         raise DataError(f"{path}: line 1: {exc}") from None
     return hashing, reader, [h.strip().upper() for h in header]
 
 
-def _read_rows(path: str, reader: csv.reader, n_cols: int, handle: Callable) -> int:
+def _bad_byte(path: str, endpoint_url: str | None, after: int) -> str:
+    """The message for a byte that is not UTF-8: the line that holds it, found by reading
+    the file again (the decoder met it a buffer ahead of the CSV reader), or the last
+    line read when the file cannot be read again (stdin)."""
+    if path != "-":
+        try:
+            stream = open_input(path, endpoint_url)
+            try:
+                for number, raw in enumerate(stream, 1):
+                    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                        raw = raw[3:]
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        byte = raw[exc.start]
+                        return (
+                            f"{path}: line {number}: byte 0x{byte:02x} at column {exc.start + 1}"
+                            " is not UTF-8; pbatch reads UTF-8 CSV files"
+                        )
+            finally:
+                stream.close()
+        except (OSError, EOFError, StorageError):
+            pass
+    return f"{path}: after line {after}: a byte that is not UTF-8; pbatch reads UTF-8 CSV files"
+
+
+def _read_rows(
+    path: str, reader: csv.reader, n_cols: int, handle: Callable, endpoint_url: str | None = None
+) -> int:
     line = 1
     try:
         for row in reader:
@@ -115,13 +186,45 @@ def _read_rows(path: str, reader: csv.reader, n_cols: int, handle: Callable) -> 
             if len(row) != n_cols:
                 raise DataError(f"{path}: line {line}: expected {n_cols} fields, found {len(row)}")
             handle(row, line)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: after line {line}: not UTF-8 ({exc.reason})") from None
+    except UnicodeDecodeError:
+        raise DataError(_bad_byte(path, endpoint_url, line)) from None
     except csv.Error as exc:
         raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
     except (OSError, EOFError) as exc:
         raise StorageError(f"{path}: read failed after line {line}: {exc}") from None
     return line
+
+
+def unix_seconds(raw: str, column: str, path: str, line: int) -> int:
+    """A TIMESTAMP-like value as whole unix seconds, or a DataError naming the line: not
+    a whole number, or a number too large to be seconds (milliseconds, microseconds…)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DataError(
+            f"{path}: line {line}: {column} {raw!r} is not whole unix seconds"
+        ) from None
+    if abs(value) >= MAX_SECONDS:
+        # the unit that puts it after 1973, as seconds are: each is 1,000 times the last
+        unit, scale = next(
+            (u, k)
+            for u, k in (("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9))
+            if abs(value) < MAX_SECONDS * 10**k or k == 9
+        )
+        when = _date(value / 10**scale)
+        raise DataError(
+            f"{path}: line {line}: {column} {value} is not unix seconds: it looks like "
+            f"{unit}{f' ({when})' if when else ''}; Personalize's {column} is whole seconds "
+            f"since 1970 (divide by {10**scale:,})"
+        )
+    return value
+
+
+def _date(seconds: float) -> str | None:
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d UTC")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _check_id(value: str, what: str, path: str, line: int) -> str:
@@ -163,23 +266,19 @@ def read_interactions(
     times: list[int] = []
     types: list[str] = []
     rows = 0
+    type_rows: collections.Counter[str] = collections.Counter()  # with --event-type
 
     def handle(row: list[str], line: int) -> None:
         nonlocal rows
         rows += 1
         u = _check_id(row[cu], "USER_ID", path, line)
         i = _check_id(row[ci], "ITEM_ID", path, line)
-        t = 0
-        if ct is not None:
-            try:
-                t = int(row[ct])
-            except ValueError:
-                raise DataError(
-                    f"{path}: line {line}: TIMESTAMP {row[ct]!r} is not whole unix seconds"
-                ) from None
+        t = unix_seconds(row[ct], "TIMESTAMP", path, line) if ct is not None else 0
         et = row[ce] if ce is not None else ""
-        if wanted_type is not None and et.lower() != wanted_type:
-            return
+        if wanted_type is not None:
+            type_rows[et.lower()] += 1
+            if et.lower() != wanted_type:
+                return
         if event_value_threshold is not None:
             raw = row[cv].strip()
             if not raw:
@@ -199,12 +298,12 @@ def read_interactions(
         times.append(t)
         types.append(et)
 
-    _read_rows(path, reader, len(header), handle)
+    _read_rows(path, reader, len(header), handle, endpoint_url)
     warnings = []
     if ct is None:
         warnings.append(f"{path} has no TIMESTAMP column: each user's rows are taken in file order")
     if not users and not allow_empty:
-        raise DataError(f"{path}: no interactions left to train on")
+        raise DataError(_nothing_left(path, rows, event_type, event_value_threshold, type_rows))
     user_ids, u_idx = np.unique(np.array(users, dtype=str), return_inverse=True)
     item_ids, i_idx = np.unique(np.array(items, dtype=str), return_inverse=True)
     ts = (
@@ -223,6 +322,35 @@ def read_interactions(
         source=path,
         rows_read=rows,
         warnings=warnings,
+    )
+
+
+def _nothing_left(
+    path: str,
+    rows: int,
+    event_type: str | None,
+    threshold: float | None,
+    type_rows: collections.Counter[str],
+) -> str:
+    """Why no interaction is left: the file has none, none of the event type asked for
+    (naming the types it has), or none at or above the value threshold."""
+    if not rows:
+        return f"{path}: no interactions (a header row only)"
+    if event_type is not None and not type_rows[event_type.lower()]:
+        have = ", ".join(
+            f"{t or '(empty)'} ({n:,} rows)"
+            for t, n in sorted(type_rows.items(), key=lambda tn: (-tn[1], tn[0]))[:10]
+        )
+        return (
+            f"{path}: no interactions of event type {event_type!r} (matched ignoring case); "
+            f"its event types: {have}"
+        )
+    chosen = (
+        f"{type_rows[event_type.lower()]:,} of event type {event_type!r}, " if event_type else ""
+    )
+    return (
+        f"{path}: no interactions left to train on: {rows:,} rows, {chosen}none with "
+        f"EVENT_VALUE >= {threshold:g}"
     )
 
 
@@ -245,18 +373,13 @@ def read_items(path: str, endpoint_url: str | None = None) -> Items:
         if item in seen:
             raise DataError(f"{path}: line {line}: ITEM_ID {item!r} appears twice")
         if cc is not None and row[cc].strip():
-            try:
-                int(row[cc])
-            except ValueError:
-                raise DataError(
-                    f"{path}: line {line}: CREATION_TIMESTAMP {row[cc]!r} is not whole unix seconds"
-                ) from None
+            unix_seconds(row[cc], "CREATION_TIMESTAMP", path, line)
         seen.add(item)
         ids.append(item)
         for k, v in enumerate(row):
             cols[k].append(v)
 
-    _read_rows(path, reader, len(header), handle)
+    _read_rows(path, reader, len(header), handle, endpoint_url)
     columns = {name: np.array(cols[k], dtype=str) for k, name in enumerate(header) if k != ci}
     return Items(
         item_ids=np.array(ids, dtype=str), columns=columns, sha256=hashing.hash.hexdigest()

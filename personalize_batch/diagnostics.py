@@ -67,9 +67,16 @@ def likely_causes(examples: list[str], known: list[str]) -> list[str]:
 
 
 def diagnose(
-    tally: IdTally, ids_not_strings: int, user_ids: Any, item_ids: Any
+    tally: IdTally,
+    ids_not_strings: int,
+    user_ids: Any,
+    item_ids: Any,
+    *,
+    lists_ignored: int = 0,
+    recipe: str = "",
 ) -> tuple[dict[str, Any], list[str]]:
-    """The record's idDiagnostics and the warnings to print (share above 20%)."""
+    """The record's idDiagnostics and the warnings to print (unknown ids above 20%, ids
+    sent as numbers, item lists the recipe does not read)."""
     record: dict[str, Any] = {}
     warnings: list[str] = []
     for kind, looked, unknown, examples, known in (
@@ -98,6 +105,14 @@ def diagnose(
         warnings.append(
             f"{lines} gave an id as a JSON number or other non-string: "
             'ids must be strings ("0042", not 42)'
+        )
+    if lists_ignored:
+        record["listsIgnored"] = lists_ignored
+        lines = "1 line has" if lists_ignored == 1 else f"{lists_ignored:,} lines have"
+        warnings.append(
+            f"{lines} an item list (itemList, itemIds or inputList), which a {recipe} "
+            "solution does not read: it was ignored (a personalized-ranking solution "
+            "re-ranks such lists)"
         )
     record["warnings"] = warnings
     return record, warnings

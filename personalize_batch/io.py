@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import StorageError
+from .errors import StorageError, UsageError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 S3_PART_SIZE = 16 << 20  # the parts of a resumable S3 output (PBATCH_S3_PART_SIZE: tests)
@@ -77,9 +77,28 @@ def _endpoint(endpoint_url: str | None) -> str | None:
 _clients: dict[str | None, Any] = {}
 
 
+def check_endpoint(url: str) -> str:
+    """An S3 endpoint must be an http(s) URL with a host (botocore refuses anything else
+    with a ValueError, deep in a job)."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"S3 endpoint {url!r} is not a URL: give http://HOST[:PORT] or https://HOST[:PORT]"
+        )
+    return url
+
+
 def s3_client(endpoint_url: str | None = None) -> Any:
     """A boto3 S3 client (imported only when an s3:// path is used)."""
     endpoint = _endpoint(endpoint_url)
+    if endpoint is not None:
+        check_endpoint(endpoint)  # also one taken from the environment (the SDK's way)
     if endpoint not in _clients:
         import boto3  # noqa: PLC0415  (deferred: keeps `pbatch` start-up cheap)
         from botocore.config import Config  # noqa: PLC0415
@@ -446,6 +465,8 @@ class AtomicOutput:
             self._raw.close()
             os.replace(self._tmp, self.url)
             self._tmp = None
+        except BrokenPipeError:  # stdout's reader went away: not a storage failure
+            raise
         except errors as exc:
             failure = StorageError(f"cannot write {self.url}: {describe_s3_error(exc)}")
             self._failed(failure, exc, keep)

@@ -19,7 +19,14 @@ from typing import Any
 
 import orjson
 
-from .errors import AlreadyExists, InvalidNextToken, NotFound, StorageError, UsageError
+from .errors import (
+    AlreadyExists,
+    InvalidNextToken,
+    NotFound,
+    PbatchError,
+    StorageError,
+    UsageError,
+)
 
 PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREATE FAILED"
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
@@ -78,9 +85,36 @@ def check_name(name: str) -> str:
     return name
 
 
-def name_in_use(name: str) -> AlreadyExists:
-    """The error for a job name that is taken."""
-    return AlreadyExists(f"a job named {name!r} already exists; choose another --job-name")
+def name_in_use(
+    name: str, record: dict[str, Any] | None = None, api: bool = False
+) -> AlreadyExists:
+    """The error for a job name that is taken, saying what the job is and, for the CLI,
+    how to continue it (a stopped job) or free the name; the SDK's message names no
+    CLI option."""
+    status = f" ({record['status']})" if record else ""
+    if api or record is None:
+        what = "a batch inference job" if api else "a job"
+        tail = "" if api else "; choose another --job-name"
+        return AlreadyExists(f"{what} named {name!r} already exists{status}{tail}")
+    if record["status"] in (PENDING, IN_PROGRESS):
+        return AlreadyExists(
+            f"a job named {name!r} already exists and is {record['status']}; choose another "
+            "--job-name"
+        )
+    if record["status"] == FAILED:
+        reason = (record.get("failureReason") or "").split("\n")[0]
+        reason = reason if len(reason) <= 80 else reason[:79] + "…"
+        status = f" (CREATE FAILED: {reason})" if reason else status
+        resume = record.get("resume") or {}
+        if resume.get("checkpoint") and not resume.get("notResumable"):
+            return AlreadyExists(
+                f"a job named {name!r} already exists{status}; `pbatch run --resume {name}` "
+                f"continues it, `pbatch jobs delete {name}` discards it and frees the name"
+            )
+    return AlreadyExists(
+        f"a job named {name!r} already exists{status}; choose another --job-name, or free "
+        f"the name with `pbatch jobs delete {name}`"
+    )
 
 
 def job_name_from(name_or_arn: str) -> str:
@@ -150,8 +184,9 @@ class JobStore:
     def close(self) -> None:
         self.db.close()
 
-    def create(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Insert a new PENDING job owned by this process; a used name is a usage error."""
+    def create(self, record: dict[str, Any], api: bool = False) -> dict[str, Any]:
+        """Insert a new PENDING job owned by this process; a used name is a usage error
+        (whose message names no CLI option with `api`)."""
         now = now_iso()
         record = {**record, "status": PENDING, "creationDateTime": now, "lastUpdatedDateTime": now}
         pid = os.getpid()
@@ -173,9 +208,26 @@ class JobStore:
                 )
         except StorageError as exc:
             if "UNIQUE constraint" in str(exc):
-                raise name_in_use(record["jobName"]) from None
+                raise name_in_use(record["jobName"], api=api) from None
             raise
         return record
+
+    def delete(self, name: str, status: str) -> None:
+        """Remove a job's record, if it still has `status` (a resume that took the job
+        meanwhile keeps it)."""
+        with self._tx() as db:
+            gone = db.execute(
+                "DELETE FROM jobs WHERE name = ? AND status = ?", (name, status)
+            ).rowcount
+        if not gone:
+            raise PbatchError(f"job {name} changed while it was being deleted; try again")
+
+    def count(self) -> int:
+        """How many jobs are recorded."""
+        try:
+            return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StorageError(f"job store {self.path}: {exc}") from None
 
     def exists(self, name: str) -> bool:
         """Whether a job of this name is recorded."""
@@ -280,13 +332,14 @@ class JobStore:
         status, pid, start, host, record = row
         return self._reap(name, status, pid, start, host, orjson.loads(record))
 
-    def records(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Full job records, newest first (dead processes reported CREATE FAILED)."""
+    def records(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Full job records, newest first (dead processes reported CREATE FAILED); `limit`
+        of them after the first `offset`."""
         try:
             rows = self.db.execute(
                 "SELECT name, status, pid, pid_start, host, record FROM jobs"
-                " ORDER BY created DESC, name DESC LIMIT ?",
-                (-1 if limit is None else limit,),
+                " ORDER BY created DESC, name DESC LIMIT ? OFFSET ?",
+                (-1 if limit is None else limit, offset),
             ).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None

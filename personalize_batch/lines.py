@@ -7,6 +7,7 @@ error message; the job goes on either way.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ QUERY = {
     "sims": "item",
 }
 LIST_KEYS = ("itemList", "itemIds", "inputList")
+# the keys each kind of line is read by: one given twice in a line is an error line
+READ_KEYS = {
+    "user": ("userId", "filterValues"),
+    "any": ("userId", "filterValues"),
+    "ranking": ("userId", *LIST_KEYS, "filterValues"),
+    "item": ("itemId", "items", "userId", "filterValues"),
+}
+_QUOTED = {q: [(k, f'"{k}"'.encode()) for k in keys] for q, keys in READ_KEYS.items()}
 # a line's filterValues map (B.3, B.7)
 MAX_FILTER_KEYS = 25
 MAX_FILTER_KEY_LENGTH = 50
@@ -44,6 +53,7 @@ class Request:
     user: str | None = None
     item: str | None = None
     items: list[str] | None = None
+    ignored: str | None = None  # a list key the recipe does not read (itemList…)
 
 
 @dataclass(slots=True)
@@ -174,15 +184,20 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
     ):
         return BadLine(_text(line), f"line is nested more than {MAX_DEPTH} levels deep")
     try:
+        # orjson keeps the last of a key given twice. A line of one key holds one colon
+        # (and more only in its value): only other lines are looked at more closely.
+        ignored = None
+        if len(obj) > 1 or line.count(b":") > 1:
+            ignored = _more_keys(line, obj, query)
         if obj.get("filterValues") is not None:
             check_filter_values(obj["filterValues"])
         if query == "user":
             user = _id(obj, "userId")
             if user is None:
                 raise _missing("user-personalization", "userId", obj)
-            return Request(obj, user=user)
+            return Request(obj, user, None, None, ignored)  # positional: faster
         if query == "any":
-            return Request(obj, user=_id(obj, "userId"))
+            return Request(obj, _id(obj, "userId"), None, None, ignored)
         if query == "ranking":
             user = _id(obj, "userId")
             if user is None:
@@ -193,9 +208,50 @@ def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadL
             item = _id(obj, "items")
         if item is None:
             raise _missing("sims", "itemId", obj)
-        return Request(obj, user=_id(obj, "userId"), item=item)  # a user for filters
+        # a user for filters
+        return Request(obj, _id(obj, "userId"), item, None, ignored)
     except ValueError as exc:
         return BadLine(obj, str(exc))
+
+
+def _more_keys(line: bytes, obj: dict[str, Any], query: str) -> str | None:
+    """ValueError for a key the recipe reads that the line gives twice; else the ranking
+    list key of a line whose recipe does not rank (None: it has none)."""
+    for key, quoted in _QUOTED[query]:
+        if line.count(quoted) > 1:
+            _check_once(line, key)
+    if query != "ranking":
+        for key in LIST_KEYS:
+            if key in obj:
+                return key
+    return None
+
+
+class _Pairs(list):
+    """An object's (key, value) pairs, every one kept (json.loads' object_pairs_hook)."""
+
+
+def _plain(value: Any) -> Any:
+    """A value with its _Pairs as dicts again (to show it)."""
+    if isinstance(value, _Pairs):
+        return {k: _plain(v) for k, v in value}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_once(line: bytes, key: str) -> None:
+    """ValueError when the line's object has `key` more than once (its bytes hold the
+    quoted key twice, maybe inside a value or a nested object: parsed again to know)."""
+    try:
+        pairs = json.loads(line, object_pairs_hook=_Pairs)
+    except ValueError:
+        return
+    values = [v for k, v in pairs if k == key] if isinstance(pairs, _Pairs) else []
+    if len(values) > 1:
+        shown = ", then ".join(json.dumps(_plain(v), ensure_ascii=False)[:40] for v in values[:3])
+        times = "twice" if len(values) == 2 else f"{len(values)} times"
+        raise ValueError(f"{key} is given {times} in the line ({shown}); give it once")
 
 
 def success_line(

@@ -105,6 +105,7 @@ def counts_json(counts: Any) -> dict[str, Any]:
         "errors": counts.errors,
         "blank": counts.blank,
         "idsNotStrings": counts.ids_not_strings,
+        "listsIgnored": counts.lists_ignored,
         "ids": dataclasses.asdict(ids),
     }
 
@@ -112,6 +113,7 @@ def counts_json(counts: Any) -> dict[str, Any]:
 def restore_counts(counts: Any, d: dict[str, Any]) -> None:
     counts.read, counts.answered, counts.errors = d["read"], d["answered"], d["errors"]
     counts.blank, counts.ids_not_strings = d["blank"], d["idsNotStrings"]
+    counts.lists_ignored = d.get("listsIgnored", 0)
     for key, value in d["ids"].items():
         setattr(counts.ids, key, value)
 

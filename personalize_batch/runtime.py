@@ -17,7 +17,7 @@ import orjson
 from .batch import MAX_RESULTS, check_solution_hash, parse_solution_ref
 from .errors import NotFound, UsageError
 from .lines import QUERY, BadLine, parse_line
-from .scoring import Answerer
+from .scoring import Answerer, metadata_columns
 from .solution import Solution, load
 
 MAX_RESULTS_WITH_METADATA = 50  # GetRecommendations' numResults and inputList (B.7)
@@ -94,6 +94,7 @@ def _answer(
             f"numResults must be 1-{MAX_RESULTS_WITH_METADATA} with item metadata "
             f"(Personalize's limit), not {num_results}"
         )
+    metadata_columns(sol, options.item_metadata, options.metadata_source)
     parsed = parse_line(orjson.dumps(request), QUERY[sol.recipe])
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
@@ -133,6 +134,7 @@ class AnswerOptions:
     filter_source: str = "--filter"
     exploration: Any = None
     item_metadata: tuple[str, ...] = ()  # item fields for each PredictedItem's metadata
+    metadata_source: str = "--item-metadata"  # how errors name the item fields' source
 
 
 def get_recommendations(

@@ -57,8 +57,9 @@ def metadata_columns(
     solution does have."""
     have = item_field_names(solution)
     if fields and not have:
+        how = " (train it with --items ITEMS.csv)" if option.startswith("--") else ""
         raise UsageError(
-            f"{option}: the solution has no items data (train it with --items ITEMS.csv)"
+            f"{option}: the solution has no items data: it was trained without an items CSV{how}"
         )
     missing = [f for f in fields if f not in have]
     if missing:

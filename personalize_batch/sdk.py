@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from . import jobs as jobs_mod
 from . import runtime, service
@@ -47,6 +47,95 @@ JOB_KEYS = (
 )
 SUMMARY_KEYS = jobs_mod.SUMMARY_KEYS
 DATE_KEYS = ("creationDateTime", "lastUpdatedDateTime")
+
+# The members of each request as boto3 checks them before sending it (botocore's
+# ParamValidator): name -> (type, required, least length or value). Nested members are
+# pbatch's to check, as it also takes the older shapes of Personalize's docs.
+S, N, D, L = "string", "integer", "structure", "list"
+REQUESTS: dict[str, dict[str, tuple[str, bool, int | None]]] = {
+    "CreateBatchInferenceJob": {
+        "jobName": (S, True, 1),
+        "solutionVersionArn": (S, True, None),
+        "filterArn": (S, False, None),
+        "numResults": (N, False, None),
+        "jobInput": (D, True, None),
+        "jobOutput": (D, True, None),
+        "roleArn": (S, True, None),
+        "batchInferenceJobConfig": (D, False, None),
+        "tags": (L, False, 0),
+        "batchInferenceJobMode": (S, False, None),
+        "themeGenerationConfig": (D, False, None),
+    },
+    "DescribeBatchInferenceJob": {"batchInferenceJobArn": (S, True, None)},
+    "ListBatchInferenceJobs": {
+        "solutionVersionArn": (S, False, None),
+        "nextToken": (S, False, None),
+        "maxResults": (N, False, 1),
+    },
+    "GetRecommendations": {
+        "campaignArn": (S, False, None),
+        "itemId": (S, False, None),
+        "userId": (S, False, None),
+        "numResults": (N, False, 0),
+        "context": ("map", False, None),
+        "filterArn": (S, False, None),
+        "filterValues": ("map", False, None),
+        "recommenderArn": (S, False, None),
+        "promotions": (L, False, None),
+        "metadataColumns": ("map", False, None),
+    },
+    "GetPersonalizedRanking": {
+        "campaignArn": (S, True, None),
+        "inputList": (L, True, None),
+        "userId": (S, True, None),
+        "context": ("map", False, None),
+        "filterArn": (S, False, None),
+        "filterValues": ("map", False, None),
+        "metadataColumns": ("map", False, None),
+    },
+}
+PYTHON_TYPES = {S: (str,), N: (int,), D: (dict,), L: (list, tuple), "map": (dict,)}
+# pbatch's own keyword: a solution file instead of a campaign's ARN (runtime methods)
+EXTRAS = {"GetRecommendations": ("solution",), "GetPersonalizedRanking": ("solution",)}
+
+
+def check_request(operation: str, params: dict[str, Any]) -> None:
+    """Raise botocore's ParamValidationError, with its report, for a request boto3
+    would refuse before sending it: a required member missing, an unknown one, a value
+    of the wrong type or under its least length or value."""
+    members = REQUESTS[operation]
+    extras = EXTRAS.get(operation, ())
+    report = []
+    for name, (_, required, _) in members.items():
+        # pbatch's `solution=` stands for campaignArn
+        if required and name not in params and not (name == "campaignArn" and "solution" in params):
+            report.append(f'Missing required parameter in input: "{name}"')
+    for name in params:
+        if name not in members and name not in extras:
+            report.append(
+                f'Unknown parameter in input: "{name}", must be one of: {", ".join(members)}'
+            )
+    for name, value in params.items():
+        if name not in members:
+            continue
+        kind, _, least = members[name]
+        types = PYTHON_TYPES[kind]
+        if not isinstance(value, types):
+            report.append(
+                f"Invalid type for parameter {name}, value: {value}, type: {type(value)}, "
+                f"valid types: {', '.join(str(t) for t in types)}"
+            )
+        elif least is not None and kind == N and value < least:
+            report.append(
+                f"Invalid value for parameter {name}, value: {value}, valid min value: {least}"
+            )
+        elif least is not None and kind in (S, L) and len(value) < least:
+            report.append(
+                f"Invalid length for parameter {name}, value: {len(value)}, valid min "
+                f"length: {least}"
+            )
+    if report:
+        raise ParamValidationError(report="\n".join(report))
 
 
 class PersonalizeError(ClientError):
@@ -140,7 +229,11 @@ class _BaseClient:
             store = self._local.store = jobs_mod.JobStore(self._home)
         return store
 
-    def _call(self, operation: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _call(
+        self, operation: str, fn: Callable[[], dict[str, Any]], params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        if params is not None:
+            check_request(operation, params)
         try:
             response = fn()
         except PbatchError as exc:
@@ -165,6 +258,7 @@ class PersonalizeClient(_BaseClient):
         return self._call(
             "CreateBatchInferenceJob",
             lambda: service.create_batch_inference_job(self._store(), **kwargs),
+            kwargs,
         )
 
     def describe_batch_inference_job(self, **kwargs: Any) -> dict[str, Any]:
@@ -174,7 +268,7 @@ class PersonalizeClient(_BaseClient):
             job = service.describe_batch_inference_job(self._store(), **kwargs)
             return {"batchInferenceJob": _shape(job["batchInferenceJob"], JOB_KEYS)}
 
-        return self._call("DescribeBatchInferenceJob", call)
+        return self._call("DescribeBatchInferenceJob", call, kwargs)
 
     def list_batch_inference_jobs(self, **kwargs: Any) -> dict[str, Any]:
         """ListBatchInferenceJobs(solutionVersionArn=, maxResults=, nextToken=), newest first."""
@@ -188,7 +282,7 @@ class PersonalizeClient(_BaseClient):
                 out["nextToken"] = page["nextToken"]
             return out
 
-        return self._call("ListBatchInferenceJobs", call)
+        return self._call("ListBatchInferenceJobs", call, kwargs)
 
     def can_paginate(self, operation_name: str) -> bool:
         """Only list_batch_inference_jobs pages here."""
@@ -279,7 +373,20 @@ class PersonalizeRuntimeClient(_BaseClient):
             raise UsageError("give one of campaignArn, recommenderArn or solution")
         return given[0]
 
-    def get_recommendations(
+    def get_recommendations(self, **params: Any) -> dict[str, Any]:
+        """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`.
+        The solution is campaignArn / recommenderArn / solution: a path or arn:pbatch:…;
+        `context` is accepted and not used."""
+        check_request("GetRecommendations", params)
+        return self._get_recommendations(**params)
+
+    def get_personalized_ranking(self, **params: Any) -> dict[str, Any]:
+        """GetPersonalizedRanking: `{"personalizedRanking": [...], "recommendationId"}`;
+        items unknown to the solution come last with score 0.0."""
+        check_request("GetPersonalizedRanking", params)
+        return self._get_personalized_ranking(**params)
+
+    def _get_recommendations(
         self,
         *,
         campaignArn: str | None = None,
@@ -294,9 +401,6 @@ class PersonalizeRuntimeClient(_BaseClient):
         metadataColumns: dict[str, list[str]] | None = None,
         promotions: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`.
-        The solution is campaignArn / recommenderArn / solution: a path or arn:pbatch:…;
-        `context` is accepted and not used."""
 
         def call() -> dict[str, Any]:
             _not_supported(promotions=promotions)
@@ -312,13 +416,16 @@ class PersonalizeRuntimeClient(_BaseClient):
                 filter_values=filterValues,
                 cache=self._cache,
                 options=runtime.AnswerOptions(
-                    text, source, item_metadata=_metadata_columns(metadataColumns)
+                    text,
+                    source,
+                    item_metadata=_metadata_columns(metadataColumns),
+                    metadata_source="metadataColumns",
                 ),
             )
 
-        return self._call("GetRecommendations", call)
+        return self._call("GetRecommendations", call, None)
 
-    def get_personalized_ranking(
+    def _get_personalized_ranking(
         self,
         *,
         userId: str,
@@ -330,8 +437,6 @@ class PersonalizeRuntimeClient(_BaseClient):
         filterValues: dict[str, str] | None = None,
         metadataColumns: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
-        """GetPersonalizedRanking: `{"personalizedRanking": [...], "recommendationId"}`;
-        items unknown to the solution come last with score 0.0."""
 
         def call() -> dict[str, Any]:
             ref = self._solution(campaignArn, None, solution)
@@ -343,11 +448,14 @@ class PersonalizeRuntimeClient(_BaseClient):
                 filter_values=filterValues,
                 cache=self._cache,
                 options=runtime.AnswerOptions(
-                    text, source, item_metadata=_metadata_columns(metadataColumns)
+                    text,
+                    source,
+                    item_metadata=_metadata_columns(metadataColumns),
+                    metadata_source="metadataColumns",
                 ),
             )
 
-        return self._call("GetPersonalizedRanking", call)
+        return self._call("GetPersonalizedRanking", call, None)
 
 
 def _metadata_columns(columns: Any) -> tuple[str, ...]:

@@ -9,10 +9,7 @@ creates no job.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
-import stat
 import subprocess
 import sys
 import threading
@@ -22,9 +19,16 @@ from typing import Any
 
 from . import io as pio
 from . import jobs as jobs_mod
-from .batch import MAX_RESULTS, JobParams, check_solution_hash, parse_solution_ref, start_job
+from . import preflight
+from .batch import (
+    MAX_RESULTS,
+    JobParams,
+    check_paths,
+    check_solution_hash,
+    parse_solution_ref,
+    start_job,
+)
 from .errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
-from .lines import BOM, MAX_LINE_BYTES, QUERY, BadLine, is_blank, parse_line
 from .recipes.exploration import Exploration
 from .solution import load
 
@@ -68,15 +72,21 @@ def _location(value: Any, what: str, keys: tuple[str, ...], old_key: str) -> str
 FILTER_ARN_PREFIX = "arn:pbatch:local:filter/"
 
 
+def filter_path(arn: str) -> str:
+    """The file a filterArn names."""
+    text = _text(arn, "filterArn")
+    path = text[len(FILTER_ARN_PREFIX) :] if text.startswith(FILTER_ARN_PREFIX) else text
+    if path.startswith("arn:"):
+        raise UsageError(f"filterArn {text!r}: expected {FILTER_ARN_PREFIX}PATH or a path")
+    return path
+
+
 def filter_from_arn(arn: str | None) -> tuple[str | None, str]:
     """A filter named by `arn:pbatch:local:filter/PATH` or by PATH: the file holds one
     Personalize filter expression. Returns (expression or None, how errors name it)."""
     if arn is None:
         return None, "--filter"
-    text = _text(arn, "filterArn")
-    path = text[len(FILTER_ARN_PREFIX) :] if text.startswith(FILTER_ARN_PREFIX) else text
-    if path.startswith("arn:"):
-        raise UsageError(f"filterArn {text!r}: expected {FILTER_ARN_PREFIX}PATH or a path")
+    path = filter_path(arn)
     try:
         with open(path, encoding="utf-8") as f:
             expression = f.read().strip()
@@ -142,46 +152,6 @@ def _tags(tags: Any) -> list[dict[str, str]]:
     return tags
 
 
-def _first_line(url: str, endpoint_url: str | None) -> bytes | None:
-    """The first non-blank line of an input (None for an empty input or a pipe)."""
-    if pio.is_s3(url):
-        stream = pio.open_input(url, endpoint_url)
-    else:
-        try:
-            if not stat.S_ISREG(os.stat(url).st_mode):
-                return None  # a FIFO or device: reading would consume it
-            opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(url)[1], open)
-            stream = opener(url, "rb")  # not smart_open: its import costs half a second
-        except OSError:
-            return None
-    try:
-        for i, (raw, too_long) in enumerate(pio.iter_lines(stream, MAX_LINE_BYTES)):
-            if i == 0 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            if too_long or not is_blank(raw):
-                return None if too_long else raw
-    except (OSError, EOFError) as exc:
-        raise StorageError(f"cannot read {url}: {exc}") from None
-    finally:
-        stream.close()
-    return None
-
-
-def check_input_fits(input_path: str, recipe: str, endpoint_url: str | None = None) -> None:
-    """Refuse a job whose first line asks something the solution cannot answer (a users
-    file given to a sims solution): every line would be an error line."""
-    refs = pio.list_inputs(input_path, endpoint_url)
-    raw = _first_line(refs[0].url, endpoint_url)
-    if raw is None:
-        return
-    parsed = parse_line(raw, QUERY[recipe])
-    if isinstance(parsed, BadLine) and isinstance(parsed.echo, dict):
-        raise UsageError(
-            f"the input does not fit the {recipe} solution: first line of "
-            f"{pio.display_path(refs[0].url)}: {parsed.error}"
-        )
-
-
 def create_batch_inference_job(
     store: jobs_mod.JobStore,
     *,
@@ -202,7 +172,7 @@ def create_batch_inference_job(
     detached process and return `{"batchInferenceJobArn": ...}` at once."""
     name = jobs_mod.check_name(_text(jobName, "jobName"))
     if store.exists(name):  # early, before the slower checks; store.create checks again
-        raise jobs_mod.name_in_use(name)
+        raise jobs_mod.name_in_use(name, store.get(name), api=True)
     input_path = _location(jobInput, "jobInput", INPUT_KEYS, "S3InputPath")
     output_path = _location(jobOutput, "jobOutput", OUTPUT_KEYS, "S3OutputPath")
     for path, what in ((input_path, "jobInput"), (output_path, "jobOutput")):
@@ -233,8 +203,13 @@ def create_batch_inference_job(
     except SolutionError as exc:
         raise UsageError(str(exc)) from None
     check_solution_hash(path, solution.sha256, sha)
+    if filter_text is not None:  # a field the solution lacks: refused now, not by the job
+        from .filters import compile_filter  # noqa: PLC0415
+
+        compile_filter(filter_text, solution, filter_source)
     try:
-        check_input_fits(input_path, solution.recipe)
+        refs = pio.list_inputs(input_path)
+        preflight.check(refs, solution.recipe)
     except StorageError as exc:
         raise UsageError(f"jobInput: {exc}") from None
     params = JobParams(
@@ -249,7 +224,10 @@ def create_batch_inference_job(
         exploration=exploration_from_config(config),
         solution_sha256=solution.sha256,
         record_extra=extra,
+        filter_file=filter_path(filterArn) if filterArn is not None else None,
+        api=True,
     )
+    check_paths(params, refs)
     start_job(params, store)
     if spawn:
         spawn_worker(name, store)

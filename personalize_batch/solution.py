@@ -327,6 +327,10 @@ def save(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None
         with os.fdopen(fd, "wb") as f:
             _write_aligned(f, payload)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a file size limit, -o a folder: nothing replaced
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import io as pio
+from . import preflight
 from .batch import Counts, read_numbered_chunks
 from .diagnostics import IdTally, diagnose
 from .lines import QUERY, BadLine, parse_line
@@ -46,6 +47,10 @@ def validate(
     query = QUERY[solution.recipe]
     refs = pio.list_inputs(input_path, endpoint_url)
     report = Report(solution.recipe, [ref.url for ref in refs])
+    look = preflight.look(refs[0].url, solution.recipe, endpoint_url)
+    if look is not None and look.not_text is not None:
+        preflight.check(refs, solution.recipe, endpoint_url)  # refused, as `run` would
+    refused = preflight.refused(refs, solution.recipe, endpoint_url) if look else None
     users, items = solution.user_index, solution.item_index
 
     def problems() -> Iterator[str]:
@@ -63,6 +68,7 @@ def validate(
                             counts.ids_not_strings += parsed.error.endswith("must be a string")
                             yield f"{ref.name}:{number}: {parsed.error}"
                             continue
+                        counts.lists_ignored += parsed.ignored is not None
                         good.append(parsed)
                     for ids in _ids(good, users, items):
                         tally.add(ids)
@@ -70,8 +76,20 @@ def validate(
                 if ref.url != "-":
                     stream.close()
         report.diagnostics, _ = diagnose(
-            tally, counts.ids_not_strings, solution.user_ids, solution.item_ids
+            tally,
+            counts.ids_not_strings,
+            solution.user_ids,
+            solution.item_ids,
+            lists_ignored=counts.lists_ignored,
+            recipe=solution.recipe,
         )
+        if refused is not None:
+            report.diagnostics["warnings"].append(f"pbatch run refuses this input: {refused}")
+        if not counts.read:
+            name = refs[0].name if len(refs) == 1 else f"the {len(refs)} input files"
+            blank = "1 blank line" if counts.blank == 1 else f"{counts.blank:,} blank lines"
+            what = f"holds only {blank}" if counts.blank else "is empty"
+            report.diagnostics["warnings"].append(f"{name} {what}: no line to answer")
 
     return report, problems()
 

@@ -40,6 +40,7 @@ class ChunkResult:
     errors_data: bytes = b""
     ids: Any = None  # scoring.IdCounts: ids looked up, unknown ones, examples
     ids_not_strings: int = 0
+    lists_ignored: int = 0  # lines with an itemList their recipe does not read
     read: int = 0  # lines the worker read and counted (a block, not lines the parent read)
     blank: int = 0
     seconds: float = 0.0  # the worker's time on a block (answer_block)

@@ -309,7 +309,7 @@ def test_refusals_listing_and_waiter_limits(solutions, runner, tmp_path):
         "mismatch": (
             ["--job-name", "a", "--job-input", users],
             2,
-            "does not fit the sims solution: first line of ",
+            "does not fit the sims solution: none of the 20 lines of ",
         ),
         "bad name": (["--job-name", "a b", "--job-input", users], 2, "invalid job name"),
         "no solution": (

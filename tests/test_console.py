@@ -97,7 +97,7 @@ def test_bad_form_input_shows_a_message_and_creates_no_job(console, solutions, t
         ({"solution": str(tmp_path / "none.npz")}, "solution version not found"),
         (
             {"input": str(EXAMPLES / "items.json")},
-            "the input does not fit the user-personalization solution: first line of",
+            "the input does not fit the user-personalization solution: none of the 12 lines",
         ),
         ({"jobName": "bad name!"}, "invalid job name &#x27;bad name!&#x27;"),
         ({"numResults": "lots"}, "Number of results must be a whole number 1–500"),
@@ -151,3 +151,51 @@ def test_everything_shown_is_escaped(console, solutions, tmp_path):
     assert "Failure reason:" in pages[1]
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[2]  # the output preview
     assert "&lt;b&gt;nope" in pages[3]
+
+
+def test_every_form_problem_is_shown_at_once(console, solutions, tmp_path):
+    """They came one post at a time, and a bad job name and numResults=0 were missed
+    while another field was wrong."""
+    form = {
+        "jobName": "bad name!",
+        "solution": str(solutions["sims"]),
+        "input": str(EXAMPLES / "users.json"),
+        "output": "",
+        "numResults": "0",
+        "filter": "",
+        "token": token(console),
+    }
+    status, _, body = request(console, "POST", "/create", form)
+    assert status == 400
+    items = re.findall(r"<li>(.*?)</li>", body)
+    assert [html.unescape(i) for i in items] == [
+        "Output location: required.",
+        "invalid job name 'bad name!': 1-63 letters, digits, '-' or '_', starting with a "
+        "letter or digit",
+        "Number of results must be a whole number 1–500, not '0'.",
+        "the input does not fit the sims solution: none of the 20 lines of "
+        f'{EXAMPLES / "users.json"} has "itemId" (line 1: sims needs "itemId")',
+    ]
+    assert "4 problems; no job was created." in body
+    for field in ("jobName", "numResults", "output", "input"):
+        assert f'id="{field}" name="{field}"' in body
+        assert f'aria-describedby="problem-{field}"' in body
+    assert JobStore().records() == []
+
+
+def test_delete_asks_first_and_refuses_a_running_job(console, solutions, tmp_path):
+    store = JobStore()
+    store.create({"jobName": "running", "solutionVersionArn": "x"})
+    store.create({"jobName": "done", "solutionVersionArn": "x"})
+    store.update("done", status="ACTIVE")
+    status, _, body = request(console, "GET", "/jobs/done/delete")
+    assert status == 200 and 'id="confirm-delete"' in body
+    assert JobStore().exists("done")  # asking deletes nothing
+    assert request(console, "POST", "/jobs/done/delete", {})[0] == 403  # no token
+    status, headers, _ = request(console, "POST", "/jobs/done/delete", {"token": token(console)})
+    assert (status, headers["Location"]) == (303, "/?deleted=done")
+    assert not JobStore().exists("done")
+    assert "Job done was deleted." in request(console, "GET", "/?deleted=done")[2]
+    status, _, body = request(console, "POST", "/jobs/running/delete", {"token": token(console)})
+    assert status == 409 and "only a finished job can be deleted" in body
+    assert 'id="delete"' not in request(console, "GET", "/jobs/running")[2]

@@ -183,10 +183,12 @@ def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions,
 
     # bad input: a clear message on the page, and no job
     browser.get(console + "create")
+    users = tmp_path / "users.json"  # the screenshots show paths of the test's own folder
+    users.write_bytes((EXAMPLES / "users.json").read_bytes())
     form = {
         "jobName": "from-the-form",
         "solution": up,
-        "input": str(EXAMPLES / "users.json"),
+        "input": str(users),
         "output": str(tmp_path / "web"),
     }
     for change, message in (
@@ -246,3 +248,96 @@ def test_create_watch_and_inspect_a_job_in_chromium(browser, console, solutions,
     browser.get(console + "jobs/truncated-input")
     reason = browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert reason.startswith("Failure reason:") and "users.json.gz" in reason
+
+
+def _one_line(driver, css: str) -> list[str]:
+    """The texts of the elements that wrap onto more than one line."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].filter(e => {"
+        " const range = document.createRange(); range.selectNodeContents(e);"
+        " const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));"
+        " return tops.size > 1; }).map(e => e.textContent)",
+        css,
+    )
+
+
+def _overflowing(driver) -> list[str]:
+    """Boxes wider than the panel they are in, and whether the page scrolls sideways."""
+    return driver.execute_script(
+        "const out = [...document.querySelectorAll('.panel pre, .panel dd, .error')].filter("
+        " e => e.getBoundingClientRect().right > e.closest('.panel, main').getBoundingClientRect()"
+        ".right + 1).map(e => e.tagName + ': ' + e.textContent.slice(0, 40));"
+        "if (document.documentElement.scrollWidth > document.documentElement.clientWidth)"
+        " out.push('page scrolls sideways'); return out;"
+    )
+
+
+def test_layout_errors_delete_and_paging_in_chromium(browser, console, solutions, tmp_path):
+    """Dates stayed on four lines, a failed job's JSON ran off the page, form problems
+    came one post at a time, jobs could not be deleted, and the list stopped at 500."""
+    up = str(solutions["user-personalization"])
+    store = JobStore()
+    deep = tmp_path / ("a-long-folder-name-" * 6) / "and-deeper"
+    deep.mkdir(parents=True)
+    cut = deep / "users.json.gz"
+    whole = gzip.compress((EXAMPLES / "users.json").read_bytes() * 50)
+    cut.write_bytes(whole[: len(whole) // 2])
+    service.create_batch_inference_job(
+        store,
+        jobName="failed-with-a-long-path",
+        solutionVersionArn=up,
+        jobInput={"s3DataSource": {"path": str(cut)}},
+        jobOutput={"s3DataDestination": {"path": str(deep / "out")}},
+    )
+    deadline = time.monotonic() + 60
+    while store.get("failed-with-a-long-path")["status"] != FAILED:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for k in range(55):  # with the failed one: two pages of the list
+        name = f"old-{k:02d}"
+        long = str(deep / "user-personalization-trained-on-every-interaction-of-2026.npz")
+        store.create({"jobName": name, "solutionVersionArn": "arn:x", "solutionPath": long})
+        store.update(name, status=ACTIVE, linesRead=k, linesWithErrors=0, durationSeconds=1.0)
+
+    browser.set_window_size(900, 860)
+    browser.get(console)
+    assert "Batch inference jobs (56)" in browser.find_element(By.TAG_NAME, "h1").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 50
+    assert _one_line(browser, "tbody td:nth-child(6)") == []  # Created
+    click_and_load(browser, By.ID, "older")
+    listed = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert [r.get_attribute("data-job") for r in listed] == [
+        *(f"old-{k:02d}" for k in range(4, -1, -1)),
+        "failed-with-a-long-path",
+    ]
+    assert "Page 2 of 2" in browser.find_element(By.CLASS_NAME, "pager").text
+
+    browser.get(console + "jobs/failed-with-a-long-path")
+    assert _overflowing(browser) == []
+    assert _one_line(browser, "dd .when") == []
+
+    click_and_load(browser, By.ID, "delete")
+    assert "Delete job failed-with-a-long-path" in browser.find_element(By.TAG_NAME, "h1").text
+    click_and_load(browser, By.ID, "confirm-delete")
+    assert browser.current_url == console + "?deleted=failed-with-a-long-path"
+    assert "was deleted" in browser.find_element(By.ID, "notice").text
+    assert not store.exists("failed-with-a-long-path")
+
+    browser.get(console + "create")
+    fill(
+        browser,
+        {"jobName": "bad name!", "solution": up, "input": str(EXAMPLES / "users.json")}
+        | {"output": "", "numResults": "0"},
+    )
+    problems = browser.find_elements(By.CSS_SELECTOR, "#error li")
+    assert [p.text for p in problems] == [
+        "Output location: required.",
+        "invalid job name 'bad name!': 1-63 letters, digits, '-' or '_', starting with a "
+        "letter or digit",
+        "Number of results must be a whole number 1–500, not '0'.",
+    ]
+    marked = browser.find_elements(By.CSS_SELECTOR, "input[aria-invalid=true]")
+    assert sorted(m.get_attribute("id") for m in marked) == ["jobName", "numResults", "output"]
+    assert _overflowing(browser) == []
+    assert len(store.records()) == 55

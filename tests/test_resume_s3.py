@@ -265,3 +265,24 @@ def test_an_s3_outage_keeps_the_upload_and_a_resume_completes_it(
     finally:
         server.stop()
         shutil.rmtree(weed_dir, ignore_errors=True)
+
+
+def test_deleting_a_stopped_job_aborts_its_kept_upload(
+    big_input, solutions, s3_env, s3_client, s3_bucket, small_parts, tmp_path
+):
+    """S3 bills a pending upload's parts until someone aborts it: `jobs delete` does."""
+    home = tmp_path / "home"
+    args = run_args(solutions, big_input, f"s3://{s3_bucket}/kept/")
+    start_and_stop(args, home, "job", 1_000_001, signal.SIGTERM, 0.0)
+    kept = JobStore(home).get("job")["resume"]["multipartUpload"]
+    assert uploads(s3_client, s3_bucket, "kept/") == [("kept/a.json.out", kept["uploadId"])]
+    again = pbatch([*args, "--job-name", "again"], home)
+    assert (
+        f"pbatch: warning: a pending multipart upload of s3://{s3_bucket}/kept/a.json.out is "
+        "the kept output of stopped job job: `pbatch run --resume job` continues it"
+    ) in again.stderr
+    result = pbatch(["jobs", "delete", "job"], home)
+    assert result.returncode == 0, result.stderr
+    assert f"pending upload of s3://{s3_bucket}/kept/a.json.out" in result.stderr
+    assert uploads(s3_client, s3_bucket, "kept/") == []
+    assert [r["jobName"] for r in JobStore(home).records()] == ["again"]

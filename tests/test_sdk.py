@@ -9,6 +9,7 @@ bounds, which botocore does not check, are checked here too; its ARN patterns ar
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.loaders import Loader
 from botocore.model import ServiceModel, Shape
 from botocore.stub import Stubber
+from botocore.validate import ParamValidator
 from conftest import EXAMPLES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import personalize_batch
 from personalize_batch.batch import JobParams, run_job, start_job
@@ -306,8 +310,8 @@ def test_refused_requests_raise_boto3_names_and_create_no_job(solutions, tmp_pat
         (
             {"jobInput": {"s3DataSource": {"path": str(EXAMPLES / "items.json")}}},
             invalid,
-            "does not fit the user-personalization solution: first line of .*items.json: "
-            'user-personalization needs "userId"',
+            "does not fit the user-personalization solution: none of the 12 lines of "
+            '.*items.json has "userId" \\(line 1: user-personalization needs "userId"\\)',
         ),
         (
             {"jobInput": {"s3DataSource": {"path": str(tmp_path / "none.json")}}},
@@ -317,7 +321,7 @@ def test_refused_requests_raise_boto3_names_and_create_no_job(solutions, tmp_pat
         ({"jobInput": {"s3DataSource": {"path": "-"}}}, invalid, "use `pbatch run`"),
         ({"jobInput": {"bucket": "x"}}, invalid, "jobInput has no 'bucket'"),
         ({"numResults": 0}, invalid, "numResults must be 1-500"),
-        ({"numResults": "5"}, invalid, "numResults must be an integer"),
+        ({"numResults": True}, invalid, "numResults must be an integer"),
         ({"filterArn": "arn:pbatch:local:filter/no-such-file"}, missing, "filter not found"),
         ({"filterArn": "arn:aws:personalize:us-east-1:1:filter/f"}, invalid, "expected arn:"),
         (
@@ -343,7 +347,7 @@ def test_refused_requests_raise_boto3_names_and_create_no_job(solutions, tmp_pat
             _create(client, **overrides)
         assert isinstance(info.value, ClientError)
         assert info.value.operation_name == "CreateBatchInferenceJob"
-    with pytest.raises(TypeError, match="jobname"):
+    with pytest.raises(ParamValidationError, match='Unknown parameter in input: "jobname"'):
         _create(client, solution=up, jobname="lower-case")
     assert client.list_batch_inference_jobs()["batchInferenceJobs"] == []
 
@@ -466,3 +470,122 @@ def test_filter_arn_names_a_filter_file(solutions, tmp_path):
         solution=str(solutions["popularity-count"]), userId="653", numResults=3
     )
     assert len(plain["itemList"]) == 3
+
+
+BOTO_MODELS = {
+    name: ServiceModel(Loader().load_service_model(name, "service-2"), name)
+    for name in ("personalize", "personalize-runtime")
+}
+OPERATIONS = {
+    "create_batch_inference_job": ("personalize", "CreateBatchInferenceJob"),
+    "describe_batch_inference_job": ("personalize", "DescribeBatchInferenceJob"),
+    "list_batch_inference_jobs": ("personalize", "ListBatchInferenceJobs"),
+    "get_recommendations": ("personalize-runtime", "GetRecommendations"),
+    "get_personalized_ranking": ("personalize-runtime", "GetPersonalizedRanking"),
+}
+GOOD = {
+    "jobName": "j",
+    "solutionVersionArn": "s.npz",
+    "jobInput": {"s3DataSource": {"path": "in.json"}},
+    "jobOutput": {"s3DataDestination": {"path": "out/"}},
+    "roleArn": "arn:aws:iam::1:role/r",
+    "numResults": 5,
+    "batchInferenceJobArn": "arn:pbatch:local:batch-inference-job/j",
+    "maxResults": 10,
+    "campaignArn": "c.npz",
+    "userId": "653",
+    "itemId": "1",
+    "inputList": ["1"],
+    "filterValues": {"G": '"A"'},
+    "tags": [],
+}
+BAD = [None, "x", "", 0, -1, 3, True, 2.5, [], {}, ["1"], {"k": "v"}]
+
+
+def _top_level(report: str) -> list[str]:
+    """The lines of a botocore report about the request's own members (not nested)."""
+    lines = []
+    for line in report.splitlines():
+        if line.startswith(("Missing required parameter in ", "Unknown parameter in ")):
+            top = line.split(" in ", 1)[1].startswith("input:")
+        else:
+            where = line.split(" for parameter ", 1)[1].split(",")[0]
+            top = not any(mark in where for mark in (".", "[", " (key"))
+        if top:
+            lines.append(line)
+    return lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(sorted(OPERATIONS)),
+    keep=st.sets(st.sampled_from(sorted(GOOD))),
+    bad=st.dictionaries(
+        st.sampled_from([*sorted(GOOD), "jobname", "bogus"]), st.sampled_from(BAD), max_size=3
+    ),
+)
+def test_requests_boto3_refuses_raise_its_param_validation_error(
+    method, keep, bad, tmp_path_factory
+):
+    """Against botocore's validator on Personalize's service model: a request boto3
+    refuses for its own members (missing, unknown, wrong type, too short or small) gets
+    the same ParamValidationError and report; boto3 raised TypeError for a missing
+    jobName and accepted a missing roleArn. Anything else is pbatch's to judge (nested
+    members, with the older shapes it accepts too): never a ParamValidationError there,
+    never a TypeError."""
+    service, operation = OPERATIONS[method]
+    shape = BOTO_MODELS[service].operation_model(operation).input_shape
+    params = {k: GOOD[k] for k in keep if k in shape.members}
+    params.update(bad)
+    top = _top_level(ParamValidator().validate(params, shape).generate_report())
+    client = personalize_batch.client(service, home=tmp_path_factory.mktemp("home"))
+    try:
+        getattr(client, method)(**params)
+    except ParamValidationError as err:
+        assert str(err) == str(ParamValidationError(report="\n".join(top))), params
+        return
+    except ClientError:
+        pass
+    assert not top, params
+
+
+def test_sdk_messages_name_no_cli_option(solutions, tmp_path):
+    """An SDK user passes numResults, jobOutput, metadataColumns: a message that says
+    --num-results, --job-name or --item-metadata names something they never typed."""
+    client = personalize_batch.client("personalize", home=tmp_path / "home")
+    runtime = personalize_batch.client("personalize-runtime", home=tmp_path / "home")
+    up = str(solutions["user-personalization"])
+    (tmp_path / "filter.txt").write_text('INCLUDE ItemID WHERE Items.GENRE IN ("x")')
+    (tmp_path / "users.json").write_bytes((EXAMPLES / "users.json").read_bytes())
+    (tmp_path / "users.json.out").write_bytes(solutions["sims"].read_bytes())
+    _create(client, solution=up, jobName="taken", out=str(tmp_path / "o"))
+    messages = []
+    for call in (
+        lambda: _create(client, solution=up, jobName="taken"),
+        lambda: _create(client, solution=up, numResults=501),
+        lambda: _create(client, solution=up, filterArn=str(tmp_path / "filter.txt")),
+        lambda: _create(
+            client,
+            solution=str(tmp_path / "users.json.out"),
+            jobInput={"s3DataSource": {"path": str(tmp_path / "users.json")}},
+            out=str(tmp_path),
+        ),
+        lambda: _create(
+            client,
+            solution=up,
+            jobInput={"s3DataSource": {"path": str(tmp_path / "users.json")}},
+            out=str(tmp_path / "users.json"),
+        ),
+        lambda: runtime.get_recommendations(
+            campaignArn=up, userId="653", metadataColumns={"ITEMS": ["TITLE"]}
+        ),
+        lambda: runtime.get_recommendations(
+            campaignArn=up, userId="653", filterArn=str(tmp_path / "filter.txt")
+        ),
+        lambda: runtime.get_recommendations(campaignArn=up, userId="653", numResults=501),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        messages.append(info.value.response["Error"]["Message"])
+    assert "a batch inference job named 'taken' already exists (" in messages[0]
+    assert [m for m in messages if re.search(r"--[a-z]", m)] == []

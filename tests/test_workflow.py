@@ -127,8 +127,8 @@ def test_errors_aside_and_skipped(solutions, tmp_path):
 
 
 def test_max_error_rate_fails_the_job_without_output(solutions, tmp_path):
-    src = tmp_path / "items.json"  # a sims input given to a user model
-    src.write_bytes(b'{"itemId": "1300854"}\n' * 300)
+    src = tmp_path / "items.json"  # a sims input given to a user model, but for one line
+    src.write_bytes(b'{"userId": "653"}\n' + b'{"itemId": "1300854"}\n' * 300)
     result = invoke(
         [
             "run",

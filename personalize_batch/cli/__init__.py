@@ -9,6 +9,7 @@ can act on, 2 for usage, 3 when a job finished with error lines (A.10).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,15 +48,49 @@ class Group(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(130)
-        except click.ClickException as exc:
+        except click.exceptions.NoArgsIsHelpError as exc:  # `pbatch jobs`: its help
             exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # one line, as pbatch's own errors: not click's four
+            where = exc.ctx.command_path if exc.ctx is not None else "pbatch"
+            message = " ".join(exc.format_message().split()).removesuffix(".")
+            click.echo(f"pbatch: error: {message} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"pbatch: error: {' '.join(exc.format_message().split())}", err=True)
             sys.exit(exc.exit_code)
         except (PbatchError, Interrupted) as exc:
             click.echo(f"pbatch: error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (`| head`): stop quietly
-            sys.exit(1)
+        except _ReaderGone:
+            quiet_stdout()
+            sys.exit(EXIT_SIGPIPE)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # before click's main, which would exit 1
+            raise _ReaderGone() from None
+
+
+class _ReaderGone(Exception):
+    """stdout's reader went away: not an OSError, which click's main turns into exit 1."""
+
+
+# the reader of stdout went away (`| head`): stop quietly, with the code of a process
+# ended by SIGPIPE, as `yes | head -1` leaves it (`set -o pipefail` sees it)
+EXIT_SIGPIPE = 128 + 13
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python's last flush at exit would fail again and
+    print a traceback on stderr."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -64,10 +99,22 @@ def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from ..io import check_endpoint  # noqa: PLC0415
+
+    if value is not None:
+        try:
+            check_endpoint(value)
+        except PbatchError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 ENDPOINT = click.option(
     "--endpoint-url",
     envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
     default=None,
+    callback=_endpoint_url,
     help="S3-compatible endpoint for s3:// paths ($AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL).",
 )
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")

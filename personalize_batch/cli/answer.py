@@ -61,7 +61,13 @@ def recommend(
     seed: int,
     item_metadata: tuple[str, ...],
 ) -> None:
-    """Answer one user or item, shaped like GetRecommendations."""
+    """Answer one user or item, shaped like GetRecommendations.
+
+    \b
+    Examples:
+      pbatch recommend -s model.npz --user-id 653 -n 5
+      pbatch recommend -s sims.npz --item-id 1300854
+    """
     from ..recipes.exploration import Exploration  # noqa: PLC0415
     from ..runtime import AnswerOptions, get_recommendations  # noqa: PLC0415
 
@@ -100,7 +106,12 @@ def rank(
     filter_values: Any,
     item_metadata: tuple[str, ...],
 ) -> None:
-    """Re-rank items for one user, shaped like GetPersonalizedRanking."""
+    """Re-rank items for one user, shaped like GetPersonalizedRanking.
+
+    \b
+    Examples:
+      pbatch rank -s rank.npz --user-id 8 --items 1300854,0770828,0816711
+    """
     from ..runtime import AnswerOptions, get_personalized_ranking  # noqa: PLC0415
 
     text, source = read_filter(filter_expression, filter_file)

@@ -103,7 +103,13 @@ def create_batch_inference_job(
     role_arn: str | None,
 ) -> None:
     """Create a batch inference job, like `aws personalize create-batch-inference-job`:
-    prints {"batchInferenceJobArn": ...} at once, the job runs in the background."""
+    prints {"batchInferenceJobArn": ...} at once, the job runs in the background.
+
+    \b
+    Examples:
+      pbatch create-batch-inference-job --job-name nightly --solution-version-arn model.npz
+        --job-input s3DataSource={path=s3://bkt/in/} --job-output s3DataDestination={path=s3://bkt/out/}
+    """
     from ..service import create_batch_inference_job as create  # noqa: PLC0415
 
     emit(

@@ -16,7 +16,14 @@ from . import main
     help="Port on 127.0.0.1 (0: any free port). The console never listens elsewhere.",
 )
 def console(port: int) -> None:
-    """Serve a web console on 127.0.0.1: list, inspect and create batch inference jobs."""
+    """Serve a web console on 127.0.0.1: list, inspect, create and delete batch inference
+    jobs.
+
+    \b
+    Examples:
+      pbatch console
+      pbatch console --port 0             # any free port
+    """
     from ..console import make_console  # noqa: PLC0415
 
     try:

@@ -20,7 +20,7 @@ from . import (
     warn,
 )
 
-SPLIT_CHOICES = ["personalize", "leave-last-out", "time-cut"]
+SPLIT_CHOICES = ["personalize", "leave-last-out", "time-cut", "random"]
 
 SPLIT = click.option(
     "--split",
@@ -28,7 +28,8 @@ SPLIT = click.option(
     default="personalize",
     show_default=True,
     help="personalize: 10% of users, their newest 10% held out (Personalize's); "
-    "leave-last-out: each user's last item; time-cut: before/after a global time cut.",
+    "leave-last-out: each user's last item; time-cut: before/after a global time cut; "
+    "random: a random tenth of each user's items.",
 )
 SEED = click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the split and the model."
@@ -52,18 +53,56 @@ SHUFFLE = click.option(
 )
 
 
+# fewer test users than this: the metrics move by 1/N when one user's list changes
+FEW_TEST_USERS = 20
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
+
+
+def small_split_warning(report: dict[str, Any]) -> str | None:
+    """A warning when the split tested too few users for its metrics to mean much."""
+    n = report["testUsers"]
+    if n >= FEW_TEST_USERS:
+        return None
+    other = (
+        "; --split leave-last-out tests every user with 2 or more interactions"
+        if report["split"] != "leave-last-out"
+        else ""
+    )
+    return (
+        f"the {report['split']} split has only {_count(n, 'test user')}: one user's list "
+        f"moves each metric by up to {1 / n:.2g}, so they say little (fewer than "
+        f"{FEW_TEST_USERS} test users); evaluate on more interactions{other}"
+    )
+
+
+def _settings_line(report: dict[str, Any]) -> str:
+    """Which settings were measured: chosen on the training part, or as given."""
+    tuning = report.get("tuning")
+    if tuning is None:
+        return "settings: the defaults and --hp (--no-tune)"
+    if not tuning.get("searched"):
+        return f"settings: the defaults ({tuning.get('reason', 'nothing to search')})"
+    chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items()) or "the defaults"
+    return f"settings chosen on the training part: {chosen}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable form: what was split, then one metric a line."""
     head = f"{report['recipe']} on {report['split']} split"
-    if report["split"] == "personalize":
+    if report["split"] in ("personalize", "random"):
         head += f" (seed {report['seed']})"
     if report["split"] == "time-cut":
         head += f" (at the {report['cutQuantile']:g} quantile, timestamp {report['cutTimestamp']})"
     lines = [
         head,
-        f"{report['testUsers']:,} test users, {report['heldOutItems']:,} held-out items "
+        f"{_count(report['testUsers'], 'test user')}, "
+        f"{_count(report['heldOutItems'], 'held-out item')} "
         f"({report['heldOutUnknownItems']:,} not in training), "
         f"{report['trainingInteractions']:,} training interactions",
+        _settings_line(report),
         "",
     ]
     width = max(len(k) for k in report["metrics"])
@@ -101,7 +140,14 @@ def evaluate(
     quiet: bool,
 ) -> None:
     """Measure a recipe offline: split, train on the training part (choosing its
-    settings there, as `pbatch train` does), score the test users."""
+    settings there, as `pbatch train` does), score the test users.
+
+    \b
+    Examples:
+      pbatch evaluate -r user-personalization -i interactions.csv
+      pbatch evaluate -r sims -i interactions.csv --split time-cut --json
+      pbatch evaluate -r user-personalization -i interactions.csv --hp recency_mask=false
+    """
     from ..evaluation import evaluate as run_evaluation  # noqa: PLC0415
 
     report = run_evaluation(
@@ -119,6 +165,9 @@ def evaluate(
         hpo_config=hpo_config,
         say=None if quiet else say,
     )
+    small = small_split_warning(report)
+    if small is not None and not quiet:
+        warn(small)
     if as_json:
         emit(report)
     else:

@@ -25,7 +25,13 @@ def validate(solution: str, input_: str, endpoint_url: str | None, quiet: bool) 
     """Check every input line against the solution's recipe without scoring.
 
     Prints one 'FILE:LINE: problem' line per bad line on stdout and a JSON summary
-    (counts, unknown ids, warnings) on stderr; exit 3 when any line is bad, as `run`."""
+    (counts, unknown ids, warnings) on stderr; exit 3 when any line is bad, as `run`.
+
+    \b
+    Examples:
+      pbatch validate -s model.npz -i users.json
+      pbatch validate -s model.npz -i s3://bkt/in/ -q | head
+    """
     from ..validate import validate as check  # noqa: PLC0415
 
     report, problems = check(solution, input_, endpoint_url)
@@ -56,10 +62,23 @@ def orjson_line(obj: object) -> str:
 )
 @ENDPOINT
 def diff(old: str, new: str, changed: str | None, endpoint_url: str | None) -> None:
-    """Summarize what changed between two batch outputs (as JSON on stdout)."""
+    """Summarize what changed between two batch outputs (as JSON on stdout).
+
+    \b
+    Examples:
+      pbatch diff monday/users.json.out tuesday/users.json.out
+      pbatch diff monday/users.json.out tuesday/users.json.out --changed mail.jsonl
+    """
     from .. import io as pio  # noqa: PLC0415
     from ..diff import diff as compare  # noqa: PLC0415
+    from ..paths import Named, check_disjoint  # noqa: PLC0415
 
+    if changed is not None:
+        check_disjoint(
+            [Named("--changed", changed)],
+            [Named("OLD.out", old), Named("NEW.out", new)],
+            "choose another --changed",
+        )
     if changed is None:
         summary = compare(old, new, None, endpoint_url)
     else:

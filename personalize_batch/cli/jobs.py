@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from . import emit, main
+from . import ENDPOINT, QUIET, emit, main
 
 
 @main.group()
 def jobs() -> None:
-    """List and describe batch inference jobs (records in $PBATCH_HOME/jobs.db)."""
+    """List, describe and delete batch inference jobs (records in $PBATCH_HOME/jobs.db)."""
 
 
 @jobs.command("list")
@@ -31,7 +33,13 @@ def jobs() -> None:
 def jobs_list(
     solution: str | None, status: str | None, max_results: int, next_token: str | None
 ) -> None:
-    """List jobs, shaped like ListBatchInferenceJobs."""
+    """List jobs, shaped like ListBatchInferenceJobs.
+
+    \b
+    Examples:
+      pbatch jobs list --status "CREATE FAILED" --max-results 10
+      pbatch jobs list --solution model.npz
+    """
     from ..jobs import JobStore  # noqa: PLC0415
 
     emit(JobStore().list(solution, status, max_results, next_token))
@@ -40,7 +48,97 @@ def jobs_list(
 @jobs.command("describe")
 @click.argument("name", metavar="NAME_OR_ARN")
 def jobs_describe(name: str) -> None:
-    """Describe one job, shaped like DescribeBatchInferenceJob."""
+    """Describe one job, shaped like DescribeBatchInferenceJob.
+
+    \b
+    Examples:
+      pbatch jobs describe nightly
+    """
     from ..jobs import JobStore  # noqa: PLC0415
 
     emit({"batchInferenceJob": JobStore().get(name)})
+
+
+@jobs.command("delete")
+@click.argument("names", nargs=-1, required=True, metavar="NAME_OR_ARN...")
+@ENDPOINT
+@QUIET
+def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -> None:
+    """Delete finished jobs: their records, checkpoints, kept temporary outputs (or pending
+    S3 uploads) and logs. Outputs are kept; running jobs are refused.
+
+    \b
+    Examples:
+      pbatch jobs delete nightly          # discard a stopped job instead of resuming it
+      pbatch jobs delete a b c
+    """
+    from ..errors import PbatchError  # noqa: PLC0415
+    from ..jobs import JobStore  # noqa: PLC0415
+    from ..leftovers import delete_job  # noqa: PLC0415
+
+    store, failed = JobStore(), None
+    for name in names:  # as rm does: each name in turn, the first failure's code at the end
+        try:
+            record, removed = delete_job(store, name, endpoint_url)
+        except PbatchError as exc:
+            click.echo(f"pbatch: error: {exc}", err=True)
+            failed = failed or exc
+            continue
+        if not quiet:
+            _deleted(record, removed)
+    if failed is not None:
+        sys.exit(failed.exit_code)
+
+
+@jobs.command("prune")
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help="Delete finished jobs last updated longer ago than this: 30d, 12h, 90m, 2w.",
+)
+@click.option("--dry-run", is_flag=True, help="Only print the names of the jobs it would delete.")
+@ENDPOINT
+@QUIET
+def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: bool) -> None:
+    """Delete every finished job (ACTIVE or CREATE FAILED) older than DURATION, as
+    `jobs delete` does; running jobs are kept.
+
+    \b
+    Examples:
+      pbatch jobs prune --older-than 30d --dry-run
+      pbatch jobs prune --older-than 30d -q       # from cron
+    """
+    from ..errors import PbatchError  # noqa: PLC0415
+    from ..jobs import JobStore  # noqa: PLC0415
+    from ..leftovers import delete_job, parse_duration  # noqa: PLC0415
+    from ..leftovers import older_than as old_jobs
+
+    seconds = parse_duration(older_than)
+    store = JobStore()
+    old = old_jobs(store, seconds)
+    if dry_run:
+        for record in old:
+            click.echo(record["jobName"])
+        return
+    deleted, failed = 0, None
+    for record in old:
+        try:
+            record, removed = delete_job(store, record["jobName"], endpoint_url)
+        except PbatchError as exc:  # e.g. resumed meanwhile: left as it is
+            click.echo(f"pbatch: error: {exc}", err=True)
+            failed = failed or exc
+            continue
+        deleted += 1
+        if not quiet:
+            _deleted(record, removed)
+    if not quiet:
+        jobs_word = "job" if deleted == 1 else "jobs"
+        click.echo(f"pbatch: pruned {deleted} {jobs_word} older than {older_than}", err=True)
+    if failed is not None:
+        sys.exit(failed.exit_code)
+
+
+def _deleted(record: dict, removed: list[str]) -> None:
+    also = f" and its {', '.join(removed)}" if removed else ""
+    click.echo(f"pbatch: deleted job {record['jobName']} ({record['status']}){also}", err=True)

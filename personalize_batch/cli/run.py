@@ -17,6 +17,7 @@ from . import (
     filter_options,
     main,
     read_filter,
+    warn,
 )
 
 RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
@@ -151,7 +152,16 @@ def run(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Run a batch inference job: INPUT lines in, NAME.out lines out, in order."""
+    """Run a batch inference job: INPUT lines in, NAME.out lines out, in order.
+
+    \b
+    Examples:
+      pbatch run -s model.npz -i users.json              # writes users.json.out beside it
+      pbatch run -s model.npz -i s3://bkt/in/ -o s3://bkt/out/ --job-name nightly
+      producer | pbatch run -s model.npz -i - -o - -q | consumer
+      pbatch run -s model.npz -i users.json --filter-file recent.filter -n 10
+      pbatch run --resume nightly                         # continue a stopped job
+    """
     from ..batch import JobParams, resume_job, run_job  # noqa: PLC0415
     from ..batchproc import tune  # noqa: PLC0415
     from ..jobs import JobStore  # noqa: PLC0415
@@ -173,7 +183,12 @@ def run(
                 f"not with {', '.join(given)}"
             )
         record = resume_job(
-            resume, JobStore(), workers=workers, endpoint_url=endpoint_url, progress=progress
+            resume,
+            JobStore(),
+            workers=workers,
+            endpoint_url=endpoint_url,
+            progress=progress,
+            warn=warn,
         )
         _report(record, quiet)
     for param in ctx.command.params[:2]:  # --solution, --input: required without --resume
@@ -209,8 +224,9 @@ def run(
         partition_size=partition_size,
         events=events,
         item_metadata=item_metadata,
+        filter_file=filter_file,
     )
-    record = run_job(params, JobStore(), progress=progress)
+    record = run_job(params, JobStore(), progress=progress, warn=warn)
     _report(record, quiet)
 
 

@@ -86,9 +86,19 @@ def train(
     out, the recipe's hyperparameters are searched within a budget, and the best are
     refitted on everything (one line per decision on stderr). --no-tune uses the
     defaults; --hp fixes a value; --hpo-config takes Personalize's hpoConfig JSON.
+
+    \b
+    Examples:
+      pbatch train -r user-personalization -i interactions.csv -o model.npz
+      pbatch train -r sims -i interactions.csv.gz --items items.csv -o sims.npz
+      pbatch train -r popularity-count -i s3://bkt/interactions.csv -o pop.npz
+      pbatch train -r user-personalization -i interactions.csv -o model.npz --no-tune
     """
+    from ..paths import check_train  # noqa: PLC0415
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
+    # before the fit: a wrong -o costs no time
+    check_train(output, interactions, items, hpo_config)
     with SearchProgress(quiet) as progress:
         meta = train_solution(
             recipe,

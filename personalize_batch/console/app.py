@@ -11,19 +11,22 @@ posts). Pages forbid scripts and framing (Content-Security-Policy).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import socketserver
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .. import io as pio
-from .. import service
-from ..batch import new_job_name
+from .. import jobs as jobs_mod
+from .. import preflight, service
+from ..batch import JobParams, check_paths, check_solution_hash, new_job_name, parse_solution_ref
 from ..errors import PbatchError
 from ..jobs import JobStore
+from ..solution import load
 from . import pages
 
 HOST = "127.0.0.1"
@@ -67,9 +70,15 @@ class Console:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
         store = JobStore(self.home)
         try:
+            query = parse_qs(environ.get("QUERY_STRING", ""))
             if path == "/" and method in ("GET", "HEAD"):
-                now = dt.datetime.now(dt.timezone.utc)
-                return "200 OK", pages.jobs_page(store.records(limit=500), now), []
+                return self._jobs(store, query)
+            if path.startswith("/jobs/") and path.endswith("/delete"):
+                name = unquote(path[len("/jobs/") : -len("/delete")])
+                if method in ("GET", "HEAD"):
+                    return self._confirm_delete(store, name)
+                if method == "POST":
+                    return self._delete(store, name, environ)
             if path.startswith("/jobs/") and method in ("GET", "HEAD"):
                 return self._job(store, unquote(path[len("/jobs/") :]))
             if path == "/create" and method in ("GET", "HEAD"):
@@ -81,6 +90,76 @@ class Console:
         finally:
             store.close()
 
+    def _jobs(
+        self, store: JobStore, query: dict[str, list[str]]
+    ) -> tuple[str, str, list[tuple[str, str]]]:
+        """The list of jobs, a page of PAGE_SIZE at a time (newest first)."""
+        total = store.count()
+        pages_count = max(1, -(-total // PAGE_SIZE))
+        try:
+            number = min(max(1, int(query.get("page", ["1"])[0])), pages_count)
+        except ValueError:
+            number = 1
+        records = store.records(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        now = dt.datetime.now(dt.timezone.utc)
+        deleted = query.get("deleted", [None])[0]
+        body = pages.jobs_page(records, now, paging=(number, pages_count, total), deleted=deleted)
+        return "200 OK", body, []
+
+    def _confirm_delete(self, store: JobStore, name: str) -> tuple[str, str, list[tuple[str, str]]]:
+        from ..leftovers import kept_by  # noqa: PLC0415
+
+        try:
+            record = store.get(name)
+        except PbatchError as exc:
+            return "404 Not Found", pages.message_page("Job not found", str(exc)), []
+        kept = kept_by(record, store.home)
+        what = [f"temporary output {t}" for t in kept.temporary_files]
+        if kept.upload is not None:
+            what.append(f"pending upload of {kept.upload['url']} (aborted)")
+        what += [f"{k} {p}" for k, p in (("checkpoint", kept.checkpoint), ("log", kept.log)) if p]
+        return "200 OK", pages.delete_page(record, what, self.token), []
+
+    def _delete(
+        self, store: JobStore, name: str, environ: dict[str, Any]
+    ) -> tuple[str, str, list[tuple[str, str]]]:
+        from ..leftovers import delete_job  # noqa: PLC0415
+
+        form, refused = self._form_post(environ)
+        if refused is not None:
+            return refused
+        try:
+            delete_job(store, name)
+        except PbatchError as exc:
+            return "409 Conflict", pages.message_page("Not deleted", str(exc)), []
+        return "303 See Other", "", [("Location", "/?deleted=" + quote(name, safe=""))]
+
+    def _form_post(
+        self, environ: dict[str, Any]
+    ) -> tuple[dict[str, list[str]], tuple[str, str, list[tuple[str, str]]] | None]:
+        """A form post's fields, or the refusal of a cross-site, oversized or tokenless one."""
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin not in {f"http://{h}" for h in self._hosts()}:
+            return {}, ("403 Forbidden", pages.message_page("Refused", "Cross-site form post."), [])
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_FORM_BYTES:
+            return {}, (
+                "413 Content Too Large",
+                pages.message_page("Refused", "Form too large."),
+                [],
+            )
+        form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
+        if not secrets.compare_digest(form.get("token", [""])[0], self.token):
+            return form, (
+                "403 Forbidden",
+                pages.message_page("Refused", "Stale or missing form token; reload the form."),
+                [],
+            )
+        return form, None
+
     def _job(self, store: JobStore, name: str) -> tuple[str, str, list[tuple[str, str]]]:
         try:
             record = store.get(name)
@@ -90,49 +169,103 @@ class Console:
         now = dt.datetime.now(dt.timezone.utc)
         return "200 OK", pages.job_page(record, previews, now), []
 
-    def _form(self, store: JobStore, values: dict[str, str], error: str | None) -> str:
+    def _form(
+        self, store: JobStore, values: dict[str, str], problems: list[tuple[str, str]]
+    ) -> str:
         seen = dict.fromkeys(r.get("solutionPath", "") for r in store.records(limit=200))
-        return pages.create_page(values, self.token, error, [s for s in seen if s][:20])
+        return pages.create_page(values, self.token, problems, [s for s in seen if s][:20])
 
     def _create(
         self, store: JobStore, environ: dict[str, Any]
     ) -> tuple[str, str, list[tuple[str, str]]]:
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None and origin not in {f"http://{h}" for h in self._hosts()}:
-            return "403 Forbidden", pages.message_page("Refused", "Cross-site form post."), []
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_FORM_BYTES:
-            return "413 Content Too Large", pages.message_page("Refused", "Form too large."), []
-        form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
+        form, refused = self._form_post(environ)
+        if refused is not None:
+            return refused
         values = {key: form.get(key, [""])[0].strip() for key, *_ in pages.FIELDS}
-        if not secrets.compare_digest(form.get("token", [""])[0], self.token):
-            return (
-                "403 Forbidden",
-                pages.message_page("Refused", "Stale or missing form token; reload the form."),
-                [],
-            )
+        problems = form_problems(store, values)
+        if problems:
+            return "400 Bad Request", self._form(store, values, problems), []
         try:
             arn = create_from_form(store, values)
         except PbatchError as exc:
-            return "400 Bad Request", self._form(store, values, str(exc)), []
+            return "400 Bad Request", self._form(store, values, [("", str(exc))]), []
         name = arn.rsplit("/", 1)[1]
         return "303 See Other", "", [("Location", pages.job_url(name))]
 
 
 FORM_LABELS = {key: label for key, label, *_ in pages.FIELDS}
+PAGE_SIZE = 50  # jobs on a page of the list
+
+
+def form_problems(store: JobStore, values: dict[str, str]) -> list[tuple[str, str]]:
+    """Every problem of the create form, each with its field (messages name the form's
+    labels or the request's members), so that one post shows them all: what the
+    service would refuse one at a time."""
+    problems: list[tuple[str, str]] = []
+
+    def check(field: str, step: Any) -> Any:
+        try:
+            return step()
+        except PbatchError as exc:
+            problems.append((field, str(exc)))
+            return None
+
+    missing = [k for k in ("jobName", "solution", "input", "output") if not values[k]]
+    if missing:
+        labels = " and ".join(FORM_LABELS[k] for k in missing)
+        problems.append((missing[0], f"{labels}: required."))
+    if values["jobName"]:
+        name = check("jobName", lambda: jobs_mod.check_name(values["jobName"]))
+        if name is not None and store.exists(name):
+            problems.append(("jobName", str(jobs_mod.name_in_use(name, store.get(name), True))))
+    number = values["numResults"] or "25"
+    if not number.isdigit() or not 1 <= int(number) <= 500:
+        problems.append(
+            ("numResults", f"Number of results must be a whole number 1–500, not {number!r}.")
+        )
+    solution = None
+    if values["solution"]:
+        solution = check("solution", lambda: _solution(values["solution"]))
+    text, source = check("filter", lambda: service.filter_from_arn(values["filter"] or None)) or (
+        None,
+        "",
+    )
+    if text is not None and solution is not None:
+        from ..filters import compile_filter  # noqa: PLC0415
+
+        check("filter", lambda: compile_filter(text, solution, source))
+    elif text is not None:
+        from ..filters.parse import parse_filter  # noqa: PLC0415
+
+        check("filter", lambda: parse_filter(text, source))
+    refs = check("input", lambda: pio.list_inputs(values["input"])) if values["input"] else None
+    if refs and solution is not None:
+        check("input", lambda: preflight.check(refs, solution.recipe))
+    if refs and values["output"] and values["solution"] and not problems:
+        params = JobParams(
+            solution=values["solution"],
+            input=values["input"],
+            output=values["output"],
+            filter_file=service.filter_path(values["filter"]) if values["filter"] else None,
+            api=True,
+        )
+        check("output", lambda: check_paths(params, refs))
+    return problems
+
+
+def _solution(ref: str) -> Any:
+    """The solution a form names, loaded and checked as the service checks it."""
+    path, sha = parse_solution_ref(ref)
+    if not os.path.exists(path):
+        raise PbatchError(f"solution version not found: {path}")
+    solution = load(path)
+    check_solution_hash(path, solution.sha256, sha)
+    return solution
 
 
 def create_from_form(store: JobStore, values: dict[str, str]) -> str:
-    """Check the form's fields (messages name the form's labels), then create the job."""
-    missing = [FORM_LABELS[k] for k in ("jobName", "solution", "input", "output") if not values[k]]
-    if missing:
-        raise PbatchError(f"{' and '.join(missing)}: required.")
+    """Create the job the form describes (checked by form_problems first)."""
     number = values["numResults"] or "25"
-    if not number.isdigit() or not 1 <= int(number) <= 500:
-        raise PbatchError(f"Number of results must be a whole number 1–500, not {number!r}.")
     response = service.create_batch_inference_job(
         store,
         jobName=values["jobName"],

@@ -28,6 +28,7 @@ h1{font-size:22px;margin:0 0 14px}h2{font-size:17px;margin:26px 0 10px}
 .panel{background:#fff;border:1px solid #d5dbdb;border-radius:8px;padding:16px 20px}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:8px 10px;border-bottom:1px solid #eaeded;vertical-align:top}
+td.when,td.num,.when{white-space:nowrap}td.path{overflow-wrap:anywhere}
 th{font-weight:600;color:#545b64;background:#fafafa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 a{color:#0073bb}
@@ -36,7 +37,14 @@ a{color:#0073bb}
 .active{background:#e9f6ec;color:#1d8102}.failed{background:#fde8e8;color:#d13212}
 .running{background:#e6f2fb;color:#0073bb}.pending{background:#eaeded;color:#545b64}
 .error{background:#fde8e8;border:1px solid #d13212;color:#8b1a0a;border-radius:8px;
- padding:10px 14px;margin:0 0 16px}
+ padding:10px 14px;margin:0 0 16px;overflow-wrap:anywhere}
+.error ul{margin:6px 0 0;padding-left:20px}
+.notice{background:#e9f6ec;border:1px solid #1d8102;border-radius:8px;padding:10px 14px;
+ margin:0 0 16px}
+form .problem{display:block;color:#d13212;font-size:12px;margin-top:3px}
+form input[aria-invalid=true]{border-color:#d13212}
+.pager{display:flex;gap:18px;align-items:center;margin-top:12px}
+.button.danger{background:#fff;color:#d13212;border:1px solid #d13212}
 .note{color:#687078;font-size:12px}
 .bar{display:flex;justify-content:space-between;align-items:center;margin-bottom:14px}
 .button{background:#ec7211;color:#fff;border:0;border-radius:6px;padding:8px 18px;
@@ -48,8 +56,9 @@ form .hint{color:#687078;font-size:12px;font-weight:400}
 pre{background:#fafafa;border:1px solid #eaeded;border-radius:4px;padding:8px 10px;
  overflow-x:auto;margin:4px 0;font-size:12px;white-space:pre}
 pre.line{white-space:pre-wrap;word-break:break-all}
-dl{display:grid;grid-template-columns:220px 1fr;gap:6px 16px;margin:0}
-dt{color:#545b64;font-weight:600}dd{margin:0;word-break:break-all}
+dl{display:grid;grid-template-columns:220px minmax(0,1fr);gap:6px 16px;margin:0}
+dt{color:#545b64;font-weight:600}dd{margin:0;min-width:0;overflow-wrap:anywhere}
+h3{font-size:14px;overflow-wrap:anywhere}
 """
 
 
@@ -117,8 +126,15 @@ def progress(record: dict[str, Any]) -> str:
     return text + " so far" if record["status"] in RUNNING else text
 
 
-def jobs_page(records: list[dict[str, Any]], now: dt.datetime) -> str:
-    """The list of jobs, newest first; it refreshes itself (faster while jobs run)."""
+def jobs_page(
+    records: list[dict[str, Any]],
+    now: dt.datetime,
+    paging: tuple[int, int, int] | None = None,
+    deleted: str | None = None,
+) -> str:
+    """A page of the list of jobs, newest first (`paging`: its number, the number of
+    pages and of jobs); it refreshes itself (faster while jobs run)."""
+    number, pages_count, total = paging or (1, 1, len(records))
     running = any(r["status"] in RUNNING for r in records)
     refresh = 2 if running else 10
     rows = []
@@ -130,7 +146,8 @@ def jobs_page(records: list[dict[str, Any]], now: dt.datetime) -> str:
             f"{h(r['jobName'])}</a></td><td>{badge(r['status'])}</td>"
             f'<td class="num">{h(progress(r))}</td>'
             f'<td class="num">{"" if errors is None else h(f"{errors:,}")}</td>'
-            f"<td>{h(solution)}</td><td>{h(when(r.get('creationDateTime')))}</td>"
+            f'<td class="path">{h(solution)}</td>'
+            f'<td class="when">{h(when(r.get("creationDateTime")))}</td>'
             f'<td class="num">{h(duration(r, now))}</td></tr>'
         )
     table = (
@@ -140,10 +157,23 @@ def jobs_page(records: list[dict[str, Any]], now: dt.datetime) -> str:
         if rows
         else '<p>No batch inference jobs yet. <a href="/create">Create one</a>.</p>'
     )
+    links = []
+    if number > 1:
+        links.append(f'<a href="/?page={number - 1}" id="newer">← Newer jobs</a>')
+    if pages_count > 1:
+        links.append(f'<span class="note">Page {number} of {pages_count}</span>')
+    if number < pages_count:
+        links.append(f'<a href="/?page={number + 1}" id="older">Older jobs →</a>')
+    pager = f'<div class="pager">{"".join(links)}</div>' if links else ""
+    notice = (
+        f'<div class="notice" role="status" id="notice">Job {h(deleted)} was deleted.</div>'
+        if deleted
+        else ""
+    )
     body = (
-        f'<div class="bar"><h1>Batch inference jobs ({len(records)})</h1>'
+        f'{notice}<div class="bar"><h1>Batch inference jobs ({total:,})</h1>'
         f'<a class="button" href="/create">Create batch inference job</a></div>'
-        f'<div class="panel">{table}</div>'
+        f'<div class="panel">{table}{pager}</div>'
         f'<p class="note">This page refreshes itself every {refresh} s.</p>'
     )
     return page("Batch inference jobs", body, here="jobs", refresh=refresh)
@@ -173,8 +203,8 @@ def job_page(
     facts = [
         ("Status", badge(status)),
         ("Progress", h(progress(record))),
-        ("Created", h(when(record.get("creationDateTime")))),
-        ("Last updated", h(when(record.get("lastUpdatedDateTime")))),
+        ("Created", f'<span class="when">{h(when(record.get("creationDateTime")))}</span>'),
+        ("Last updated", f'<span class="when">{h(when(record.get("lastUpdatedDateTime")))}</span>'),
         ("Duration", h(duration(record, now))),
     ]
     rows = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts)
@@ -187,9 +217,15 @@ def job_page(
         out.append(f"<h3>{h(url)}</h3>{shown}")
     outputs = "".join(out) or '<p class="note">No output yet.</p>'
     refresh = 2 if status in RUNNING else None
+    delete = (
+        f'<p><a class="button danger" id="delete" href="{h(job_url(name))}/delete">'
+        "Delete job</a></p>"
+        if status not in RUNNING
+        else ""
+    )
     body = (
         f'<p><a href="/">← Batch inference jobs</a></p><h1>{h(name)} {badge(status)}</h1>'
-        f'{failure}<div class="panel"><dl>{rows}</dl></div>'
+        f'{failure}<div class="panel"><dl>{rows}</dl></div>{delete}'
         f'<h2>First output lines</h2><div class="panel" id="outputs">{outputs}</div>'
         f'<h2>Job details (describe-batch-inference-job)</h2><div class="panel"><dl>'
         f"{described}</dl></div>"
@@ -212,20 +248,39 @@ FIELDS = (
 )
 
 
-def create_page(values: dict[str, str], token: str, error: str | None, solutions: list[str]) -> str:
-    """The "Create batch inference job" form, with the last error and values kept."""
+def create_page(
+    values: dict[str, str],
+    token: str,
+    problems: list[tuple[str, str]] | None,
+    solutions: list[str],
+) -> str:
+    """The "Create batch inference job" form, with the values kept and every problem
+    found, listed at the top and under its field."""
+    problems = problems or []
     parts = []
     for key, label, hint, needed in FIELDS:
         extra = ' list="solutions"' if key == "solution" else ""
         kind = "number" if key == "numResults" else "text"
+        mine = [m for field, m in problems if field == key]
+        if mine:
+            extra += f' aria-invalid="true" aria-describedby="problem-{key}"'
+        said = "".join(f'<span class="problem" id="problem-{key}">{h(m)}</span>' for m in mine[:1])
         parts.append(
             f'<label for="{key}">{h(label)}{"" if needed else " (optional)"} '
             f'<span class="hint">– {h(hint)}</span></label>'
             f'<input id="{key}" name="{key}" type="{kind}" value="{h(values.get(key, ""))}"'
-            f"{extra}>"
+            f"{extra}>{said}"
         )
     options = "".join(f'<option value="{h(s)}">' for s in solutions)
-    alert = f'<div class="error" role="alert" id="error">{h(error)}</div>' if error else ""
+    alert = ""
+    if len(problems) == 1:
+        alert = f'<div class="error" role="alert" id="error">{h(problems[0][1])}</div>'
+    elif problems:
+        items = "".join(f"<li>{h(m)}</li>" for _, m in problems)
+        alert = (
+            f'<div class="error" role="alert" id="error"><b>{len(problems)} problems; no job '
+            f"was created.</b><ul>{items}</ul></div>"
+        )
     body = (
         f"<h1>Create batch inference job</h1>{alert}"
         f'<div class="panel"><form method="post" action="/create" novalidate>'
@@ -237,6 +292,28 @@ def create_page(values: dict[str, str], token: str, error: str | None, solutions
         "its progress.</p>"
     )
     return page("Create batch inference job", body, here="create")
+
+
+def delete_page(record: dict[str, Any], kept: list[str], token: str) -> str:
+    """Ask before deleting a job: what goes with it, what stays."""
+    name, status = record["jobName"], record["status"]
+    if status in RUNNING:
+        return message_page(
+            "Not deleted", f"Job {name} is {status}: only a finished job can be deleted."
+        )
+    also = "".join(f"<li>{h(k)}</li>" for k in kept) or "<li>nothing else</li>"
+    body = (
+        f'<p><a href="{h(job_url(name))}">← {h(name)}</a></p>'
+        f"<h1>Delete job {h(name)} {badge(status)}?</h1>"
+        '<div class="panel"><p>This removes the job\'s record and what it keeps:</p>'
+        f"<ul>{also}</ul><p>Its outputs stay where they are. A deleted job cannot be "
+        "resumed, and its name is free again.</p>"
+        f'<form method="post" action="{h(job_url(name))}/delete">'
+        f'<input type="hidden" name="token" value="{h(token)}">'
+        '<button class="button danger" type="submit" id="confirm-delete">Delete job'
+        f'</button> <a href="{h(job_url(name))}">Cancel</a></form></div>'
+    )
+    return page(f"Delete job {name}", body, here="jobs")
 
 
 def message_page(title: str, message: str) -> str:

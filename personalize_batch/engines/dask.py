@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 RETRIES = 3  # retries of a partition that raised, and deaths of workers running one
 WORKERS_TIMEOUT = 120  # seconds to wait for a scheduler's first worker
 DRAIN_TIMEOUT = 60  # seconds to wait for cancelled partitions still running
+CONNECT_SECONDS = 5  # a scheduler that does not accept a connection in this long is down
 REPORT_EVERY = 1.0  # seconds between progress updates of the job record
 KEEP_SOLUTIONS = 2  # solutions a worker process keeps loaded
 INSTALL_HINT = "pip install 'personalize-batch[dask]'"
@@ -249,16 +251,43 @@ def start_local_cluster(workers: int) -> tuple[Any, Client]:
     return cluster, Client(cluster, set_as_default=False)
 
 
+def reach(address: str, seconds: float = CONNECT_SECONDS) -> None:
+    """Refuse a scheduler address that accepts no TCP connection within `seconds`. Dask's
+    client retries a refused connection until its connect timeout (30 s), so a wrong
+    address or a scheduler that is down took half a minute to say so."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp", "tls", "ws", "wss"):
+        return  # ucx and others: Dask's own timeout
+    host, _, port = rest.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except ValueError:
+        raise ClusterError(f"--scheduler takes tcp://HOST:PORT, not {address!r}") from None
+    except OSError as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            why = "connection refused (is the scheduler running, on this port?)"
+        elif isinstance(exc, TimeoutError):
+            why = f"no answer within {seconds:g} s"
+        else:
+            why = exc.strerror or str(exc)
+        raise ClusterError(f"cannot reach the Dask scheduler {address}: {why}") from None
+
+
 def _connect(p: JobParams) -> tuple[Client, Callable[[], None], str]:
     """A client of the given scheduler, or of a new LocalCluster on 127.0.0.1."""
     from distributed import Client  # noqa: PLC0415
 
     if p.scheduler is not None:
+        reach(p.scheduler)
         try:
-            # gives up after distributed.comm.timeouts.connect (30 s unless configured)
+            # the handshake gives up after distributed.comm.timeouts.connect (30 s)
             client = Client(p.scheduler, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(f"cannot reach the Dask scheduler {p.scheduler}: {exc}") from None
+        except Exception as exc:  # something answered, but not as a Dask scheduler
+            raise ClusterError(
+                f"{p.scheduler} did not answer as a Dask scheduler ({type(exc).__name__})"
+            ) from None
         return client, client.close, p.scheduler
     n = p.workers or default_workers()
     cluster, client = start_local_cluster(n)

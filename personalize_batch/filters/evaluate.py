@@ -184,9 +184,10 @@ class CompiledFilter:
         for name in (cond.field, cond.current):
             if name is not None and not self.cat.has_field(name):
                 known = ", ".join(["ITEM_ID", *sorted(self.cat.columns)])
+                where = "`pbatch train --items`" if source.startswith("--") else "training"
                 raise fail(
                     f"the solution has no item field {name} (it has: {known}); "
-                    "item fields come from `pbatch train --items`"
+                    f"item fields come from the items CSV given to {where}"
                 )
         if cond.current and self.recipe != "sims":
             raise fail("CurrentItem works with related-items recipes (sims) only")

@@ -37,7 +37,8 @@ def test_resume_refusals(solutions, tmp_path):
     shutil.copy(solutions["sims"], model)
     run(["run", "--resume", "stopped", "--workers", "2"])
     run(["run", "--resume", "stopped", "-n", "3", "--filter", "x"])
-    pbatch(base[:-2] + ["-o", "-", "--job-name", "done"], home)
+    done = ["run", "-s", str(solutions["user-personalization"]), "-i", str(src), "-o", "-"]
+    pbatch([*done, "--job-name", "done"], home)  # an ACTIVE job
     run(["run", "--resume", "done"])
     run(["run", "--resume", "missing"])
     compare_golden("resume-refusals", "\n".join(parts))
