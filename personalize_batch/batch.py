@@ -54,7 +54,7 @@ from .lines import (
 from .recipes.base import MAX_RESULTS
 from .recipes.exploration import Exploration
 from .scoring import Answerer, check_field_count, metadata_columns
-from .solution import Solution, load
+from .solution import Solution, load, tuning_summary
 from .workers import ChunkResult, WorkerPool, default_workers
 
 # a worker process is sent this many chunks' lines at a time when the input is all there
@@ -881,6 +881,7 @@ def execute_job(
             status=jobs_mod.IN_PROGRESS,
             solutionVersionArn=solution_arn(path, solution.sha256),
             recipe=solution.recipe,
+            solutionTuning=tuning_summary(solution.meta),
         )
         if p.events is not None:
             from .foldin import fold_in  # noqa: PLC0415

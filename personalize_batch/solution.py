@@ -291,6 +291,25 @@ class Solution:
         }
 
 
+def tuning_summary(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """What `pbatch train` chose for a solution, in short (for job records and the
+    console); None for a solution trained with --no-tune."""
+    tuning = meta.get("tuning")
+    if tuning is None:
+        return None
+    if not tuning.get("searched"):
+        return {"searched": False, "reason": tuning.get("reason", "")}
+    metric = tuning["objective"]["metricName"]
+    return {
+        "searched": True,
+        "validation": tuning["split"]["split"],
+        "chosen": tuning["chosen"],
+        "metricName": metric,
+        "chosenValue": tuning["validation"]["chosen"][metric],
+        "defaultsValue": tuning["validation"]["defaults"][metric],
+    }
+
+
 def build_meta(recipe: str, hp: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
     """The JSON metadata stored in a solution."""
     return {

@@ -131,9 +131,7 @@ def test_creation_timestamp_cutoff(tmp_path):
         f"a,{newest - 400 * day}\nb,{newest - 10 * day}\nc,\nd,{newest - 100 * day}\n"
     )
     path = tmp_path / "m.npz"
-    training.train(
-        "user-personalization", str(inter), str(path), items=str(items), tune=False
-    )
+    training.train("user-personalization", str(inter), str(path), items=str(items), tune=False)
     sol = solution_mod.load(str(path))
     ids = sol.item_ids
 

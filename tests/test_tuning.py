@@ -336,3 +336,26 @@ def test_hpo_config_parser_accepts_or_names_the_problem(config):
         param = next(p for p in table.params if p.name == dim.name)
         if dim.scale != "choice":
             assert param.low <= dim.low <= dim.high <= param.high
+
+
+def test_the_job_record_and_the_console_show_the_choice(tmp_path, pbatch_home):
+    proc = run_train(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "in.json"
+    src.write_text('{"userId": "u1"}\n')
+    subprocess.run(
+        [*PBATCH, "run", "-s", str(tmp_path / "m.npz"), "-i", str(src), "--job-name", "j1", "-q"],
+        check=True,
+    )
+    described = subprocess.run([*PBATCH, "jobs", "describe", "j1"], capture_output=True, check=True)
+    record = orjson.loads(described.stdout)["batchInferenceJob"]
+    tuning = record["solutionTuning"]
+    chosen = load(str(tmp_path / "m.npz")).meta["tuning"]["chosen"]
+    assert tuning["searched"] is True and tuning["chosen"] == chosen
+    assert tuning["metricName"] == "normalized_discounted_cumulative_gain_at_10"
+    import datetime as dt
+
+    from personalize_batch.console.pages import job_page, settings_text
+
+    html = job_page(record, [], dt.datetime.now(dt.timezone.utc))
+    assert "Solution settings" in html and "chosen by pbatch train" in settings_text(tuning)

@@ -189,6 +189,18 @@ def _value(value: Any) -> str:
     return h(value)
 
 
+def settings_text(tuning: dict[str, Any]) -> str:
+    """How the solution's settings were chosen, in a line."""
+    if not tuning.get("searched"):
+        return f"the defaults: {tuning.get('reason') or 'nothing searched'}"
+    chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items()) or "the defaults"
+    return (
+        f"chosen by pbatch train on a {tuning['validation']} validation split: {chosen} "
+        f"({tuning['metricName']} {tuning['chosenValue']:.4f}, the defaults "
+        f"{tuning['defaultsValue']:.4f})"
+    )
+
+
 def job_page(
     record: dict[str, Any], previews: list[tuple[str, list[str], str | None]], now: dt.datetime
 ) -> str:
@@ -207,6 +219,8 @@ def job_page(
         ("Last updated", f'<span class="when">{h(when(record.get("lastUpdatedDateTime")))}</span>'),
         ("Duration", h(duration(record, now))),
     ]
+    if record.get("solutionTuning"):
+        facts.append(("Solution settings", h(settings_text(record["solutionTuning"]))))
     rows = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts)
     described = "".join(f"<dt>{h(k)}</dt><dd>{_value(v)}</dd>" for k, v in record.items())
     out = []

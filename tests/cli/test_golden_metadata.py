@@ -20,9 +20,7 @@ def with_items(tmp_path_factory) -> dict:
     for recipe in ("user-personalization", "personalized-ranking", "sims"):
         out[recipe] = folder / f"{recipe}.npz"
         items = str(EXAMPLES / "items.csv")
-        train(
-            recipe, str(EXAMPLES / "interactions.csv"), str(out[recipe]), items=items, tune=False
-        )
+        train(recipe, str(EXAMPLES / "interactions.csv"), str(out[recipe]), items=items, tune=False)
     return out
 
 
