@@ -173,7 +173,7 @@ CASES = [
       "-o s3://bucket/m.npz: pbatch train writes a local file; copy it to S3 afterwards (run "
       "and the SDK read s3:// solutions)"),
     C("path", "a full disk while train writes",
-      "train -r user-personalization -i interactions.csv -o new.npz", 1,
+      "train -r user-personalization -i interactions.csv -o new.npz -q", 1,
       "cannot write new.npz: File too large", process=True),
     # ---------------------------------------------------------------- options
     C("option", "num-results 0", "run -s model.npz -i users.json -n 0", 2,
@@ -243,9 +243,9 @@ CASES = [
     C("option", "a hyperparameter without a value",
       "train -r sims -i interactions.csv -o m.npz --hp min_cointeraction_count", 2,
       "--hp takes key=value, not 'min_cointeraction_count'"),
-    C("option", "an unknown split", "evaluate -r sims -i interactions.csv --split random", 2,
-      "Invalid value for '--split': 'random' is not one of 'personalize', 'leave-last-out', "
-      "'time-cut' (see 'pbatch evaluate --help')"),
+    C("option", "an unknown split", "evaluate -r sims -i interactions.csv --split weekly", 2,
+      "Invalid value for '--split': 'weekly' is not one of 'personalize', 'leave-last-out', "
+      "'time-cut', 'random' (see 'pbatch evaluate --help')"),
     C("option", "prune without a unit", "jobs prune --older-than 30", 2,
       "--older-than takes a number and a unit (s, m, h, d, w), like 30d or 12h; not '30'"),
     C("option", "delete an unknown job", "jobs delete nightly", 1,

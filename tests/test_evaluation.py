@@ -175,7 +175,7 @@ def test_cli_evaluate_json_and_text():
 
 def test_cli_evaluate_bad_split_is_a_usage_error():
     result = CliRunner().invoke(
-        main, ["evaluate", "-r", "sims", "-i", INTERACTIONS, "--split", "random"]
+        main, ["evaluate", "-r", "sims", "-i", INTERACTIONS, "--split", "weekly"]
     )
     assert result.exit_code == 2
 

@@ -168,7 +168,7 @@ def test_a_full_disk_during_train_is_one_line(work):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
-    command = [*PBATCH, "train", "-r", "user-personalization", "-i", "interactions.csv"]
+    command = [*PBATCH, "train", "-r", "user-personalization", "-i", "interactions.csv", "-q"]
     done = subprocess.run(
         [*command, "-o", "new.npz"], preexec_fn=limit, capture_output=True, text=True
     )

@@ -1,9 +1,10 @@
 """user-personalization: a sequence-aware user model (Personalize's HRNN family, A.1).
 
 A user is the ordered list of their most recent distinct items, h_1 … h_L (h_L latest),
-with weights w_j = 0.5 ** (age_j / recency_half_life), age 0 being the latest item (items
-WEIGHT_HALVINGS half-lives back or older are not read: their weights are negligible). The
-logit of item i is a weighted sum of four terms:
+with weights w_j = 0.5 ** (age_j / recency_half_life) · c_j ** -rare_item_emphasis, age 0
+being the latest item and c_j the item's interaction count (items WEIGHT_HALVINGS
+half-lives back or older are not read: their weights are negligible). The logit of item
+i is a weighted sum of four terms:
 
     item_model_weight  · N(max(0, Σ_j w_j B(h_j, i)))   closed-form item-item model
   + neighbour_weight   · N(Σ_j w_j cos(h_j, i))   item neighbours (sparse top-k cosine)
@@ -85,6 +86,14 @@ HYPERPARAMETERS = HyperParameters(
             1,
             1000000,
             "items with fewer users are left out of the item-item model",
+        ),
+        HyperParameter(
+            "rare_item_emphasis",
+            0.0,
+            float,
+            0.0,
+            1.0,
+            "a history item's weight is divided by its interaction count to this power",
         ),
         HyperParameter(
             "item_model_neighbours",
@@ -374,6 +383,9 @@ class Scorer:
             else None
         )
         self.item_model = matrix("up_im") if hp["item_model_weight"] else None
+        b = hp.get("rare_item_emphasis", 0.0)
+        counts = np.maximum(a["item_counts"], 1).astype(np.float64)
+        self.emphasis = np.power(counts, -b) if b else None
         self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
         # for the sparse path: the prior's order (value desc, index asc) and the softmax
         # sum of a row that holds the prior alone
@@ -412,6 +424,8 @@ class Scorer:
         age = ages.data - 1.0
         ordered = hp["recency_mask"]
         w = np.power(0.5, age / hp["recency_half_life"]) if ordered else np.ones_like(age)
+        if self.emphasis is not None:  # what a rare item says about a user counts more
+            w = w * self.emphasis.take(ages.indices)
         weights = ages  # the same matrix, holding weights from here on
         weights.data = w
         out = []

@@ -148,6 +148,8 @@ def choose(
     chosen = dict(best)
     if scale != 1.0 and "regularization" in chosen and "regularization" not in given:
         chosen["regularization"] = float(f"{chosen['regularization'] * scale:.4g}")
+    if "temperature" in chosen and "temperature" not in given | {d.name for d in dims}:
+        chosen["temperature"] = _temperature(chosen, hp)
     changed = {k: v for k, v in chosen.items() if v != hp.get(k)}
     say(
         "chosen: "
@@ -180,6 +182,20 @@ def choose(
         },
     )
     return Choice(chosen, report)
+
+
+def _temperature(chosen: dict[str, Any], defaults: dict[str, Any]) -> float:
+    """The softmax temperature for the chosen weights: in proportion to the most the
+    terms can add to a logit, so that scores are as spread as the defaults' are (the
+    temperature changes no list; without it, larger weights made every score but the
+    first vanish)."""
+
+    def most(hp: dict[str, Any]) -> float:
+        total = hp["item_model_weight"] + hp["neighbour_weight"] + hp["popularity_weight"]
+        return total + (hp["transition_weight"] if hp["recency_mask"] else 0.0)
+
+    ratio = most(chosen) / max(most(defaults), 1e-12)
+    return float(f"{defaults['temperature'] * max(ratio, 1e-3):.4g}")
 
 
 def validation_split(data: Interactions, prof: Profile, seed: int) -> Split | None:

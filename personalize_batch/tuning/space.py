@@ -75,11 +75,12 @@ def user_model_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> S
         Dimension("popularity_half_life_days", "log", span / 1000.0, span, when=popular),
         Dimension("regularization", "log", mean / 64.0, mean * 64.0),
         Dimension("dropout", "linear", 0.0, 0.5),
+        Dimension("rare_item_emphasis", "linear", 0.0, 0.4),
         Dimension("recency_half_life", "log", 0.5, 64.0, when=ordered),
         Dimension("transition_weight", "log", 0.01, 10.0, can_be_off=True, when=ordered),
         Dimension("neighbour_weight", "log", 0.01, 10.0, can_be_off=True),
         Dimension("max_history_length", "log", 4, 1024, integer=True, when=ordered),
-        Dimension("item_model_neighbours", "log", 16, 512, integer=True),
+        Dimension("item_model_neighbours", "log", 4, 512, integer=True),
     ]
     dims = [d for d in dims if d.name not in fixed]
     return Space(start, dims, fixed)
