@@ -63,7 +63,13 @@ class Profile:
         return self.order.present or self.drift.present
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        """camelCase keys, as in the rest of a solution's metadata."""
+
+        def camel(name: str) -> str:
+            head, *rest = name.split("_")
+            return head + "".join(part.title() for part in rest)
+
+        out = {camel(k): v for k, v in asdict(self).items()}
         out["timeMatters"] = self.time_matters
         return out
 
