@@ -14,10 +14,10 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 
 from personalize_batch.data import Interactions
-from personalize_batch.recipes import recipe_module
+from personalize_batch.recipes import model_arrays, recipe_module
 from personalize_batch.recipes.base import topk
 from personalize_batch.solution import build_meta, in_memory
-from personalize_batch.training import fit_arrays
+from personalize_batch.tuning import choose
 
 
 class Model(Protocol):
@@ -30,6 +30,7 @@ class Method:
     name = ""
     start: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
+    needs_time = False  # only for data with timestamps
 
     def active(self, name: str, hp: dict[str, Any], train: Interactions) -> bool:
         """Whether tuning `name` can change anything given the other values."""
@@ -131,80 +132,100 @@ class EASE(Method):
         return _Dense(lambda users: x[users] @ b)
 
 
-class Pbatch(Method):
-    """pbatch user-personalization through its own fit and Scorer.logits."""
+class RecentPopularity(Method):
+    """The items most interacted with in the training part's last `days` days (ties and
+    the rest: all-time counts); `days` 0 is all-time popularity."""
 
-    name = "pbatch"
-    ordered = True
-    grid = {
-        "popularity_half_life_days": [0.5, 1.0, 3.0, 7.0, 30.0, 365.0],
-        "popularity_weight": [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-        "regularization": [30.0, 100.0, 300.0, 1000.0, 3000.0],
-        "max_history_length": [10, 30, 100, 1000],
-        "recency_mask": [True, False],
-        "recency_half_life": [1.0, 2.0, 4.0, 8.0, 32.0],
-        "dropout": [0.0, 0.1, 0.3],
-        "neighbour_weight": [0.0, 0.1, 0.3, 1.0],
-        "transition_weight": [0.0, 0.1, 0.3, 1.0, 3.0],
-    }
-    overrides: dict[str, Any] = {}
-
-    def __init__(self) -> None:
-        self.start = recipe_module("user-personalization").HYPERPARAMETERS.defaults()
-        if not self.ordered:
-            self.name = "pbatch order-blind"
-            self.start["recency_mask"] = False
-            self.grid = {k: v for k, v in self.grid.items() if k != "recency_mask"}
-
-    def active(self, name: str, hp: dict[str, Any], train: Interactions) -> bool:
-        if name == "popularity_half_life_days":
-            return train.has_timestamps and hp["popularity_weight"] > 0
-        if name in ("recency_half_life", "transition_weight", "max_history_length"):
-            return hp["recency_mask"]
-        return True
+    name = "recent popularity"
+    needs_time = True
+    start = {"days": 0.0}
+    grid = {"days": [0.0, 1.0, 2.0, 4.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0]}
 
     def fit(self, train: Interactions, hp: dict[str, Any], cache: dict) -> Model:
+        counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+        if hp["days"] > 0:
+            recent = train.timestamps >= train.timestamps.max() - hp["days"] * 86400
+            window = np.bincount(train.items[recent], minlength=train.n_items)
+            counts = window + counts / (counts.max() + 1.0)  # all-time counts break ties
+        return _Dense(lambda users: np.tile(counts, (len(users), 1)))
+
+
+class PbatchPlain(Method):
+    """pbatch as a user runs it: `pbatch train` chooses its own settings on the
+    training part it is given (tuning.choose), then fits them; nothing is tuned by the
+    benchmark. `fixed` are --hp values (the order-blind ablation fixes recency_mask)."""
+
+    name = "pbatch (plain train)"
+    tuned_by_pbatch = True
+
+    def __init__(
+        self,
+        recipe: str = "user-personalization",
+        fixed: dict[str, Any] | None = None,
+        name: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.fixed = fixed or {}
+        self.overrides = overrides or {}
+        self.name = name or self.name
+        self.start = recipe_module(recipe).HYPERPARAMETERS.defaults()
+
+    def choose(self, train: Interactions) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What `pbatch train` chooses on `train`: (hyperparameters, its report)."""
+        hp = {**self.start, **self.fixed}
+        chosen = choose(self.recipe, train, hp, given=frozenset(self.fixed), seed=0)
+        return chosen.hyperparameters, chosen.report
+
+    def scorer(self, train: Interactions, hp: dict[str, Any]) -> Any:
         hp = {**hp, **self.overrides}
-        arrays = fit_arrays("user-personalization", train, hp, cache=cache)
-        solution = in_memory(build_meta("user-personalization", hp, {}), arrays)
-        scorer = recipe_module("user-personalization").Scorer(solution)
-        return _Dense(scorer.logits)
+        arrays = model_arrays(self.recipe, train, hp)
+        solution = in_memory(build_meta(self.recipe, hp, {}), arrays)
+        return recipe_module(self.recipe).Scorer(solution)
+
+    def fit(self, train: Interactions, hp: dict[str, Any], cache: dict) -> Model:
+        return _Dense(self.scorer(train, hp).logits)
 
 
-class PbatchOrderBlind(Pbatch):
-    ordered = False
+def PEERS() -> list[Method]:  # noqa: N802  (a constant, built on demand)
+    """The peers, each tuned on the validation split by the benchmark."""
+    return [MostPopular(), RecentPopularity(), ItemKNN(), ALS(), EASE()]
 
 
-class PbatchScalable(Pbatch):
-    """pbatch with pbatch's tuned values but the large-catalogue path forced: only the
-    `max_dense_items` most popular items fitted exactly (0: low rank only)."""
-
-    def __init__(self, max_dense_items: int) -> None:
-        super().__init__()
-        self.overrides = {"max_dense_items": max_dense_items}
-        self.name = f"pbatch, max_dense_items={max_dense_items}"
-
-
-def ALL_METHODS() -> list[Method]:  # noqa: N802  (a constant, built on demand)
-    return [MostPopular(), ItemKNN(), ALS(), EASE(), Pbatch(), PbatchOrderBlind()]
+def PBATCH() -> list[PbatchPlain]:  # noqa: N802
+    """pbatch's rows: plain train, its order-blind ablation (--hp recency_mask=false),
+    and the large-catalogue path forced with plain train's choice."""
+    return [
+        PbatchPlain(),
+        PbatchPlain(fixed={"recency_mask": False}, name="pbatch order-blind (plain train)"),
+    ]
 
 
-def VARIANTS() -> list[Method]:  # noqa: N802
-    """Run with pbatch's tuned values (no tuning of their own)."""
-    return [PbatchScalable(1000), PbatchScalable(0)]
+def VARIANTS() -> list[PbatchPlain]:  # noqa: N802
+    """Run with plain train's chosen values (no choice of their own)."""
+    return [
+        PbatchPlain(name=f"pbatch, max_dense_items={k}", overrides={"max_dense_items": k})
+        for k in (1000, 0)
+    ]
 
 
 # ------------------------------------------------------------------ sims
 
 
-def pbatch_sims(train: Interactions, factor: float = 0.5) -> sp.csr_matrix:
-    """pbatch sims' neighbour lists as an items x items similarity matrix."""
+def pbatch_sims(train: Interactions, hp: dict[str, Any] | None = None) -> sp.csr_matrix:
+    """pbatch sims' neighbour lists as an items x items similarity matrix (`hp`: the
+    values that differ from the defaults)."""
     module = recipe_module("sims")
-    hp = module.HYPERPARAMETERS.defaults()
-    hp["popularity_discount_factor"] = factor
-    a = module.fit(train, hp)
+    a = module.fit(train, {**module.HYPERPARAMETERS.defaults(), **(hp or {})})
     n = train.n_items
     return sp.csr_matrix((a["sims_data"], a["sims_indices"], a["sims_indptr"]), shape=(n, n))
+
+
+def sims_plain(train: Interactions) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """sims as a plain `pbatch train` fits it on `train`: (similarities, chosen values)."""
+    hp = recipe_module("sims").HYPERPARAMETERS.defaults()
+    chosen = choose("sims", train, hp, seed=0)
+    return pbatch_sims(train, chosen.hyperparameters), chosen.report.get("chosen", {})
 
 
 def _implicit_similarity(kind: str, k: int = 100) -> Callable[[Interactions], sp.csr_matrix]:
@@ -222,10 +243,8 @@ def _implicit_similarity(kind: str, k: int = 100) -> Callable[[Interactions], sp
     return make
 
 
-def sims_methods() -> list[tuple[str, Callable[[Interactions], sp.csr_matrix]]]:
+def sims_peers() -> list[tuple[str, Callable[[Interactions], sp.csr_matrix]]]:
     return [
-        ("pbatch sims (Personalize's defaults)", pbatch_sims),
-        ("pbatch sims, popularity_discount_factor=0", lambda train: pbatch_sims(train, 0.0)),
         ("implicit cosine (K=100)", _implicit_similarity("cosine")),
         ("implicit BM25 (K=100)", _implicit_similarity("bm25")),
         ("implicit item-kNN, co-counts (K=100)", _implicit_similarity("counts")),

@@ -103,12 +103,12 @@ def choose(
         scale = len(data.users) / len(search_data.users)
         if "max_dense_items" in hp:
             proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
-    split = validation_split(search_data, prof, seed)
+    split = validation_split(search_data, prof, seed, recipe)
     if split is None:
         reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
         say(reason)
         return Choice(hp, {**report, "reason": reason})
-    say(_split_line(split, search_data, data))
+    say(_split_line(split, search_data, data, recipe))
 
     space = SPACES[recipe](split.train, prof, hp)
     dims: list[Dimension] = space.dimensions
@@ -198,12 +198,20 @@ def _temperature(chosen: dict[str, Any], defaults: dict[str, Any]) -> float:
     return float(f"{defaults['temperature'] * max(ratio, 1e-3):.4g}")
 
 
-def validation_split(data: Interactions, prof: Profile, seed: int) -> Split | None:
+def validation_split(
+    data: Interactions, prof: Profile, seed: int, recipe: str = "user-personalization"
+) -> Split | None:
     """The future after a time cut when time carries signal (each user's last item when
     too few users span the cut), else a random tenth of each user's items; None when
-    fewer than MIN_USERS users would be validated."""
+    fewer than MIN_USERS users would be validated. sims, whose question is what follows
+    an item, is validated on each user's last item after the one before it whenever time
+    carries signal: every user with two items is a pair, not only those who span a cut."""
     if prof.time_matters:
-        for split in (split_time_cut(data, 0.9), split_leave_last_out(data)):
+        order = [split_time_cut, split_leave_last_out]
+        if recipe == "sims":
+            order = [split_leave_last_out]
+        for make in order:
+            split = make(data)
             if len(split.users) >= MIN_USERS:
                 return _cap(split, seed)
         return None
@@ -231,10 +239,12 @@ def _data_line(prof: Profile) -> str:
     )
 
 
-def _split_line(split: Split, searched: Interactions, data: Interactions) -> str:
+def _split_line(split: Split, searched: Interactions, data: Interactions, recipe: str) -> str:
     info = split.info
     if info["split"] == "time-cut":
         how = "the future after a time cut at the 90th percentile (each user's next new item)"
+    elif info["split"] == "leave-last-out" and recipe == "sims":
+        how = "each user's last item, asked from the item before it"
     elif info["split"] == "leave-last-out":
         how = "each user's last item (too few users span a time cut)"
     else:
