@@ -69,6 +69,8 @@ class HpoConfig:
 
 
 def _fail(field: str, problem: str) -> UsageError:
+    if not field.isprintable():  # a key of the file holding a line break: one line still
+        field = orjson.dumps(field).decode()
     where = f"--hpo-config: {field}: " if field else "--hpo-config: "
     return UsageError(where + problem)
 
