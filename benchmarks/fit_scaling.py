@@ -8,7 +8,9 @@ child process that builds the data in memory: a plain `pbatch train` (the search
 settings, then the fit of the chosen ones: `tuning.choose` + `training.fit_arrays`) and
 the fit of the defaults alone (`--no-tune`). Peak RSS is the child's, data included.
 Last, the whole `pbatch train` command on the largest size's CSV, as a user runs it
-(reading the CSV and writing the solution included).
+(reading the CSV and writing the solution included), and on the two bundled data sets,
+whose time targets the quality issue sets (MovieTweetings-100k in a minute, anime-5k in
+three). Run it on a quiet machine: these rows are wall-clock times.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PBATCH, in_child, machine, run_measured, table, write_section  # noqa: E402
+from common import DATA, PBATCH, in_child, machine, run_measured, table, write_section  # noqa: E402
 
 from personalize_batch.data import Interactions  # noqa: E402
 from personalize_batch.recipes import recipe_module  # noqa: E402
@@ -106,6 +108,33 @@ def write_csv(n_users: int, n_items: int, n_rows: int, path: Path) -> None:
             f.write("\n".join(",".join(r) for r in zip(u, i, t, strict=True)) + "\n")
 
 
+BUNDLED = (("movietweetings-100k", 60), ("anime-5k", 180))  # data set, target seconds
+
+
+def bundled_rows() -> list[str]:
+    """A plain `pbatch train` on each bundled data set, timed as a user runs it."""
+    import tempfile  # noqa: PLC0415
+
+    rows = []
+    for name, target in BUNDLED:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, peak = run_measured(
+                [*PBATCH, "train", "-r", "user-personalization"]
+                + ["-i", str(DATA / name / "interactions.csv.gz")]
+                + ["-o", str(Path(tmp) / "model.npz"), "-q"]
+            )
+        print(f"{name} {seconds:.0f}s peak {peak:.0f} MB", file=sys.stderr, flush=True)
+        met = "met" if seconds <= target else "**missed**"
+        rows.append([name, f"{seconds:.0f}", f"{peak:,.0f}", f"≤ {target}", met])
+    return [
+        "",
+        "A plain `pbatch train -r user-personalization -i interactions.csv.gz -o model.npz` "
+        "on the bundled data sets (the search included), against the time targets:",
+        "",
+        table(["data set", "seconds", "peak RSS MB", "target s", ""], rows),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -155,6 +184,7 @@ def main() -> None:
             "(reading the CSV, the search, the fit, writing the solution). Target: at most "
             "15 minutes and 8 GB.",
         ]
+    bundled = [] if args.no_cli else bundled_rows()
     body = "\n".join(
         [
             f"Written by `benchmarks/fit_scaling.py` ({started}; the machine is shared, so "
@@ -181,6 +211,7 @@ def main() -> None:
                 rows,
             ),
             *cli,
+            *bundled,
         ]
     )
     if args.no_write:
