@@ -150,7 +150,7 @@ def _keys_row(runs: int) -> tuple[Row, Callable[[Row], None]]:
     """Random S3 key sets full of `..`, `.`, `//` and `\\` through the real listing code."""
     from test_security import _inputs, _inside
 
-    from personalize_batch import io as pio
+    from personalize_batch import storage as pio
     from personalize_batch.errors import StorageError
 
     def run(row: Row) -> None:

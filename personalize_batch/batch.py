@@ -25,9 +25,8 @@ from typing import IO, Any
 
 import orjson
 
-from . import io as pio
 from . import jobs as jobs_mod
-from . import paths, preflight
+from . import paths, preflight, storage
 from . import resume as resume_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
@@ -40,10 +39,9 @@ from .errors import (
     UsageError,
 )
 from .filters.parse import parse_filter
+from .job import framing
+from .job.framing import BLANK, MAX_LINE_BYTES, without_bom
 from .lines import (
-    BLANK,
-    BOM,
-    MAX_LINE_BYTES,
     BadLine,
     Request,
     error_line,
@@ -156,7 +154,7 @@ def new_job_name() -> str:
 
 def solution_arn(path: str, sha256: str | None = None) -> str:
     """`arn:pbatch:local:solution-version/<absolute path>[@sha256:<hex>]`."""
-    arn = SOLUTION_ARN_PREFIX + pio.display_path(path)
+    arn = SOLUTION_ARN_PREFIX + storage.display_path(path)
     return arn + (f"@sha256:{sha256}" if sha256 else "")
 
 
@@ -253,7 +251,7 @@ def read_numbered_chunks(
     given). A UTF-8 BOM at the start and CRLF endings are accepted.
 
     With `start`/`end`, only the lines of that byte range of a seekable stream (a Dask
-    partition, see `io.iter_partition_lines`); only the range at 0 may start with a BOM.
+    partition, see `framing.iter_partition_lines`); only the range at 0 may start with a BOM.
     The first `skip` lines are counted, not yielded (a resumed job answered them).
     With `pauses`, a pipe's lines so far are yielded as a shorter chunk, then None, when
     its writer is slower than the reader (the lines are answered as they come).
@@ -261,21 +259,20 @@ def read_numbered_chunks(
     chunk: list[tuple[bytes, bool]] = []
     numbers: list[int] = []
     lineno = 0
-    pipe = pio.pipe_source(stream) if pauses and start == 0 and end is None else None
+    pipe = framing.pipe_source(stream) if pauses and start == 0 and end is None else None
     if pipe is not None:
-        lines: Iterator[tuple[bytes, bool] | None] = pio.iter_pipe_lines(
+        lines: Iterator[tuple[bytes, bool] | None] = framing.iter_pipe_lines(
             pipe[0], MAX_LINE_BYTES, pipe[1]
         )
     elif start == 0 and end is None:
-        lines = pio.iter_lines(stream, MAX_LINE_BYTES)
+        lines = framing.iter_lines(stream, MAX_LINE_BYTES)
     else:
-        lines = pio.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
+        lines = framing.iter_partition_lines(stream, start, end, MAX_LINE_BYTES)
     if start == 0:  # only the start of a stream may hold a BOM
         first = next(lines, None)
         if first is None:
             return
-        if first[0].startswith(BOM):
-            first = (first[0][len(BOM) :], first[1])
+        first = (without_bom(first[0]), first[1])
         lines = itertools.chain([first], lines)
     add, number = chunk.append, numbers.append
     size, chunk_bytes = 0, chunk_lines << 10
@@ -384,7 +381,7 @@ def read_blocks(
     stream: IO[bytes], block_lines: int | Callable[[], int], min_bytes: int = BLOCK_MIN_BYTES
 ) -> Iterator[tuple[bytes, int, int]]:
     """The stream in blocks of whole lines of about `block_lines` lines each (or as many
-    as it says when called; at most 1 MiB: io.iter_blocks), with the numbers of each
+    as it says when called; at most 1 MiB: framing.iter_blocks), with the numbers of each
     block's first and last line. The block's size follows the previous block's line
     length; its lines are counted only by their newlines. For a worker pool: the reading
     process hands blocks on as they are, and each worker splits and answers its own
@@ -399,7 +396,7 @@ def read_blocks(
         return min_bytes if line_bytes is None else max(min_bytes, int(wanted() * line_bytes))
 
     first = 1
-    for block in pio.iter_blocks(stream, read_size, MAX_LINE_BYTES):
+    for block in framing.iter_blocks(stream, read_size, MAX_LINE_BYTES):
         n = block.count(b"\n") + (not block.endswith(b"\n"))
         line_bytes = len(block) / n
         yield block, first, first + n - 1
@@ -417,9 +414,9 @@ def answer_block(
     its lines are split, counted (blank ones too, in the result) and answered here, the
     first `skip` lines of the stream only counted, as read_numbered_chunks does."""
     started = time.perf_counter()
-    lines = pio.block_lines(block, MAX_LINE_BYTES)
-    if first == 1 and lines and lines[0][0].startswith(BOM):  # only the stream's start
-        lines[0] = (lines[0][0][len(BOM) :], lines[0][1])
+    lines = framing.block_lines(block, MAX_LINE_BYTES)
+    if first == 1 and lines:  # only the stream's start may hold a BOM
+        lines[0] = (without_bom(lines[0][0]), lines[0][1])
     numbers = None
     if skip >= first or options.errors_aside:
         numbered = [(k, lt) for k, lt in enumerate(lines, first) if lt[1] or lt[0].strip(BLANK)]
@@ -480,7 +477,7 @@ def answer_stream(
     ends: collections.deque[int] = collections.deque()  # each chunk's last line number
     whole = start == 0 and end is None
     pace = None
-    if pool is not None and whole and not (pauses and pio.pipe_fd(stream) is not None):
+    if pool is not None and whole and not (pauses and framing.pipe_fd(stream) is not None):
         # the workers split the lines: the reading process only reads and writes
         pace = _Pace(chunk_lines)
         blocks = read_blocks(stream, pace.lines)
@@ -653,36 +650,36 @@ def _signals_deferred(drop: bool = False) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _output(
-    url: str,
+    target: storage.Target,
+    compresslevel: int | None = None,
     keep: Callable[[BaseException], bool] | None = None,
-    opened: Callable[[pio.AtomicOutput, IO[bytes]], None] | None = None,
+    opened: Callable[[IO[bytes]], None] | None = None,
     committed: Callable[[], None] | None = None,
-    **kwargs: Any,
 ) -> Iterator[IO[bytes]]:
     """An AtomicOutput whose creation, commit and abort a signal cannot interrupt; on a
     failure for which `keep(exc)` is true its temporary file or its S3 upload's completed
-    parts are kept (for a resume). `opened(target, stream)` runs once it exists and
-    `committed()` once it is committed, before a stop held meanwhile is raised (so the
-    checkpoint never names an upload or temp file that became the output)."""
-    target = pio.AtomicOutput(url, **kwargs)
+    parts are kept (for a resume). `opened(stream)` runs once it exists and `committed()`
+    once it is committed, before a stop held meanwhile is raised (so the checkpoint never
+    names an upload or temp file that became the output)."""
+    output = storage.AtomicOutput(target, compresslevel=compresslevel)
     try:
         with _signals_deferred():  # a stop held here is raised as this block ends
-            stream = target.__enter__()
+            stream = output.__enter__()
             if opened is not None:  # records the temp file or upload: before any stop
-                opened(target, stream)
+                opened(stream)
         yield stream
     except BaseException as exc:
         with _signals_deferred():
-            target.abort(keep=keep is not None and keep(exc))
+            output.abort(keep=keep is not None and keep(exc))
         raise
     with _signals_deferred():
-        target.commit(keep=keep)
+        output.commit(keep=keep)
         if committed is not None:
             committed()
 
 
 def _output_of(p: JobParams) -> str:
-    return p.output or (pio.default_output(p.input) if p.input else "-")
+    return p.output or (storage.default_output(p.input) if p.input else "-")
 
 
 def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
@@ -699,11 +696,11 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
             "jobName": name,
             "batchInferenceJobArn": jobs_mod.ARN_PREFIX + name,
             "solutionVersionArn": solution_arn(path, sha or p.solution_sha256),
-            "solutionPath": pio.display_path(path),
+            "solutionPath": storage.display_path(path),
             "numResults": p.num_results,
             **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
-            "jobInput": {"s3DataSource": {"path": pio.display_path(p.input)}},
-            "jobOutput": {"s3DataDestination": {"path": pio.display_path(_output_of(p))}},
+            "jobInput": {"s3DataSource": {"path": storage.display_path(p.input)}},
+            "jobOutput": {"s3DataDestination": {"path": storage.display_path(_output_of(p))}},
             "batchInferenceJobConfig": {
                 **p.config,
                 "itemExplorationConfig": p.exploration.as_config(),
@@ -742,7 +739,7 @@ def _first_warnings(
     p: JobParams,
     name: str,
     store: jobs_mod.JobStore,
-    refs: list[pio.InputRef],
+    refs: list[storage.InputRef],
     output: str,
     note: Callable[[str], None],
 ) -> None:
@@ -750,15 +747,15 @@ def _first_warnings(
     one of its outputs (leftovers)."""
     from . import leftovers  # noqa: PLC0415
 
-    urls = [pio.output_url(output, r.name, p.compress) for r in refs]
+    urls = [storage.output_url(output, r.name, p.compress) for r in refs]
     for message in leftovers.warnings_for(urls, store, own=name):
         note(message)
 
 
-def _nothing_read(refs: list[pio.InputRef], counts: Counts) -> str:
+def _nothing_read(refs: list[storage.InputRef], counts: Counts) -> str:
     """The warning for a job that found no line to answer."""
     one = len(refs) == 1
-    name = pio.redact(refs[0].url) if one else f"the {len(refs)} input files"
+    name = storage.redact(refs[0].url) if one else f"the {len(refs)} input files"
     name = "stdin" if name == "-" else name
     if counts.blank:
         lines = "1 blank line" if counts.blank == 1 else f"{counts.blank:,} blank lines"
@@ -766,24 +763,24 @@ def _nothing_read(refs: list[pio.InputRef], counts: Counts) -> str:
     return f"{name} {'is' if one else 'are'} empty: no line to answer"
 
 
-def check_paths(p: JobParams, refs: list[pio.InputRef] | None = None) -> None:
+def check_paths(p: JobParams, refs: list[storage.InputRef] | None = None) -> None:
     """A job writes none of its inputs and no path twice (A.18). Without `refs`, local
     inputs are listed here, and an s3:// input is compared as given (its listing waits
     for the job, which checks again with the objects it lists); an input that cannot be
     listed is left for the job to report."""
     if refs is None:
         refs = []
-        if not pio.is_s3(p.input):
+        if not storage.is_s3(p.input):
             with contextlib.suppress(PbatchError):
-                refs = pio.list_inputs(p.input, p.endpoint_url)
+                refs = storage.list_inputs(p.input, p.endpoint_url)
         elif not p.input.endswith("/"):
-            refs = [pio.InputRef(p.input, p.input.rsplit("/", 1)[-1])]
+            refs = [storage.InputRef(p.input, p.input.rsplit("/", 1)[-1])]
     output = _output_of(p)
     solution, _ = parse_solution_ref(p.solution) if p.solution else (None, None)
     paths.check_job(
         paths.JobPaths(
             inputs=[r.url for r in refs if r.url != "-"],
-            outputs=[pio.output_url(output, r.name, p.compress) for r in refs],
+            outputs=[storage.output_url(output, r.name, p.compress) for r in refs],
             output=output,
             solution=solution,
             events=p.events,
@@ -825,7 +822,9 @@ def resume_job(
     p.endpoint_url = endpoint_url if endpoint_url is not None else p.endpoint_url
     path, _ = parse_solution_ref(p.solution)
     solution = load(path, p.endpoint_url)
-    ckpt.check_unchanged(solution.sha256, pio.list_inputs(p.input, p.endpoint_url), p.endpoint_url)
+    ckpt.check_unchanged(
+        solution.sha256, storage.list_inputs(p.input, p.endpoint_url), p.endpoint_url
+    )
     store.reopen(name, resumes=record.get("resumes", 0) + 1)
     return execute_job(name, p, store, progress=progress, resume=(ckpt, solution), warn=warn)
 
@@ -887,10 +886,10 @@ def execute_job(
             from .foldin import fold_in  # noqa: PLC0415
 
             solution, fold = fold_in(solution, p.events, p.endpoint_url)
-            engine["foldIn"] = {**fold, "events": pio.display_path(p.events)}
+            engine["foldIn"] = {**fold, "events": storage.display_path(p.events)}
         if on_solution is not None:
             on_solution(solution)
-        refs = pio.list_inputs(p.input, p.endpoint_url)
+        refs = storage.list_inputs(p.input, p.endpoint_url)
         check_paths(p, refs)  # with the objects an s3:// input lists
         if resume is None:  # refused up front, not a file of error lines (preflight)
             preflight.check(refs, solution.recipe, p.endpoint_url)
@@ -986,7 +985,7 @@ def execute_job(
                 outputs=outputs,
                 **engine,
                 idDiagnostics=ids,
-                **({"errorsTo": pio.display_path(p.errors_to)} if p.errors_to else {}),
+                **({"errorsTo": storage.display_path(p.errors_to)} if p.errors_to else {}),
                 **counts.as_record(),
             )
     finally:
@@ -1025,7 +1024,7 @@ def _kept(ckpt: resume_mod.Checkpointer | None, p: JobParams, exc: BaseException
 def _run_local(
     p: JobParams,
     solution: Solution,
-    refs: list[pio.InputRef],
+    refs: list[storage.InputRef],
     output: str,
     counts: Counts,
     outputs: list[str],
@@ -1053,10 +1052,12 @@ def _run_local(
         with contextlib.ExitStack() as stack:
             errors_out = None
             if p.errors_to:
-                errors_out = stack.enter_context(_output(p.errors_to, endpoint_url=p.endpoint_url))
+                errors_out = stack.enter_context(
+                    _output(storage.target_for(p.errors_to, p.endpoint_url))
+                )
             state = ckpt.state if ckpt is not None else {"done": [], "current": None}
             for index, ref in enumerate(refs):
-                url = pio.output_url(output, ref.name, p.compress)
+                url = storage.output_url(output, ref.name, p.compress)
                 if index < len(state["done"]):  # committed before a resume
                     outputs.append(url)
                     continue
@@ -1066,17 +1067,20 @@ def _run_local(
                     if state["current"] and state["current"]["index"] == index
                     else None
                 )
+                target = storage.target_for(url, p.endpoint_url)
+                output_args: dict[str, Any] = {}
                 resume_args: dict[str, Any] = {}
                 if ckpt is not None:
-                    resume_args = _resume_args(ckpt, index, cur, counts, url, p.endpoint_url)
-                stream = pio.open_input(ref.url, p.endpoint_url)
+                    target, output_args, resume_args = _resume_args(
+                        ckpt, index, cur, counts, url, p.endpoint_url
+                    )
+                stream = storage.open_input(ref.url, p.endpoint_url)
                 try:
                     with _output(
-                        url,
-                        endpoint_url=p.endpoint_url,
-                        compresslevel=p.compress_level,
+                        target,
+                        p.compress_level,
                         committed=functools.partial(_committed, url, outputs, counts, ckpt),
-                        **resume_args.pop("output", {}),
+                        **output_args,
                     ) as out:
                         _answer_guarded(
                             ref.url,
@@ -1109,7 +1113,7 @@ def _with(answerer: Answerer, task: Callable[..., ChunkResult], *args: Any) -> C
 
 def _task_lines(chunk_lines: int, pool: WorkerPool | None, url: str) -> int:
     """Lines per task: larger ones for worker processes when the input is all there."""
-    if pool is not None and pio.is_complete(url):
+    if pool is not None and storage.is_complete(url):
         return chunk_lines * TASK_CHUNKS
     return chunk_lines
 
@@ -1124,7 +1128,7 @@ def _committed(
 
 
 def _naming(ckpt: resume_mod.Checkpointer, index: int, counts: Counts, temp: str) -> None:
-    """The checkpoint names a temp file before it is created (see io.AtomicOutput)."""
+    """The checkpoint names a temp file before it is created (see storage.LocalFile)."""
     with _signals_deferred():
         ckpt.begin(index, temp, counts)
 
@@ -1136,11 +1140,12 @@ def _resume_args(
     counts: Counts,
     url: str,
     endpoint_url: str | None,
-) -> dict[str, Any]:
+) -> tuple[storage.Target, dict[str, Any], dict[str, Any]]:
     """How input `index` is written under a checkpoint: continued from the kept temporary
-    file (or S3 upload) when the checkpoint is in it, and saved after each chunk.
+    file (or S3 upload) when the checkpoint is in it, and saved after each chunk. Returns
+    the output's target, and the arguments of _output and of answer_stream.
 
-    An S3 output is written in parts cut at chunk boundaries (io.S3PartsWriter): after a
+    An S3 output is written in parts cut at chunk boundaries (S3PartsWriter): after a
     chunk, once at least a part's worth is buffered, it is uploaded and the checkpoint
     records it with the lines it covers; a resume goes on after the last recorded part
     (the lines buffered since are answered again)."""
@@ -1148,27 +1153,30 @@ def _resume_args(
     if cur is not None:
         resume_mod.restore_counts(counts, cur["counts"])
         counts.read, counts.blank = cur["base"]["read"], cur["base"]["blank"]  # recounted
-    s3 = pio.is_s3(url)
     upload = (cur or {}).get("upload")
-    output: dict[str, Any] = {}
-    if s3:
-        output["resumable"] = True
+    target: storage.Target
+    if storage.is_s3(url):
+        kept_parts = None
         if upload and cur.get("parts"):
-            output["resume_upload"] = (upload["uploadId"], cur["parts"])
+            kept_parts = (upload["uploadId"], cur["parts"])
         elif upload:  # no part was completed: start afresh, dropping the old upload
-            pio.abort_upload(upload["url"], upload["uploadId"], endpoint_url)
+            storage.abort_upload(upload["url"], upload["uploadId"], endpoint_url)
+        target = storage.S3Object(url, endpoint_url, resumable=True, resume_upload=kept_parts)
     else:
         # a temp file the checkpoint named just before a kill kept it from being created
         fresh = cur is None or (before == 0 and not os.path.exists(cur["temp"]))
-        output["resume_from"] = None if fresh else (cur["temp"], before)
-        output["naming"] = functools.partial(_naming, ckpt, index, counts)
-    writers: list[pio.S3PartsWriter] = []
+        target = storage.LocalFile(
+            url,
+            resume_from=None if fresh else (cur["temp"], before),
+            naming=functools.partial(_naming, ckpt, index, counts),
+        )
+    writers: list[storage.S3PartsWriter] = []
 
-    def opened(target: pio.AtomicOutput, stream: IO[bytes]) -> None:
+    def opened(stream: IO[bytes]) -> None:
         ckpt.out = stream
         # a local temp file is in the checkpoint already: named before it was created
         # (_naming), or the kept one being continued
-        if isinstance(stream, pio.S3PartsWriter):
+        if isinstance(stream, storage.S3PartsWriter):
             writers.append(stream)
             ckpt.begin(index, "", counts, upload={"url": url, "uploadId": stream.upload_id})
 
@@ -1191,11 +1199,8 @@ def _resume_args(
             with _signals_deferred():
                 ckpt.chunk(lines, writers[0].uploaded, counts, parts=writers[0].parts)
 
-    return {
-        "output": {"keep": keep, "opened": opened, **output},
-        "skip": cur["lines"] if cur is not None else 0,
-        "checkpoint": checkpoint,
-    }
+    skip = cur["lines"] if cur is not None else 0
+    return target, {"keep": keep, "opened": opened}, {"skip": skip, "checkpoint": checkpoint}
 
 
 def answer_guarded(
@@ -1241,7 +1246,7 @@ def _answer_guarded(url: str, counts: Counts, **stream_args: Any) -> int:
         name = type(exc).__module__
         if name.startswith("botocore") or name.startswith("urllib3"):
             raise StorageError(
-                f"{url}: failed after {counts.read} lines: {pio.describe_s3_error(exc)}"
+                f"{url}: failed after {counts.read} lines: {storage.describe_s3_error(exc)}"
             ) from None
         raise
 

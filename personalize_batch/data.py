@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import DataError, StorageError
-from .io import open_input
+from .storage import open_input
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 
-from . import io as pio
+from . import storage
 from .errors import PbatchError
 
 
@@ -52,7 +52,7 @@ class DiffSummary:
 
 def _lines(path: str, endpoint_url: str | None) -> Iterator[tuple[bytes, bytes, list[str]]]:
     """(key, raw line, recommendedItems) per line of a .out file, streamed."""
-    stream = pio.open_input(path, endpoint_url)
+    stream = storage.open_input(path, endpoint_url)
     try:
         for number, raw in enumerate(stream, start=1):
             if not raw.strip():

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from . import io as pio
 from . import jobs as jobs_mod
+from . import storage
 from .errors import PbatchError, UsageError
 from .resume import checkpoint_path
 
@@ -119,15 +119,15 @@ def delete_job(
 
 def _abort(url: str, upload_id: str, endpoint_url: str | None) -> bool:
     """Abort a pending multipart upload; False if it is already gone."""
-    if pio.list_upload_parts(url, upload_id, endpoint_url) is None:
+    if storage.list_upload_parts(url, upload_id, endpoint_url) is None:
         return False
-    bucket, key = pio.split_s3(url)
+    bucket, key = storage.split_s3(url)
     try:
-        pio.s3_client(endpoint_url).abort_multipart_upload(
+        storage.s3_client(endpoint_url).abort_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id
         )
-    except pio.s3_errors() as exc:
-        raise PbatchError(pio.describe_s3_error(exc)) from None
+    except storage.s3_errors() as exc:
+        raise PbatchError(storage.describe_s3_error(exc)) from None
     return True
 
 
@@ -148,7 +148,7 @@ def older_than(store: jobs_mod.JobStore, seconds: float) -> list[dict[str, Any]]
 
 
 def _temp_re(leaf: str) -> re.Pattern[str]:
-    """The hidden temp files io.AtomicOutput makes for an output named `leaf`."""
+    """The hidden temp files storage.AtomicOutput makes for an output named `leaf`."""
     return re.compile(rf"^\.{re.escape(leaf)}\.(\d+)\.[0-9a-f]{{8}}\.tmp$")
 
 
@@ -200,7 +200,7 @@ def warnings_for(
     warnings = []
     listed: dict[str, list[str]] = {}
     for url in outputs:
-        if pio.is_s3(url):
+        if storage.is_s3(url):
             owner = owners.get(url)
             if owner is not None and owner[0] != own:
                 warnings.append(f"a pending multipart upload of {url} {_what_it_is(*owner)}")

@@ -15,12 +15,11 @@ from typing import Any
 
 import orjson
 
-MAX_LINE_BYTES = 1 << 20  # 1 MiB
+from .job.framing import MAX_LINE_BYTES
+
 MAX_ID_LENGTH = 256
 MAX_LIST = 500
 MAX_DEPTH = 250  # an output line must be able to echo the input (orjson writes 255 levels)
-BOM = b"\xef\xbb\xbf"
-BLANK = b" \t\r\n"
 
 # recipe -> what a line asks for
 QUERY = {
@@ -62,11 +61,6 @@ class BadLine:
 
     echo: Any
     error: str
-
-
-def is_blank(raw: bytes) -> bool:
-    """Nothing but spaces, tabs and line endings (A.3): no output line."""
-    return not raw.strip(BLANK)
 
 
 def _text(raw: bytes) -> str:

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import io as pio
+from . import storage
 from .errors import StorageError, UsageError
 
 NEVER_INPUTS = "pbatch never writes over a command's own inputs"
@@ -31,8 +31,8 @@ class Named:
 
 
 def _key(path: str) -> tuple[str, ...]:
-    if pio.is_s3(path):
-        bucket, key = pio.split_s3(path)
+    if storage.is_s3(path):
+        bucket, key = storage.split_s3(path)
         return ("s3", bucket, key)
     return ("file", os.path.realpath(path))
 
@@ -41,9 +41,9 @@ def same(a: str, b: str) -> bool:
     """Whether two paths (local or s3://) name the same file or object."""
     if a == "-" or b == "-":
         return a == b
-    if pio.is_s3(a) != pio.is_s3(b):
+    if storage.is_s3(a) != storage.is_s3(b):
         return False
-    if not pio.is_s3(a):
+    if not storage.is_s3(a):
         try:
             return os.path.samefile(a, b)
         except OSError:  # one of them does not exist (yet)
@@ -70,7 +70,7 @@ def check_disjoint(outputs: Iterable[Named], inputs: Iterable[Named], fix: str) 
 
 
 def _is_dir(path: str) -> bool:
-    return not pio.is_s3(path) and path != "-" and os.path.isdir(path)
+    return not storage.is_s3(path) and path != "-" and os.path.isdir(path)
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def check_job(j: JobPaths) -> None:
 
 
 def _is_file(path: str) -> bool:
-    return not pio.is_s3(path) and path != "-" and os.path.exists(path) and not _is_dir(path)
+    return not storage.is_s3(path) and path != "-" and os.path.exists(path) and not _is_dir(path)
 
 
 def is_solution_file(path: str) -> bool:
@@ -145,7 +145,7 @@ def check_train_output(output: str, inputs: Iterable[Named]) -> None:
     it). Checked before the fit, so a wrong -o costs no training time."""
     if output == "-":
         raise UsageError("-o -: a solution is a file (a zip), not a stream; give a file name")
-    if pio.is_s3(output):
+    if storage.is_s3(output):
         raise UsageError(
             f"-o {output}: pbatch train writes a local file; copy it to S3 afterwards "
             "(run and the SDK read s3:// solutions)"

@@ -23,10 +23,11 @@ import stat
 import zlib
 from dataclasses import dataclass
 
-from . import io as pio
+from . import storage
 from .data import not_utf8_text
 from .errors import PbatchError, UsageError
-from .lines import BOM, MAX_LINE_BYTES, QUERY, Request, is_blank, parse_line
+from .job.framing import MAX_LINE_BYTES, is_blank, without_bom
+from .lines import QUERY, Request, parse_line
 
 LOOK_LINES = 100
 LOOK_BYTES = 1 << 20
@@ -47,8 +48,8 @@ class Look:
 
 def _open(url: str, endpoint_url: str | None):
     """The input's bytes (decompressed), or None where reading would consume it."""
-    if pio.is_s3(url):
-        return pio.open_input(url, endpoint_url)
+    if storage.is_s3(url):
+        return storage.open_input(url, endpoint_url)
     try:
         if not stat.S_ISREG(os.stat(url).st_mode):
             return None  # a FIFO or device: reading would consume it
@@ -78,8 +79,7 @@ def look(url: str, recipe: str, endpoint_url: str | None = None) -> Look | None:
         if found.not_text is not None:
             return found
         found.whole = len(head) < LOOK_BYTES
-        if head.startswith(BOM):
-            head = head[len(BOM) :]
+        head = without_bom(head)
         lines = head.split(b"\n")
         if not found.whole:
             lines.pop()  # cut by the read
@@ -98,14 +98,14 @@ def look(url: str, recipe: str, endpoint_url: str | None = None) -> Look | None:
             if found.lines >= LOOK_LINES:
                 found.whole = False
                 break
-    except (OSError, EOFError, zlib.error, *pio.s3_errors()):
+    except (OSError, EOFError, zlib.error, *storage.s3_errors()):
         return None  # the job reads it again and reports the failure with its line
     finally:
         stream.close()
     return found
 
 
-def check(refs: list[pio.InputRef], recipe: str, endpoint_url: str | None = None) -> None:
+def check(refs: list[storage.InputRef], recipe: str, endpoint_url: str | None = None) -> None:
     """Refuse an input whose first lines are not UTF-8 text, or of which none fits the
     recipe (see the module's docstring); the first input is looked at."""
     if not refs:
@@ -113,7 +113,7 @@ def check(refs: list[pio.InputRef], recipe: str, endpoint_url: str | None = None
     found = look(refs[0].url, recipe, endpoint_url)
     if found is None:
         return
-    shown = pio.redact(found.url)
+    shown = storage.redact(found.url)
     if found.not_text is not None:
         raise UsageError(
             f"{shown} is {found.not_text}; pbatch reads UTF-8 JSON Lines (convert it first, "
@@ -132,7 +132,9 @@ def check(refs: list[pio.InputRef], recipe: str, endpoint_url: str | None = None
     )
 
 
-def refused(refs: list[pio.InputRef], recipe: str, endpoint_url: str | None = None) -> str | None:
+def refused(
+    refs: list[storage.InputRef], recipe: str, endpoint_url: str | None = None
+) -> str | None:
     """check's message, or None when the input would be accepted (for `validate`)."""
     try:
         check(refs, recipe, endpoint_url)

@@ -13,7 +13,7 @@ the temporary output file is kept; resuming cuts it back to the checkpoint's siz
 the consumed lines and goes on.
 
 An S3 output is a multipart upload whose parts end at chunk boundaries
-(io.S3PartsWriter): the checkpoint names the upload and, each time a part is completed,
+(storage.S3PartsWriter): the checkpoint names the upload and, each time a part is completed,
 the parts (number, ETag, size) with the input lines and bytes they cover. On a failure
 worth resuming after, the upload stays pending with its parts (not aborted); resuming
 checks that they are all still there, skips the lines they cover and goes on with the
@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from . import io as pio
+from . import storage
 from .errors import PbatchError
 
 VERSION = 1
@@ -43,12 +43,12 @@ CHECKPOINT_SECONDS = 1.0
 
 def not_resumable(p: Any) -> str | None:
     """Why a job's output cannot be continued after a failure (None: it can)."""
-    output = p.output or (pio.default_output(p.input) if p.input else "-")
+    output = p.output or (storage.default_output(p.input) if p.input else "-")
     if p.engine != "local":
         return "--engine dask jobs are not resumable (their parts are retried instead)"
     if p.input == "-" or output == "-":
         return "stdin and stdout cannot be read or written again"
-    if not pio.is_s3(p.input) and os.path.exists(p.input):
+    if not storage.is_s3(p.input) and os.path.exists(p.input):
         mode = os.stat(p.input).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             return f"{p.input} is not a regular file (a pipe cannot be read again)"
@@ -67,7 +67,7 @@ def params_json(p: Any) -> dict[str, Any]:
     d = dataclasses.asdict(p)
     for key in ("solution", "input", "output", "events"):
         if d.get(key) is not None and not d[key].startswith("arn:"):
-            d[key] = pio.display_path(d[key])
+            d[key] = storage.display_path(d[key])
     return d
 
 
@@ -83,12 +83,12 @@ def params_from_json(d: dict[str, Any]) -> Any:
 
 def fingerprint(url: str, endpoint_url: str | None) -> dict[str, Any]:
     """What tells whether an input changed: size and mtime (local), size and ETag (S3)."""
-    if pio.is_s3(url):
-        bucket, key = pio.split_s3(url)
+    if storage.is_s3(url):
+        bucket, key = storage.split_s3(url)
         try:
-            head = pio.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
-        except pio.s3_errors() as exc:
-            raise PbatchError(f"cannot read {url}: {pio.describe_s3_error(exc)}") from None
+            head = storage.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
+        except storage.s3_errors() as exc:
+            raise PbatchError(f"cannot read {url}: {storage.describe_s3_error(exc)}") from None
         return {"url": url, "size": int(head["ContentLength"]), "etag": head.get("ETag")}
     try:
         st = os.stat(url)
@@ -303,16 +303,16 @@ class Checkpointer:
 
 def _exists(url: str, endpoint_url: str | None) -> bool:
     """Whether a finished output is still there (an S3 object: HeadObject)."""
-    if not pio.is_s3(url):
+    if not storage.is_s3(url):
         return os.path.exists(url)
-    bucket, key = pio.split_s3(url)
+    bucket, key = storage.split_s3(url)
     try:
-        pio.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
-    except pio.s3_errors() as exc:
+        storage.s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
+    except storage.s3_errors() as exc:
         response = getattr(exc, "response", None) or {}
         if response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
             return False
-        raise PbatchError(f"cannot read {url}: {pio.describe_s3_error(exc)}") from None
+        raise PbatchError(f"cannot read {url}: {storage.describe_s3_error(exc)}") from None
     return True
 
 
@@ -324,7 +324,7 @@ def check_upload(cur: dict[str, Any], endpoint_url: str | None) -> None:
     if not parts:
         return
     url, upload_id = cur["upload"]["url"], cur["upload"]["uploadId"]
-    found = pio.list_upload_parts(url, upload_id, endpoint_url)
+    found = storage.list_upload_parts(url, upload_id, endpoint_url)
     if found is None:
         raise PbatchError(
             f"refusing to resume: the multipart upload of {url} ({len(parts)} completed "

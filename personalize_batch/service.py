@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import io as pio
 from . import jobs as jobs_mod
-from . import preflight
+from . import preflight, storage
 from .batch import (
     MAX_RESULTS,
     JobParams,
@@ -208,7 +207,7 @@ def create_batch_inference_job(
 
         compile_filter(filter_text, solution, filter_source)
     try:
-        refs = pio.list_inputs(input_path)
+        refs = storage.list_inputs(input_path)
         preflight.check(refs, solution.recipe)
     except StorageError as exc:
         raise UsageError(f"jobInput: {exc}") from None

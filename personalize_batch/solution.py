@@ -31,8 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from . import __version__
-from . import io as pio
+from . import __version__, storage
 from .errors import PbatchError, SolutionError, StorageError
 from .recipes import canonical_recipe
 from .recipes.base import csr_rows
@@ -403,7 +402,7 @@ def _file_sha256(path: str) -> str:
 def load(path: str, endpoint_url: str | None = None) -> Solution:
     """Load and validate a solution (a local path or an s3:// URL); any problem is one
     SolutionError, or a StorageError when an s3:// solution cannot be read."""
-    if pio.is_s3(path):
+    if storage.is_s3(path):
         return _load_s3(path, endpoint_url)
     if not os.path.exists(path):
         raise SolutionError(f"solution not found: {path}")
@@ -439,7 +438,7 @@ def _load_s3(url: str, endpoint_url: str | None) -> Solution:
     arrays are read into memory); the Solution keeps the URL as its path."""
     with tempfile.TemporaryDirectory(prefix="pbatch-solution-") as folder:
         local = os.path.join(folder, "solution.npz")
-        pio.download(url, local, endpoint_url)
+        storage.download(url, local, endpoint_url)
         try:
             sol = load(local)
         except SolutionError as exc:

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import io as pio
-from . import preflight
+from . import preflight, storage
 from .batch import Counts, read_numbered_chunks
 from .diagnostics import IdTally, diagnose
 from .lines import QUERY, BadLine, parse_line
@@ -45,7 +44,7 @@ def validate(
     once the iterator is exhausted."""
     solution = load(solution_path)
     query = QUERY[solution.recipe]
-    refs = pio.list_inputs(input_path, endpoint_url)
+    refs = storage.list_inputs(input_path, endpoint_url)
     report = Report(solution.recipe, [ref.url for ref in refs])
     look = preflight.look(refs[0].url, solution.recipe, endpoint_url)
     if look is not None and look.not_text is not None:
@@ -57,7 +56,7 @@ def validate(
         counts = report.counts
         tally = counts.ids
         for ref in refs:
-            stream = pio.open_input(ref.url, endpoint_url)
+            stream = storage.open_input(ref.url, endpoint_url)
             try:
                 for chunk, numbers in read_numbered_chunks(stream, counts, 4096):
                     good = []

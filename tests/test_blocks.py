@@ -21,7 +21,7 @@ from personalize_batch.batch import (
     read_blocks,
     read_numbered_chunks,
 )
-from personalize_batch.lines import BOM, MAX_LINE_BYTES
+from personalize_batch.job.framing import BOM, MAX_LINE_BYTES
 from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
 from personalize_batch.workers import SLOT_BYTES, WorkerPool

@@ -35,12 +35,12 @@ from hypothesis import strategies as st
 from memprobe import chunk_faults
 from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
-from personalize_batch import io as pio
 from personalize_batch.batch import Counts, JobParams, read_chunks, run_job
 from personalize_batch.batchproc import GC_THRESHOLD
 from personalize_batch.engines import dask as engine
 from personalize_batch.engines.parts import plan_upload
 from personalize_batch.errors import JobFailed, PbatchError
+from personalize_batch.job import framing
 from personalize_batch.jobs import JobStore
 
 COUNT_FIELDS = (
@@ -174,10 +174,10 @@ def test_partitions_tile_the_file(lines, partition_size, last_newline):
     data = b"".join(body + (b"\r\n" if crlf else b"\n") for body, crlf in lines)
     if lines and not last_newline:
         data = data[:-1]
-    whole = list(pio.iter_lines(io.BytesIO(data), 5))
+    whole = list(framing.iter_lines(io.BytesIO(data), 5))
     parts = []
     for start, end in engine.plan_ranges(len(data), partition_size, compressed=False):
-        parts += list(pio.iter_partition_lines(io.BytesIO(data), start, end, 5))
+        parts += list(framing.iter_partition_lines(io.BytesIO(data), start, end, 5))
     assert parts == whole
 
 

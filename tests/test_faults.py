@@ -13,7 +13,7 @@ import faultkit
 import pytest
 from conftest import npz_arrays, write_npz
 
-from personalize_batch import io as pio
+from personalize_batch import storage as pio
 from personalize_batch.errors import Interrupted
 
 # --- AtomicOutput: a signal can land between any two bytecodes -----------------------------
@@ -63,7 +63,7 @@ def test_signal_while_opening_s3_output_aborts_the_upload(
     """The multipart upload exists once the writer is open; a signal while the gzip layer
     is set up must still abort it."""
     s3_client.put_object(Bucket=s3_bucket, Key="o/x.out.gz", Body=b"old\n")
-    monkeypatch.setattr(pio, "gzip", types.SimpleNamespace(GzipFile=_interrupt))
+    monkeypatch.setattr(pio.atomic, "gzip", types.SimpleNamespace(GzipFile=_interrupt))
     with pytest.raises(Interrupted), pio.AtomicOutput(f"s3://{s3_bucket}/o/x.out.gz") as out:
         out.write(b"never\n")
     gc.collect()  # smart_open's writer completes itself when garbage-collected

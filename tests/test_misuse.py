@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from misusekit import CASES, Case, checksums, make_workspace
 
-from personalize_batch import io as pio
+from personalize_batch import storage as pio
 from personalize_batch.cli import main
 
 JOB_NAME = re.compile(r"pbatch-\d{8}-\d{6}-[0-9a-f]{6}")

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from s3server import start_weed
 from test_resume import COUNTS, make_input, pbatch, start_and_stop
 
-from personalize_batch import io as pio
+from personalize_batch import storage as pio
 from personalize_batch.jobs import JobStore
 from personalize_batch.resume import check_upload
 
@@ -176,7 +176,7 @@ def test_parts_writer_keeps_or_aborts_and_continues(s3_env, s3_client, s3_bucket
     url = f"s3://{s3_bucket}/o/x.out"
     first = bytes(range(256)) * (PART // 256) + b"end of part one\n"
     for keep in (False, True):
-        output = pio.AtomicOutput(url, resumable=True)
+        output = pio.AtomicOutput(pio.S3Object(url, resumable=True))
         out = output.__enter__()
         out.write(first[:100])
         assert not out.cut()  # under the part size: stays buffered
@@ -191,7 +191,7 @@ def test_parts_writer_keeps_or_aborts_and_continues(s3_env, s3_client, s3_bucket
     cur = {"upload": {"url": url, "uploadId": out.upload_id}, "parts": parts, "bytes": 1}
     check_upload(cur, None)  # every part there
     assert pio.list_upload_parts(url, out.upload_id)[1]["Size"] == len(first)
-    with pio.AtomicOutput(url, resume_upload=(out.upload_id, parts)) as out2:
+    with pio.AtomicOutput(pio.S3Object(url, resume_upload=(out.upload_id, parts))) as out2:
         out2.write(b"the rest\n")
     got = s3_client.get_object(Bucket=s3_bucket, Key="o/x.out")["Body"].read()
     assert got == first + b"the rest\n"
@@ -200,13 +200,13 @@ def test_parts_writer_keeps_or_aborts_and_continues(s3_env, s3_client, s3_bucket
     with pytest.raises(Exception, match="is gone"):
         check_upload(cur, None)
     # a failure before any part is completed leaves nothing, even when asked to keep
-    output = pio.AtomicOutput(f"s3://{s3_bucket}/o/y.out", resumable=True)
+    output = pio.AtomicOutput(pio.S3Object(f"s3://{s3_bucket}/o/y.out", resumable=True))
     out3 = output.__enter__()
     out3.write(b"small\n")
     output.abort(keep=True)
     assert uploads(s3_client, s3_bucket, "o/") == []
     # and an empty output is an empty object
-    with pio.AtomicOutput(f"s3://{s3_bucket}/o/z.out", resumable=True):
+    with pio.AtomicOutput(pio.S3Object(f"s3://{s3_bucket}/o/z.out", resumable=True)):
         pass
     assert s3_client.get_object(Bucket=s3_bucket, Key="o/z.out")["Body"].read() == b""
 

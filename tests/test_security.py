@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3server import ACCESS_KEY, SECRET_KEY
 
-from personalize_batch import io as pio
+from personalize_batch import storage as pio
 from personalize_batch.errors import StorageError
 
-PACKAGE = Path(pio.__file__).resolve().parent
+PACKAGE = Path(pio.__file__).resolve().parent.parent
 ROOT = PACKAGE.parent
 USERS = (ROOT / "examples" / "users.json").read_bytes()
 
@@ -118,9 +118,9 @@ class _ListingOnly:
 
 
 def _inputs(monkeypatch: pytest.MonkeyPatch, keys: list[str], url: str) -> list[pio.InputRef]:
-    import botocore.exceptions  # noqa: F401  (io.py maps botocore errors once it is imported)
+    import botocore.exceptions  # noqa: F401  (storage maps botocore errors once it is imported)
 
-    monkeypatch.setattr(pio, "s3_client", lambda endpoint_url=None: _ListingOnly(keys))
+    monkeypatch.setattr(pio.s3, "s3_client", lambda endpoint_url=None: _ListingOnly(keys))
     return pio.list_inputs(url)
 
 

@@ -217,7 +217,7 @@ def test_a_pipes_lines_are_answered_while_its_writer_is_still_at_work(workers, s
 def test_files_and_s3_objects_are_complete_inputs_pipes_are_not(tmp_path):
     import os
 
-    from personalize_batch.io import is_complete
+    from personalize_batch.storage import is_complete
 
     regular = tmp_path / "in.json"
     regular.write_bytes(b"{}\n")
@@ -225,7 +225,7 @@ def test_files_and_s3_objects_are_complete_inputs_pipes_are_not(tmp_path):
     os.mkfifo(fifo)
     assert is_complete(str(regular)) and is_complete("s3://bucket/in.json")
     assert not is_complete(str(fifo))
-    code = "import sys; from personalize_batch.io import is_complete; print(is_complete('-'))"
+    code = "import sys; from personalize_batch.storage import is_complete; print(is_complete('-'))"
     with open(regular, "rb") as f:
         redirected = subprocess.run(
             [sys.executable, "-c", code], stdin=f, capture_output=True, text=True

@@ -100,7 +100,7 @@ def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 
 def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from ..io import check_endpoint  # noqa: PLC0415
+    from ..storage import check_endpoint  # noqa: PLC0415
 
     if value is not None:
         try:

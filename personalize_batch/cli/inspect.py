@@ -69,7 +69,7 @@ def diff(old: str, new: str, changed: str | None, endpoint_url: str | None) -> N
       pbatch diff monday/users.json.out tuesday/users.json.out
       pbatch diff monday/users.json.out tuesday/users.json.out --changed mail.jsonl
     """
-    from .. import io as pio  # noqa: PLC0415
+    from .. import storage  # noqa: PLC0415
     from ..diff import diff as compare  # noqa: PLC0415
     from ..paths import Named, check_disjoint  # noqa: PLC0415
 
@@ -82,6 +82,6 @@ def diff(old: str, new: str, changed: str | None, endpoint_url: str | None) -> N
     if changed is None:
         summary = compare(old, new, None, endpoint_url)
     else:
-        with pio.AtomicOutput(changed, endpoint_url=endpoint_url) as out:
+        with storage.AtomicOutput(changed, endpoint_url=endpoint_url) as out:
             summary = compare(old, new, out, endpoint_url)
     emit(summary.as_dict())

@@ -20,11 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .. import io as pio
 from .. import jobs as jobs_mod
-from .. import preflight, service
+from .. import preflight, service, storage
 from ..batch import JobParams, check_paths, check_solution_hash, new_job_name, parse_solution_ref
 from ..errors import PbatchError
+from ..job import framing
 from ..jobs import JobStore
 from ..solution import load
 from . import pages
@@ -238,7 +238,7 @@ def form_problems(store: JobStore, values: dict[str, str]) -> list[tuple[str, st
         from ..filters.parse import parse_filter  # noqa: PLC0415
 
         check("filter", lambda: parse_filter(text, source))
-    refs = check("input", lambda: pio.list_inputs(values["input"])) if values["input"] else None
+    refs = check("input", lambda: storage.list_inputs(values["input"])) if values["input"] else None
     if refs and solution is not None:
         check("input", lambda: preflight.check(refs, solution.recipe))
     if refs and values["output"] and values["solution"] and not problems:
@@ -282,9 +282,9 @@ def preview(url: str) -> tuple[str, list[str], str | None]:
     """The first lines of an output file (local or S3), cut to a readable length."""
     lines: list[str] = []
     try:
-        stream = pio.open_input(url)
+        stream = storage.open_input(url)
         try:
-            for raw, _ in pio.iter_lines(stream, PREVIEW_CHARS * 4):
+            for raw, _ in framing.iter_lines(stream, PREVIEW_CHARS * 4):
                 text = raw.decode("utf-8", "replace").rstrip("\r\n")
                 lines.append(text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " …")
                 if len(lines) >= PREVIEW_LINES:

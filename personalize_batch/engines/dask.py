@@ -1,7 +1,7 @@
 """The same batch inference job on a Dask cluster, byte for byte (A.14).
 
 The driver (the `pbatch run` process) lists the inputs and splits each into byte-range
-partitions (`io.iter_partition_lines`; a compressed input is one partition), then submits
+partitions (`job.framing.iter_partition_lines`; a compressed input is one partition), then submits
 one task per partition. A worker loads the solution once (cached in its process, keyed by
 path and sha256), scores its partition with `batch.answer_guarded` – the local engine's
 own code, so the bytes are the same – and writes them to a part (`engines.parts`). When
@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .. import io as pio
+from .. import __version__, storage
 from ..batch import Counts, JobParams, answer_guarded
 from ..errors import PbatchError, SolutionError
 from ..recipes.exploration import Exploration
@@ -182,9 +181,10 @@ def score_partition(task: Partition) -> PartResult:
     counts = Counts()
     part = f"{task.part}-{secrets.token_hex(4)}"
     label = f"{task.input} (bytes {task.start}-{'end' if task.end is None else task.end})"
-    stream = pio.open_input(task.input, task.endpoint_url)
+    stream = storage.open_input(task.input, task.endpoint_url)
     try:
-        with pio.AtomicOutput(part, endpoint_url=task.endpoint_url, durable=False) as out:
+        target = storage.target_for(part, task.endpoint_url, durable=False)
+        with storage.AtomicOutput(target) as out:
             size = answer_guarded(
                 stream,
                 out,
@@ -213,7 +213,7 @@ def _executing(prefix: str, dask_worker: Any = None) -> list[str]:
 class _Input:
     """One input of the job: its output, staging folder and partitions."""
 
-    ref: pio.InputRef
+    ref: storage.InputRef
     url: str
     staging: Staging
     indices: list[int]
@@ -350,17 +350,17 @@ def _drain(client: Client, prefix: str) -> None:
 
 
 def _plan(
-    p: JobParams, name: str, refs: list[pio.InputRef], output: str, solution: Solution
+    p: JobParams, name: str, refs: list[storage.InputRef], output: str, solution: Solution
 ) -> tuple[list[_Input], list[Partition]]:
     """Every input's output, staging folder and partitions."""
-    solution_ref = p.solution if pio.is_s3(p.solution) else os.path.abspath(p.solution)
+    solution_ref = p.solution if storage.is_s3(p.solution) else os.path.abspath(p.solution)
     inputs, tasks = [], []
     for ref in refs:
-        url = pio.output_url(output, ref.name, p.compress)
-        source = ref.url if pio.is_s3(ref.url) else os.path.abspath(ref.url)
+        url = storage.output_url(output, ref.name, p.compress)
+        source = ref.url if storage.is_s3(ref.url) else os.path.abspath(ref.url)
         staging = Staging(url, name, p.endpoint_url)
-        size = pio.input_size(source, p.endpoint_url)
-        ranges = plan_ranges(size, p.partition_size, pio.is_compressed(source))
+        size = storage.input_size(source, p.endpoint_url)
+        ranges = plan_ranges(size, p.partition_size, storage.is_compressed(source))
         first = len(tasks)
         for start, end in ranges:
             index = len(tasks)
@@ -381,7 +381,7 @@ def _plan(
                     filter_source=p.filter_source,
                     exploration=p.exploration,
                     item_metadata=p.item_metadata,
-                    events=pio.display_path(p.events) if p.events else None,
+                    events=storage.display_path(p.events) if p.events else None,
                     events_sha256=solution.meta.get("foldIn", {}).get("eventsSha256"),
                 )
             )
@@ -394,7 +394,7 @@ def run(
     p: JobParams,
     name: str,
     solution: Solution,
-    refs: list[pio.InputRef],
+    refs: list[storage.InputRef],
     output: str,
     counts: Counts,
     outputs: list[str],

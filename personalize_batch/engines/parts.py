@@ -1,12 +1,12 @@
 """The parts of a distributed job's output, and how they become one `NAME.out`.
 
 Each partition's worker writes its output lines to a part of its own, whole or not at all
-(`io.AtomicOutput`), in a hidden staging folder beside the output:
+(`storage.AtomicOutput`), in a hidden staging folder beside the output:
 `.NAME.out.pbatch-JOB/part-000042-<token>` (inputs listing skips hidden names). When every
 part of an input is written, the driver joins them in order:
 
 - to a local file, to stdout, or with `--compress gzip`: the parts are streamed through
-  `io.AtomicOutput`, which compresses exactly as the local engine does (the same bytes);
+  `storage.AtomicOutput`, which compresses exactly as the local engine does (the same bytes);
 - to S3 otherwise: one multipart upload assembled server-side (UploadPartCopy); parts
   under S3's 5 MiB minimum are merged by downloading them, a few MiB at a time. The upload
   is completed only when every part was copied, and aborted otherwise.
@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .. import io as pio
+from .. import storage
 from ..errors import StorageError
 
 MIN_PART = 5 << 20  # S3's minimum size of every part but the last
@@ -83,7 +83,7 @@ class Staging:
         if output_url == "-":  # stdout: the parts wait in a local temporary folder
             self.root = tempfile.mkdtemp(prefix="pbatch-parts-")
         else:
-            if not pio.is_s3(output_url):  # workers may run in another directory
+            if not storage.is_s3(output_url):  # workers may run in another directory
                 output_url = os.path.abspath(output_url)
             folder, _, leaf = output_url.rpartition("/")
             self.root = f"{folder}/.{leaf}.pbatch-{job_name}"
@@ -97,11 +97,11 @@ class Staging:
         """Join the parts (url, size), in order, into the output; it appears whole or not
         at all."""
         total = sum(size for _, size in parts)
-        if pio.is_s3(self.output_url) and not self.output_url.endswith(".gz"):
+        if storage.is_s3(self.output_url) and not self.output_url.endswith(".gz"):
             if total >= MIN_PART:
                 _compose_s3(self.output_url, parts, self.endpoint_url)
                 return
-        with pio.AtomicOutput(
+        with storage.AtomicOutput(
             self.output_url, endpoint_url=self.endpoint_url, compresslevel=compresslevel
         ) as out:
             for url, size in parts:
@@ -110,11 +110,11 @@ class Staging:
     def remove(self) -> None:
         """Delete the staging folder and every part in it, and abort the multipart
         uploads of parts whose worker died while writing them."""
-        if not pio.is_s3(self.root):
+        if not storage.is_s3(self.root):
             shutil.rmtree(self.root, ignore_errors=True)
             return
-        bucket, prefix = pio.split_s3(self.root + "/")
-        client = pio.s3_client(self.endpoint_url)
+        bucket, prefix = storage.split_s3(self.root + "/")
+        client = storage.s3_client(self.endpoint_url)
         try:
             for page in client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix
@@ -129,18 +129,18 @@ class Staging:
                     client.abort_multipart_upload(
                         Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
-        except pio.s3_errors() as exc:
+        except storage.s3_errors() as exc:
             raise StorageError(
-                f"cannot remove the parts under {self.root}/: {pio.describe_s3_error(exc)}"
+                f"cannot remove the parts under {self.root}/: {storage.describe_s3_error(exc)}"
             ) from None
 
 
 def _copy_part(url: str, size: int, out: Any, endpoint_url: str | None) -> None:
     """Append one part to `out`, checking that it holds the bytes its worker reported."""
-    if not pio.is_s3(url) and _copy_file_range(url, size, out):
+    if not storage.is_s3(url) and _copy_file_range(url, size, out):
         return
     copied = 0
-    stream = pio.open_input(url, endpoint_url)
+    stream = storage.open_input(url, endpoint_url)
     try:
         while block := stream.read(4 << 20):
             out.write(block)
@@ -181,9 +181,9 @@ def _compose_s3(dest: str, parts: list[tuple[str, int]], endpoint_url: str | Non
     plan = plan_upload([size for _, size in parts])
     if len(plan) > MAX_PARTS:
         raise StorageError(f"cannot write {dest}: {len(plan)} parts, S3 allows {MAX_PARTS}")
-    bucket, key = pio.split_s3(dest)
-    client = pio.s3_client(endpoint_url)
-    sources = [pio.split_s3(url) for url, _ in parts]
+    bucket, key = storage.split_s3(dest)
+    client = storage.s3_client(endpoint_url)
+    sources = [storage.split_s3(url) for url, _ in parts]
 
     def upload(number: int, pieces: list[Piece]) -> dict[str, Any]:
         if len(pieces) == 1:
@@ -211,11 +211,11 @@ def _compose_s3(dest: str, parts: list[tuple[str, int]], endpoint_url: str | Non
         )
         return {"PartNumber": number, "ETag": done["ETag"]}
 
-    errors = pio.s3_errors()
+    errors = storage.s3_errors()
     try:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     except errors as exc:
-        raise StorageError(f"cannot write {dest}: {pio.describe_s3_error(exc)}") from None
+        raise StorageError(f"cannot write {dest}: {storage.describe_s3_error(exc)}") from None
     try:
         with cf.ThreadPoolExecutor(COPY_THREADS) as pool:
             done = list(pool.map(upload, range(1, len(plan) + 1), plan))
@@ -228,5 +228,5 @@ def _compose_s3(dest: str, parts: list[tuple[str, int]], endpoint_url: str | Non
         except errors:
             pass  # the upload was never completed, so no object appeared; it expires
         if isinstance(exc, errors):
-            raise StorageError(f"cannot write {dest}: {pio.describe_s3_error(exc)}") from None
+            raise StorageError(f"cannot write {dest}: {storage.describe_s3_error(exc)}") from None
         raise

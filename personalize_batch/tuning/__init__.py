@@ -17,9 +17,9 @@ import numpy as np
 
 from ..data import Interactions
 from ..errors import UsageError
-from ..io import open_input
 from ..recipes import recipe_module
 from ..splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
+from ..storage import open_input
 from .hpo import HpoConfig, parse_hpo_config
 from .objective import DEFAULT_METRIC, objective
 from .profile import Profile, profile

@@ -1,0 +1,1 @@
+"""The batch inference job."""
