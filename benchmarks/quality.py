@@ -37,9 +37,9 @@ from common import DATA, ROOT, in_child, machine, table, write_section  # noqa: 
 from methods import PBATCH, PEERS, VARIANTS, Method, Model, PbatchPlain  # noqa: E402
 
 from personalize_batch.data import read_interactions  # noqa: E402
+from personalize_batch.data.splits import Split, shuffle_within_users, split_data  # noqa: E402
 from personalize_batch.metrics import ndcg_at_k, summarize  # noqa: E402
 from personalize_batch.recipes.base import chunk_rows, mask_rows, topk  # noqa: E402
-from personalize_batch.splits import Split, shuffle_within_users, split_data  # noqa: E402
 
 CASES = {
     "mt-time-cut": ("movietweetings-100k", "time-cut", "MovieTweetings-100k, global time cut"),

@@ -8,9 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .data import Interactions, read_interactions
-from .errors import UsageError
-from .recipes import canonical_recipe, recipe_module
-from .splits import (  # noqa: F401  (the splits are part of evaluation's interface)
+from .data.splits import (  # noqa: F401  (the splits are part of evaluation's interface)
     SPLITS,
     Split,
     shuffle_within_users,
@@ -20,6 +18,8 @@ from .splits import (  # noqa: F401  (the splits are part of evaluation's interf
     split_random,
     split_time_cut,
 )
+from .errors import UsageError
+from .recipes import canonical_recipe, recipe_module
 from .tuning import choose, given_names, read_hpo_config
 from .tuning.hpo import HpoConfig
 from .tuning.objective import objective

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from ..data import Interactions
+from ..data.profile import Profile, profile
+from ..data.splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
 from ..errors import UsageError
 from ..recipes import recipe_module
-from ..splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
 from ..storage import open_input
 from .hpo import HpoConfig, parse_hpo_config
 from .objective import DEFAULT_METRIC, objective
-from .profile import Profile, profile
 from .search import Dimension, Trial, coordinate_descent
 from .space import SPACES
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ..data.splits import Split
 from ..metrics import summarize
 from ..recipes import model_arrays, recipe_module
 from ..recipes.base import chunk_rows
 from ..solution import build_meta, in_memory
-from ..splits import Split
 
 NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
 RANKED_LIST = 100  # the held-out item and 99 others

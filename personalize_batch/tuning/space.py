@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Interactions
-from .profile import Profile
+from ..data.profile import Profile
 from .search import Dimension
 
 # popularity_half_life_days when time carries no signal: all-time popularity

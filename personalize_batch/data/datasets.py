@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DataError, StorageError
-from .storage import open_input
+from ..errors import DataError, StorageError
+from ..storage import open_input
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

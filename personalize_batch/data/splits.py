@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import Interactions
-from .errors import UsageError
+from ..errors import UsageError
+from .datasets import Interactions
 
 SPLITS = ("personalize", "leave-last-out", "time-cut", "random")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Interactions
+from .datasets import Interactions
 
 SIGNIFICANT = 3.0  # one-sided z
 MIN_PAIRS = 200  # fewer ordered pairs (or recent interactions) decide nothing
