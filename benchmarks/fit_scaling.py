@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, PBATCH, in_child, machine, run_measured, table, write_section  # noqa: E402
 
+from personalize_batch import recipes  # noqa: E402
 from personalize_batch.data import Interactions  # noqa: E402
-from personalize_batch.recipes import recipe_module  # noqa: E402
 from personalize_batch.training import fit_arrays  # noqa: E402
 from personalize_batch.tuning import choose  # noqa: E402
 
@@ -73,7 +73,7 @@ def one_size(n_users: int, n_items: int, n_rows: int, tune: bool) -> dict:
     t0 = time.perf_counter()
     data = synthetic(n_users, n_items, n_rows)
     made = time.perf_counter() - t0
-    hp = recipe_module("user-personalization").HYPERPARAMETERS.defaults()
+    hp = recipes.recipe("user-personalization").hyperparameters.defaults()
     t0 = time.perf_counter()
     search, chosen = 0.0, {}
     if tune:

@@ -37,7 +37,7 @@ from common import (  # noqa: E402
     write_section,
 )
 
-from personalize_batch.metrics import summarize  # noqa: E402
+from personalize_batch.recipes.validation import summarize  # noqa: E402
 
 DATASET = "movietweetings-100k"
 KEYS = (

@@ -13,10 +13,10 @@ import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
 
+from personalize_batch import recipes
 from personalize_batch.data import Interactions
-from personalize_batch.recipes import model_arrays, recipe_module
-from personalize_batch.recipes.base import topk
-from personalize_batch.solution import build_meta, in_memory
+from personalize_batch.recipes.numeric import topk
+from personalize_batch.solution import build_meta, in_memory, model_arrays
 from personalize_batch.tuning import choose
 
 
@@ -169,7 +169,7 @@ class PbatchPlain(Method):
         self.fixed = fixed or {}
         self.overrides = overrides or {}
         self.name = name or self.name
-        self.start = recipe_module(recipe).HYPERPARAMETERS.defaults()
+        self.start = recipes.recipe(recipe).hyperparameters.defaults()
 
     def choose(self, train: Interactions) -> tuple[dict[str, Any], dict[str, Any]]:
         """What `pbatch train` chooses on `train`: (hyperparameters, its report)."""
@@ -181,7 +181,7 @@ class PbatchPlain(Method):
         hp = {**hp, **self.overrides}
         arrays = model_arrays(self.recipe, train, hp)
         solution = in_memory(build_meta(self.recipe, hp, {}), arrays)
-        return recipe_module(self.recipe).Scorer(solution)
+        return recipes.recipe(self.recipe).scorer(solution)
 
     def fit(self, train: Interactions, hp: dict[str, Any], cache: dict) -> Model:
         return _Dense(self.scorer(train, hp).logits)
@@ -215,15 +215,15 @@ def VARIANTS() -> list[PbatchPlain]:  # noqa: N802
 def pbatch_sims(train: Interactions, hp: dict[str, Any] | None = None) -> sp.csr_matrix:
     """pbatch sims' neighbour lists as an items x items similarity matrix (`hp`: the
     values that differ from the defaults)."""
-    module = recipe_module("sims")
-    a = module.fit(train, {**module.HYPERPARAMETERS.defaults(), **(hp or {})})
+    sims = recipes.recipe("sims")
+    a = sims.fit(train, {**sims.hyperparameters.defaults(), **(hp or {})})
     n = train.n_items
     return sp.csr_matrix((a["sims_data"], a["sims_indices"], a["sims_indptr"]), shape=(n, n))
 
 
 def sims_plain(train: Interactions) -> tuple[sp.csr_matrix, dict[str, Any]]:
     """sims as a plain `pbatch train` fits it on `train`: (similarities, chosen values)."""
-    hp = recipe_module("sims").HYPERPARAMETERS.defaults()
+    hp = recipes.recipe("sims").hyperparameters.defaults()
     chosen = choose("sims", train, hp, seed=0)
     return pbatch_sims(train, chosen.hyperparameters), chosen.report.get("chosen", {})
 

@@ -38,8 +38,8 @@ from methods import PBATCH, PEERS, VARIANTS, Method, Model, PbatchPlain  # noqa:
 
 from personalize_batch.data import read_interactions  # noqa: E402
 from personalize_batch.data.splits import Split, shuffle_within_users, split_data  # noqa: E402
-from personalize_batch.metrics import ndcg_at_k, summarize  # noqa: E402
-from personalize_batch.recipes.base import chunk_rows, mask_rows, topk  # noqa: E402
+from personalize_batch.recipes.numeric import chunk_rows, mask_rows, topk  # noqa: E402
+from personalize_batch.recipes.validation import ndcg_at_k, summarize  # noqa: E402
 
 CASES = {
     "mt-time-cut": ("movietweetings-100k", "time-cut", "MovieTweetings-100k, global time cut"),

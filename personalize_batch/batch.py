@@ -45,12 +45,11 @@ from .lines import (
     BadLine,
     Request,
     error_line,
-    parse_line,
     success_line,
     success_lines,
 )
-from .recipes.base import MAX_RESULTS
 from .recipes.exploration import Exploration
+from .recipes.protocol import MAX_RESULTS
 from .scoring import Answerer, check_field_count, metadata_columns
 from .solution import Solution, load, tuning_summary
 from .workers import ChunkResult, WorkerPool, default_workers
@@ -334,7 +333,7 @@ def answer_chunk(
 ) -> ChunkResult:
     """Parse, score and serialize one chunk of lines: the bytes of its output lines (and
     of its error lines with their line numbers, when they go aside)."""
-    parsed = [parse_line(raw, answerer.query, too_long) for raw, too_long in chunk]
+    parsed = [answerer.parse(raw, too_long) for raw, too_long in chunk]
     valid = [r for r in parsed if isinstance(r, Request)]
     before = answerer.unknown_snapshot()
     answers = iter(answerer.answer(valid))
@@ -342,7 +341,7 @@ def answer_chunk(
     # metadata
     if len(valid) == len(parsed) and answerer.filter is None and not answerer.item_metadata:
         return ChunkResult(
-            success_lines([r.obj for r in valid], answers),
+            success_lines([r.obj for r in valid], answers, answerer.output.key),
             answered=len(valid),
             errors=0,
             errors_data=b"",
@@ -365,7 +364,7 @@ def answer_chunk(
             items, scores = result
             answered += 1
             meta = answerer.metadata(items) if answerer.item_metadata else None
-            buf.append(success_line(r.obj, items, scores, meta))
+            buf.append(success_line(r.obj, items, scores, meta, answerer.output.key))
     return ChunkResult(
         b"".join(buf),
         answered=answered,

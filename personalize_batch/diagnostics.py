@@ -107,12 +107,15 @@ def diagnose(
             'ids must be strings ("0042", not 42)'
         )
     if lists_ignored:
+        from . import recipes  # noqa: PLC0415  (every recipe: a warning's cost only)
+
         record["listsIgnored"] = lists_ignored
         lines = "1 line has" if lists_ignored == 1 else f"{lists_ignored:,} lines have"
+        rankers = " or ".join(r.name for r in recipes.recipes() if r.query.ranks)
         warnings.append(
             f"{lines} an item list (itemList, itemIds or inputList), which a {recipe} "
-            "solution does not read: it was ignored (a personalized-ranking solution "
-            "re-ranks such lists)"
+            f"solution does not read: it was ignored (a {rankers} solution re-ranks such "
+            "lists)"
         )
     record["warnings"] = warnings
     return record, warnings

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import recipes
 from .data import Interactions, read_interactions
 from .data.splits import (  # noqa: F401  (the splits are part of evaluation's interface)
     SPLITS,
@@ -19,7 +20,6 @@ from .data.splits import (  # noqa: F401  (the splits are part of evaluation's i
     split_time_cut,
 )
 from .errors import UsageError
-from .recipes import canonical_recipe, recipe_module
 from .tuning import choose, given_names, read_hpo_config
 from .tuning.hpo import HpoConfig
 from .tuning.objective import objective
@@ -36,8 +36,8 @@ def prepare(
 ) -> tuple[str, dict[str, Any], Interactions]:
     """The canonical recipe, its parsed hyperparameters and the interactions (their
     warnings passed to `warn`): what train and evaluate start from."""
-    recipe = canonical_recipe(recipe)
-    hp = recipe_module(recipe).HYPERPARAMETERS.parse(hp_pairs, recipe)
+    recipe = recipes.canonical(recipe)
+    hp = recipes.recipe(recipe).hyperparameters.parse(hp_pairs, recipe)
     data = read_interactions(
         interactions,
         event_type=event_type,
@@ -76,7 +76,7 @@ def evaluate_data(
     """Split, fit, measure: the report `pbatch evaluate` prints. With `tune`, the
     settings are chosen on the split's training part first, as `pbatch train` chooses
     them on all the data (the test part is never seen while choosing)."""
-    recipe = canonical_recipe(recipe)
+    recipe = recipes.canonical(recipe)
     if shuffle:
         data = shuffle_within_users(data, seed)
     parts = split_data(

@@ -2,17 +2,15 @@
 
 Events newer than the training data, in Personalize's interactions format, extend the
 solution in memory before any line is scored, as Personalize's event tracker does for
-real-time calls:
+real-time calls, for the recipes that declare `fresh_events`:
 
-- user-personalization and personalized-ranking append each user's events to the end of
-  their history (the latest items; an item seen again moves to the end), keeping the
-  recipe's `max_history_length` most recent distinct items;
-- the items excluded as already seen include the events' items (every recipe);
+- the items excluded as already seen include the events' items;
 - `Interactions.EVENT_TYPE` filters see the events' items too;
 - users unknown at training but present in the events become known users;
-- user-personalization's recent-popularity term is brought up to the latest event: the
-  trained counts decayed to its time, plus the events (what is popular now is what the
-  events say, for every user and most of all for users the solution has not met).
+- the recipe's own arrays take the events through its `fold_in` (the user model appends
+  them to each user's history and brings its recent popularity up to the latest event:
+  what is popular now is what the events say, for every user and most of all for users
+  the solution has not met).
 
 Events go through the same selection as the training data (`eventType`,
 `eventValueThreshold` recorded in the solution). Items unknown to the solution cannot be
@@ -27,66 +25,25 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from . import recipes
 from .data import read_interactions
 from .errors import UsageError
-from .recipes.base import csr_rows, latest_distinct
-from .recipes.user_personalization import (
-    POPULARITY_FLOOR,
-    decayed_counts,
-    scaled_prior,
-)
+from .recipes.numeric import csr_rows, splice_rows
+from .recipes.protocol import FreshEvents
 from .solution import Solution
-
-USER_RECIPES = ("user-personalization", "personalized-ranking", "popularity-count")
-
-
-def splice_rows(
-    indptr: np.ndarray,
-    columns: list[np.ndarray],
-    rows: np.ndarray,
-    lengths: np.ndarray,
-    new_columns: list[np.ndarray],
-    n_rows: int,
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Replace whole rows of a CSR-like layout (several parallel column arrays).
-
-    `rows` (sorted, unique, may be >= the old row count) get `lengths[k]` entries each,
-    taken in order from `new_columns`; every other row keeps its entries. The result has
-    `n_rows` rows. Unchanged rows are copied as runs, so the cost is one pass over the
-    entries plus one step per replaced row.
-    """
-    old_n = len(indptr) - 1
-    sizes = np.zeros(n_rows, dtype=np.int64)
-    sizes[:old_n] = np.diff(indptr)
-    sizes[rows] = lengths
-    out_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    outs = [
-        np.empty(out_ptr[-1], dtype=np.result_type(c, n))
-        for c, n in zip(columns, new_columns, strict=True)
-    ]
-    # runs of unchanged old rows between the replaced ones
-    bounds = np.concatenate([[-1], rows[rows < old_n], [old_n]])
-    for a, b in zip(bounds[:-1] + 1, bounds[1:], strict=True):
-        if a < b:
-            src = slice(indptr[a], indptr[b])
-            dst = slice(out_ptr[a], out_ptr[a] + (indptr[b] - indptr[a]))
-            for out, col in zip(outs, columns, strict=True):
-                out[dst] = col[src]
-    starts = np.cumsum(lengths) - lengths
-    dest = np.repeat(out_ptr[rows] - starts, lengths) + np.arange(int(np.sum(lengths)))
-    for out, col in zip(outs, new_columns, strict=True):
-        out[dest] = col
-    return out_ptr, outs
 
 
 def fold_in(
     solution: Solution, events: str, endpoint_url: str | None = None
 ) -> tuple[Solution, dict[str, Any]]:
     """The solution extended with the events in `events`, and a report of what was used."""
-    if solution.recipe not in USER_RECIPES:
+    recipe = recipes.recipe(solution.recipe)
+    if not recipe.fresh_events:
+        # those whose every line names a user first
+        takers = sorted((r for r in recipes.recipes() if r.fresh_events), key=_user_optional)
         raise UsageError(
             f"--events: {solution.recipe} answers items, not users; fresh events change "
-            f"only {', '.join(USER_RECIPES)}"
+            f"only {', '.join(r.name for r in takers)}"
         )
     training = solution.meta.get("training", {})
     ev = read_interactions(
@@ -139,38 +96,13 @@ def fold_in(
     )
     a["seen_indptr"], a["seen_indices"] = ptr, seen.astype(np.int32)
 
-    if "up_history_indptr" in a:
-        hp = solution.hyperparameters
-        keep = hp["max_history_length"] if hp["recency_mask"] else None
-        old = csr_rows(
-            a["up_history_indptr"], a["up_history_items"], known, n_items, a["up_history_times"]
-        )
-        owner = np.repeat(affected, np.diff(old.indptr))
-        # old history first, then the events in time order: the events are the latest
-        order = np.argsort(np.concatenate([owner, users]), kind="stable")
-        o = np.concatenate([owner, users])[order]
-        i = np.concatenate([old.indices.astype(np.int64), items])[order]
-        t = np.concatenate([old.data.astype(np.int64), times])[order]
-        latest = latest_distinct(o, i, keep)
-        o, i, t = o[latest], i[latest], t[latest]
-        lengths = np.bincount(np.searchsorted(affected, o), minlength=len(affected))
-        ptr, (hi, ht) = splice_rows(
-            a["up_history_indptr"],
-            [a["up_history_items"], a["up_history_times"]],
-            affected,
-            lengths,
-            [i, t],
-            total_users,
-        )
-        a["up_history_indptr"] = ptr
-        a["up_history_items"], a["up_history_times"] = hi.astype(np.int32), ht.astype(np.int64)
-
     if "events_types" in a:
         a.update(_fold_events(a, n_users, total_users, n_items, users, items, types))
-    prior_updated = "up_prior_counts" in a and len(items) > 0
-    if prior_updated:
-        has_time = bool(solution.meta.get("training", {}).get("hasTimestamps", True))
-        a.update(_fold_prior(a, items, times, solution.hyperparameters, has_time))
+    popularity_updated = False
+    if recipe.fold_in is not None:
+        fresh = FreshEvents(users, items, times, affected, known, total_users, n_items)
+        own, popularity_updated = recipe.fold_in(a, fresh, solution.meta)
+        a.update(own)
 
     report = {
         "events": events,
@@ -180,7 +112,7 @@ def fold_in(
         "eventsUnknownItems": int((~known_item).sum()),
         "usersWithEvents": int(len(affected)),
         "newUsers": len(new_ids),
-        "popularityUpdated": prior_updated,
+        "popularityUpdated": popularity_updated,
     }
     meta = dict(solution.meta)
     meta["foldIn"] = report
@@ -188,33 +120,6 @@ def fold_in(
         replace(solution, meta=meta, arrays=a, _user_index=None, _item_index=None, _scorer=None),
         report,
     )
-
-
-def _fold_prior(
-    a: dict[str, np.ndarray],
-    items: np.ndarray,
-    times: np.ndarray,
-    hp: dict[str, Any],
-    has_time: bool,
-) -> dict[str, np.ndarray]:
-    """The recent-popularity term brought up to the latest event: the trained counts
-    decayed to its time (an item's interactions never below their floor), plus the
-    events' own weights. Without timestamps at training, every interaction counts 1."""
-    counts = a["up_prior_counts"].astype(np.float64)
-    if not has_time:
-        counts = counts + np.bincount(items, minlength=len(counts))
-        now = int(a["up_prior_time"])
-    else:
-        before, now = int(a["up_prior_time"]), max(int(a["up_prior_time"]), int(times.max()))
-        half_life = hp["popularity_half_life_days"]
-        aged = counts * np.power(0.5, (now - before) / 86400.0 / half_life)
-        counts = np.maximum(aged, POPULARITY_FLOOR * a["item_counts"])
-        counts += decayed_counts(items, times, now, half_life, len(counts))
-    return {
-        "up_prior": scaled_prior(counts),
-        "up_prior_counts": counts.astype(np.float32),
-        "up_prior_time": np.array(now, dtype=np.int64),
-    }
 
 
 def _fold_events(
@@ -247,3 +152,7 @@ def _fold_events(
         "events_indptr": m.indptr.astype(np.int64),
         "events_indices": m.indices.astype(np.int32),
     }
+
+
+def _user_optional(recipe: recipes.Recipe) -> bool:
+    return not recipe.query.required

@@ -1,12 +1,14 @@
 """Input lines: parse and validate each JSON Lines record once, at the edge (A.3).
 
 A line becomes either a Request (the echoed input plus the ids it asks about) or an
-error message; the job goes on either way.
+error message; the job goes on either way. Which keys a line needs is the recipe's
+`Query` (recipes.protocol); `LineParser` reads any query the same way.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -16,27 +18,12 @@ from typing import Any
 import orjson
 
 from .job.framing import MAX_LINE_BYTES
+from .recipes.protocol import ITEM, ITEMS, TEXT, USER, Recipe
 
 MAX_ID_LENGTH = 256
 MAX_LIST = 500
 MAX_DEPTH = 250  # an output line must be able to echo the input (orjson writes 255 levels)
-
-# recipe -> what a line asks for
-QUERY = {
-    "user-personalization": "user",
-    "popularity-count": "any",
-    "personalized-ranking": "ranking",
-    "sims": "item",
-}
 LIST_KEYS = ("itemList", "itemIds", "inputList")
-# the keys each kind of line is read by: one given twice in a line is an error line
-READ_KEYS = {
-    "user": ("userId", "filterValues"),
-    "any": ("userId", "filterValues"),
-    "ranking": ("userId", *LIST_KEYS, "filterValues"),
-    "item": ("itemId", "items", "userId", "filterValues"),
-}
-_QUOTED = {q: [(k, f'"{k}"'.encode()) for k in keys] for q, keys in READ_KEYS.items()}
 # a line's filterValues map (B.3, B.7)
 MAX_FILTER_KEYS = 25
 MAX_FILTER_KEY_LENGTH = 50
@@ -53,6 +40,7 @@ class Request:
     item: str | None = None
     items: list[str] | None = None
     ignored: str | None = None  # a list key the recipe does not read (itemList…)
+    text: str | None = None  # the value of a key that names no id (a TEXT query)
 
 
 @dataclass(slots=True)
@@ -99,10 +87,22 @@ def _missing(recipe: str, wanted: str, obj: dict[str, Any], also: str = "") -> V
     return ValueError(message)
 
 
-def _item_list(obj: dict[str, Any]) -> list[str]:
+def _text_value(obj: dict[str, Any], key: str) -> str | None:
+    """The string under `key` (a TEXT query), or raise ValueError with the line's error."""
+    value = obj.get(key)
+    if value is None and key not in obj:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    if not value:
+        raise ValueError(f"{key} must not be empty")
+    return value
+
+
+def _item_list(obj: dict[str, Any], recipe: str) -> list[str]:
     key = next((k for k in LIST_KEYS if k in obj), None)
     if key is None:
-        raise _missing("personalized-ranking", "itemList", obj, ' (or "itemIds", "inputList")')
+        raise _missing(recipe, "itemList", obj, ' (or "itemIds", "inputList")')
     value = obj[key]
     if not isinstance(value, list):
         raise ValueError(f"{key} must be a list of item ids")
@@ -152,73 +152,99 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
-def parse_line(raw: bytes, query: str, too_long: bool = False) -> Request | BadLine:
-    """Parse one non-blank line for a recipe's query kind ("user", "any", "ranking", "item")."""
-    if too_long:
-        return BadLine(_text(raw[:1024]), f"line is longer than {MAX_LINE_BYTES} bytes (1 MiB)")
-    line = raw.rstrip(b"\r\n")
-    try:
-        obj = orjson.loads(line)  # which also refuses invalid UTF-8
-    except orjson.JSONDecodeError as exc:
+class LineParser:
+    """Parses the lines of one recipe's jobs: the keys of its Query (A.3)."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        q = recipe.query
+        self.recipe = recipe.name
+        self.key, self.spellings, self.required = q.key, q.spellings, q.required
+        self.names, self.ranks = q.names, q.ranks
+        self.user = q.user and q.names != USER  # an optional userId besides the key
+        read = (q.key, *q.spellings, *(("userId",) if self.user else ()))
+        read += (*(LIST_KEYS if q.ranks else ()), "filterValues")
+        # the keys the line is read by: one given twice in a line is an error line
+        self.quoted = [(k, f'"{k}"'.encode()) for k in read]
+
+    def __call__(self, raw: bytes, too_long: bool = False) -> Request | BadLine:
+        """Parse one non-blank line."""
+        if too_long:
+            return BadLine(_text(raw[:1024]), f"line is longer than {MAX_LINE_BYTES} bytes (1 MiB)")
+        line = raw.rstrip(b"\r\n")
         try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            return BadLine(_text(line), f"line is not valid UTF-8 (byte {bad.start})")
-        return BadLine(_text(line), f"invalid JSON: {exc}")
-    if not isinstance(obj, dict):
-        return BadLine(_text(line), "line is not a JSON object")
-    # orjson reads 1024 levels but writes 255: a line between the two used to stop the
-    # whole job when its answer was written. Nesting that deep takes more than
-    # 2 * MAX_DEPTH bytes of brackets, and counting brackets is cheap: only lines that
-    # might be that deep pay for the real check.
-    if (
-        len(line) > 2 * MAX_DEPTH
-        and line.count(b"[") + line.count(b"{") > MAX_DEPTH
-        and _depth(obj) > MAX_DEPTH
-    ):
-        return BadLine(_text(line), f"line is nested more than {MAX_DEPTH} levels deep")
-    try:
-        # orjson keeps the last of a key given twice. A line of one key holds one colon
-        # (and more only in its value): only other lines are looked at more closely.
-        ignored = None
-        if len(obj) > 1 or line.count(b":") > 1:
-            ignored = _more_keys(line, obj, query)
-        if obj.get("filterValues") is not None:
-            check_filter_values(obj["filterValues"])
-        if query == "user":
-            user = _id(obj, "userId")
-            if user is None:
-                raise _missing("user-personalization", "userId", obj)
-            return Request(obj, user, None, None, ignored)  # positional: faster
-        if query == "any":
-            return Request(obj, _id(obj, "userId"), None, None, ignored)
-        if query == "ranking":
-            user = _id(obj, "userId")
-            if user is None:
-                raise _missing("personalized-ranking", "userId", obj)
-            return Request(obj, user=user, items=_item_list(obj))
-        item = _id(obj, "itemId")
-        if item is None and "items" in obj:
-            item = _id(obj, "items")
-        if item is None:
-            raise _missing("sims", "itemId", obj)
-        # a user for filters
-        return Request(obj, _id(obj, "userId"), item, None, ignored)
-    except ValueError as exc:
-        return BadLine(obj, str(exc))
+            obj = orjson.loads(line)  # which also refuses invalid UTF-8
+        except orjson.JSONDecodeError as exc:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return BadLine(_text(line), f"line is not valid UTF-8 (byte {bad.start})")
+            return BadLine(_text(line), f"invalid JSON: {exc}")
+        if not isinstance(obj, dict):
+            return BadLine(_text(line), "line is not a JSON object")
+        # orjson reads 1024 levels but writes 255: a line between the two used to stop the
+        # whole job when its answer was written. Nesting that deep takes more than
+        # 2 * MAX_DEPTH bytes of brackets, and counting brackets is cheap: only lines that
+        # might be that deep pay for the real check.
+        if (
+            len(line) > 2 * MAX_DEPTH
+            and line.count(b"[") + line.count(b"{") > MAX_DEPTH
+            and _depth(obj) > MAX_DEPTH
+        ):
+            return BadLine(_text(line), f"line is nested more than {MAX_DEPTH} levels deep")
+        try:
+            # orjson keeps the last of a key given twice. A line of one key holds one colon
+            # (and more only in its value): only other lines are looked at more closely.
+            ignored = None
+            if len(obj) > 1 or line.count(b":") > 1:
+                ignored = self._more_keys(line, obj)
+            if obj.get("filterValues") is not None:
+                check_filter_values(obj["filterValues"])
+            return self._request(obj, ignored)
+        except ValueError as exc:
+            return BadLine(obj, str(exc))
+
+    def _request(self, obj: dict[str, Any], ignored: str | None) -> Request:
+        """The Request of a line that is a JSON object, or ValueError with its error."""
+        if self.names == TEXT:
+            value = _text_value(obj, self.key)
+        else:
+            value = _id(obj, self.key)
+            for other in self.spellings:
+                if value is None and other in obj:
+                    value = _id(obj, other)
+        if value is None and self.required:
+            raise _missing(self.recipe, self.key, obj)
+        if self.names == USER:
+            if self.ranks:
+                return Request(obj, user=value, items=_item_list(obj, self.recipe))
+            return Request(obj, value, None, None, ignored)  # positional: faster
+        user = _id(obj, "userId") if self.user else None
+        if self.names == ITEM:
+            return Request(obj, user, value, None, ignored)
+        return Request(obj, user, None, None, ignored, value)
+
+    def _more_keys(self, line: bytes, obj: dict[str, Any]) -> str | None:
+        """ValueError for a key the recipe reads that the line gives twice; else the
+        ranking list key of a line whose recipe does not rank (None: it has none)."""
+        for key, quoted in self.quoted:
+            if line.count(quoted) > 1:
+                _check_once(line, key)
+        if not self.ranks:
+            for key in LIST_KEYS:
+                if key in obj:
+                    return key
+        return None
 
 
-def _more_keys(line: bytes, obj: dict[str, Any], query: str) -> str | None:
-    """ValueError for a key the recipe reads that the line gives twice; else the ranking
-    list key of a line whose recipe does not rank (None: it has none)."""
-    for key, quoted in _QUOTED[query]:
-        if line.count(quoted) > 1:
-            _check_once(line, key)
-    if query != "ranking":
-        for key in LIST_KEYS:
-            if key in obj:
-                return key
-    return None
+@functools.cache
+def line_parser(recipe: Recipe) -> LineParser:
+    """The parser of a recipe's lines (one per recipe)."""
+    return LineParser(recipe)
+
+
+def parse_line(raw: bytes, recipe: Recipe, too_long: bool = False) -> Request | BadLine:
+    """Parse one non-blank line of a job of `recipe`."""
+    return line_parser(recipe)(raw, too_long)
 
 
 class _Pairs(list):
@@ -253,10 +279,12 @@ def success_line(
     items: list[str],
     scores: list[float],
     metadata: list[dict[str, str]] | None = None,
+    key: str = ITEMS.key,
 ) -> bytes:
-    """One output line (A.4), with its newline; `metadata` (--item-metadata) is one map
-    of field -> value per recommended item, after `scores`."""
-    output: dict[str, Any] = {"recommendedItems": items, "scores": scores}
+    """One output line (A.4), with its newline: the answer's ids under `key` (the
+    recipe's Output), then `scores`; `metadata` (--item-metadata) is one map of field ->
+    value per recommended item, after them."""
+    output: dict[str, Any] = {key: items, "scores": scores}
     if metadata is not None:
         output["metadata"] = metadata
     return orjson.dumps(
@@ -264,28 +292,32 @@ def success_line(
     )
 
 
-def success_lines(objs: Iterable[dict[str, Any]], answers: Iterable[tuple[list, list]]) -> bytes:
+def success_lines(
+    objs: Iterable[dict[str, Any]], answers: Iterable[tuple[list, list]], key: str = ITEMS.key
+) -> bytes:
     """success_line of each line, joined. An answer that several lines share (the same
     pair of lists: scoring.Answerer makes identical answers once) is serialized once from
     its second line on, and those lines are spliced from the bytes orjson gives for
     their parts."""
     answers = list(answers)
     if len({id(items) for items, _ in answers}) == len(answers):  # nothing shared
-        return b"".join([success_line(o, i, s) for o, (i, s) in zip(objs, answers, strict=True)])
+        return b"".join(
+            [success_line(o, i, s, None, key) for o, (i, s) in zip(objs, answers, strict=True)]
+        )
     # keyed by the lists' ids, and keeping the lists: no other list can take those ids
     seen: dict[tuple[int, int], tuple[list, list, bytes | None]] = {}
     parts: list[bytes] = []
     for obj, (items, scores) in zip(objs, answers, strict=True):
-        key = (id(items), id(scores))
-        known = seen.get(key)
+        pair = (id(items), id(scores))
+        known = seen.get(pair)
         if known is None:
-            seen[key] = (items, scores, None)
-            parts.append(success_line(obj, items, scores))
+            seen[pair] = (items, scores, None)
+            parts.append(success_line(obj, items, scores, None, key))
             continue
         output = known[2]
         if output is None:
-            output = orjson.dumps({"recommendedItems": items, "scores": scores})
-            seen[key] = (items, scores, output)
+            output = orjson.dumps({key: items, "scores": scores})
+            seen[pair] = (items, scores, output)
         parts += (b'{"input":', orjson.dumps(obj), b',"output":', output, b',"error":null}\n')
     return b"".join(parts)
 

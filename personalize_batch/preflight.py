@@ -23,11 +23,11 @@ import stat
 import zlib
 from dataclasses import dataclass
 
-from . import storage
+from . import recipes, storage
 from .data import not_utf8_text
 from .errors import PbatchError, UsageError
 from .job.framing import MAX_LINE_BYTES, is_blank, without_bom
-from .lines import QUERY, Request, parse_line
+from .lines import Request, line_parser
 
 LOOK_LINES = 100
 LOOK_BYTES = 1 << 20
@@ -71,7 +71,7 @@ def look(url: str, recipe: str, endpoint_url: str | None = None) -> Look | None:
     if stream is None:
         return None
     found = Look(url)
-    query = QUERY[recipe]
+    parse = line_parser(recipes.recipe(recipe))
     missing = f"{recipe} needs "
     try:
         head = stream.read(LOOK_BYTES)
@@ -87,7 +87,7 @@ def look(url: str, recipe: str, endpoint_url: str | None = None) -> Look | None:
             if is_blank(raw) or len(raw) > MAX_LINE_BYTES:
                 continue
             found.lines += 1
-            parsed = parse_line(raw, query)
+            parsed = parse(raw)
             if isinstance(parsed, Request):
                 found.objects += 1
                 found.fitting += 1

@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
+from . import recipes
 from .batch import MAX_RESULTS, check_solution_hash, parse_solution_ref
 from .errors import NotFound, UsageError
-from .lines import QUERY, BadLine, parse_line
+from .lines import BadLine, parse_line
 from .scoring import Answerer, metadata_columns
 from .solution import Solution, load
 
@@ -95,7 +96,7 @@ def _answer(
             f"(Personalize's limit), not {num_results}"
         )
     metadata_columns(sol, options.item_metadata, options.metadata_source)
-    parsed = parse_line(orjson.dumps(request), QUERY[sol.recipe])
+    parsed = parse_line(orjson.dumps(request), recipes.recipe(sol.recipe))
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
     answerer = Answerer(
@@ -150,10 +151,9 @@ def get_recommendations(
 ) -> dict[str, Any]:
     """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`."""
     sol = _solution(solution, cache)
-    if QUERY[sol.recipe] == "ranking":
+    if recipes.recipe(sol.recipe).query.ranks:
         raise UsageError(
-            "a personalized-ranking solution re-ranks a list: use GetPersonalizedRanking "
-            "(`pbatch rank`)"
+            f"a {sol.recipe} solution re-ranks a list: use GetPersonalizedRanking (`pbatch rank`)"
         )
     request: dict[str, Any] = {
         k: v for k, v in (("userId", user_id), ("itemId", item_id)) if v is not None
@@ -175,9 +175,10 @@ def get_personalized_ranking(
 ) -> dict[str, Any]:
     """GetPersonalizedRanking: `{"personalizedRanking": [...], "recommendationId"}`."""
     sol = _solution(solution, cache)
-    if QUERY[sol.recipe] != "ranking":
+    if not recipes.recipe(sol.recipe).query.ranks:
+        rankers = " or ".join(r.name for r in recipes.recipes() if r.query.ranks)
         raise UsageError(
-            f"GetPersonalizedRanking needs a personalized-ranking solution; "
+            f"GetPersonalizedRanking needs a {rankers} solution; "
             f"this one is {sol.recipe} (use GetRecommendations, `pbatch recommend`)"
         )
     request: dict[str, Any] = {"userId": user_id, "itemList": input_list}

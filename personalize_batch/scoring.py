@@ -13,11 +13,13 @@ from functools import partial
 
 import numpy as np
 
+from . import recipes
 from .diagnostics import EXAMPLES_KEPT
 from .errors import UsageError
-from .lines import QUERY, BadLine, Request
-from .recipes.base import chunk_rows, round_sig
+from .lines import BadLine, Request, line_parser
 from .recipes.exploration import Exploration, Explorer
+from .recipes.numeric import chunk_rows, round_sig
+from .recipes.protocol import ITEM, USER
 from .solution import ITEM_FIELD_PREFIX, IdIndex, Solution
 
 Answer = tuple[list[str], list[float]]
@@ -99,11 +101,15 @@ class Answerer:
         self.solution = solution
         self.item_metadata = item_metadata
         self._metadata_columns = metadata_columns(solution, item_metadata)
-        self.query = QUERY[solution.recipe]
+        self.recipe = recipes.recipe(solution.recipe)
+        self.parse = line_parser(self.recipe)  # the recipe's lines: bytes -> Request
+        self.query, self.output = self.recipe.query, self.recipe.output
         self.num_results = num_results
         self.include_seen = include_seen
         self.scorer = solution.scorer()
-        self.item_objs = solution.item_ids.astype(object)
+        # the ids an answer's indices name
+        answer_ids = solution.item_ids if self.output.names == ITEM else solution.user_ids
+        self.answer_ids = answer_ids.astype(object)
         self.unknown_users = 0
         self.unknown_items = 0
         self.users_looked_up = 0
@@ -116,12 +122,13 @@ class Answerer:
 
             self.filter = compile_filter(filter_expression, solution, filter_source)
         filtered = self.filter is not None
+        q = self.query
         solution.build_indexes(
-            users=self.query != "item" or bool(filtered and self.filter.needs_users),
-            items=self.query in ("item", "ranking") or bool(item_metadata) or filtered,
+            users=q.names == USER or bool(filtered and self.filter.needs_users),
+            items=q.names == ITEM or q.ranks or bool(item_metadata) or filtered,
         )
         self.explorer = None
-        if exploration is not None and solution.recipe == "user-personalization":
+        if exploration is not None and self.recipe.explores:
             explorer = Explorer(solution, exploration.check())
             self.explorer = explorer if explorer.active else None
         # scorers that never build a block x items matrix say how many rows suit them;
@@ -201,25 +208,30 @@ class Answerer:
             out += self._answer(requests[start:stop], bindings[start:stop] if bindings else None)
         return out
 
+    def _items(self, requests: list[Request]) -> np.ndarray:
+        queries = _lookup(self.solution.item_index, [r.item for r in requests])
+        unknown = [r.item for r, q in zip(requests, queries, strict=True) if q < 0]
+        self.items_looked_up += len(requests)
+        self.unknown_items += len(unknown)
+        self._note(self.item_examples, unknown)
+        return queries
+
     def _answer(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         if not requests:
             return []
-        if self.query == "ranking":
+        names = self.query.names
+        if self.query.ranks:
             return self._rank(requests, bindings)
         users = None
-        if self.query == "item":
-            queries = _lookup(self.solution.item_index, [r.item for r in requests])
-            unknown = [r.item for r, q in zip(requests, queries, strict=True) if q < 0]
-            self.items_looked_up += len(requests)
-            self.unknown_items += len(unknown)
-            self._note(self.item_examples, unknown)
+        if names == USER:
+            queries = users = self._users(requests)
+        else:  # an item's id, or a text the scorer reads itself
+            queries = self._items(requests) if names == ITEM else [r.text for r in requests]
             if self.filter is not None and self.filter.needs_users:
                 users = self._users(requests)
-        else:
-            queries = users = self._users(requests)
         kwargs = {}
         if self.filter is not None:
-            item_queries = queries if self.query == "item" else None
+            item_queries = queries if names == ITEM else None
             kwargs["mask"] = self.filter.mask(bindings, users, item_queries)
         if self.explorer is not None:
             kwargs["explore"] = partial(self.explorer.choose, row_keys=[r.user for r in requests])
@@ -231,7 +243,7 @@ class Answerer:
             first, which = shared
             idx, scores, lengths = idx[first], scores[first], lengths[first]
         # whole blocks to lists at once; only short rows are cut
-        items, scores = self.item_objs[idx].tolist(), round_sig(scores).tolist()
+        items, scores = self.answer_ids[idx].tolist(), round_sig(scores).tolist()
         width = idx.shape[1] if idx.ndim == 2 else 0
         for r in np.flatnonzero(lengths < width).tolist():
             n = int(lengths[r])
@@ -243,8 +255,8 @@ class Answerer:
 
     def _rank(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         """Known items by the model, then unknown ones in input order; with a filter,
-        blocked items are dropped (scores stay those of the whole list, as the scores of
-        user-personalization are taken before filters)."""
+        blocked items are dropped (scores stay those of the whole list, as a user
+        model's scores are taken before filters)."""
         users = self._users(requests)
         lists = [list(dict.fromkeys(r.items or ())) for r in requests]
         rows = self.solution.item_index.lookup([i for d in lists for i in d])
@@ -267,7 +279,7 @@ class Answerer:
             unknown_lists = self._filter_unknown(unknown_lists, bindings)
         out = []
         for (idx, probs), unknown in zip(ranked, unknown_lists, strict=True):
-            items = self.item_objs[idx].tolist() + unknown
+            items = self.answer_ids[idx].tolist() + unknown
             scores = round_sig(probs).tolist() + [0.0] * len(unknown)
             out.append((items, scores))
         return out

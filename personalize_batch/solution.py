@@ -31,19 +31,21 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from . import __version__, storage
+from . import __version__, recipes, storage
 from .errors import PbatchError, SolutionError, StorageError
-from .recipes import canonical_recipe
-from .recipes.base import csr_rows
+from .recipes.numeric import csr_rows, seen_arrays
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-# 2: user-personalization gained its item-item model (up_im_*), and its hyperparameters
+    from .data import Interactions
+
+# 2: the user model gained its item-item model (up_im_*), and its hyperparameters
 # changed meaning; a format-1 solution is refused with "retrain it".
 FORMAT_VERSION = 2
 
-# name -> (dtype kinds allowed, ndim); "U" unicode, "i" signed int, "f" float
+# every solution's arrays: name -> (dtype kinds allowed, ndim); "U" unicode, "i" signed
+# int, "f" float. The recipe's own arrays are its declaration's (recipes.protocol.Arrays).
 COMMON = {
     "format_version": ("i", 0),
     "meta": ("U", 0),
@@ -53,45 +55,36 @@ COMMON = {
     "seen_indptr": ("i", 1),
     "seen_indices": ("i", 1),
 }
-UP = {
-    "up_history_indptr": ("i", 1),
-    "up_history_items": ("i", 1),
-    "up_history_times": ("i", 1),
-    "up_nb_indptr": ("i", 1),
-    "up_nb_indices": ("i", 1),
-    "up_nb_data": ("f", 1),
-    "up_trans_indptr": ("i", 1),
-    "up_trans_indices": ("i", 1),
-    "up_trans_data": ("f", 1),
-    "up_prior": ("f", 1),
-    "up_im_indptr": ("i", 1),
-    "up_im_indices": ("i", 1),
-    "up_im_data": ("f", 1),
-    "up_im_path": ("U", 0),
-}
-RECIPE_ARRAYS = {
-    "popularity-count": {},
-    "sims": {"sims_indptr": ("i", 1), "sims_indices": ("i", 1), "sims_data": ("f", 1)},
-    "user-personalization": UP,
-    "personalized-ranking": UP,
-}
 # optional: filter data (per event type and user, the items interacted with); all or none
 EVENTS = {"events_types": ("U", 1), "events_indptr": ("i", 1), "events_indices": ("i", 1)}
-# what fresh events update the recent-popularity term from (absent from older solutions)
-PRIOR = {"up_prior_counts": ("f", 1), "up_prior_time": ("i", 0)}
 ITEM_FIELD_PREFIX = "items_"  # optional: items CSV columns, one unicode entry per item
 # CSR triples to check: (indptr, indices, data or None, rows, cols) with rows/cols as
 # "users", "items" or "events" (event types x users)
 CSR = {
     "seen": ("seen_indptr", "seen_indices", None, "users", "items"),
     "events": ("events_indptr", "events_indices", None, "events", "items"),
-    "sims": ("sims_indptr", "sims_indices", "sims_data", "items", "items"),
-    "history": ("up_history_indptr", "up_history_items", "up_history_times", "users", "items"),
-    "neighbours": ("up_nb_indptr", "up_nb_indices", "up_nb_data", "items", "items"),
-    "transitions": ("up_trans_indptr", "up_trans_indices", "up_trans_data", "items", "items"),
-    "item model": ("up_im_indptr", "up_im_indices", "up_im_data", "items", "items"),
 }
-PER_ITEM = ("item_counts", "up_prior", "up_prior_counts")
+PER_ITEM = ("item_counts",)
+
+
+def model_arrays(
+    recipe: str,
+    data: Interactions,
+    hp: dict[str, Any],
+    *,
+    seed: int = 0,
+    cache: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """What a recipe's scorer reads: its own fitted arrays, the id maps, the item counts
+    and the seen-items matrix (a solution without item metadata or filter data)."""
+    arrays = recipes.recipe(recipe).fit(data, hp, seed=seed, cache=cache)
+    arrays.update(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
+        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
+    )
+    return arrays
 
 
 DICT_LIMIT = 250_000  # ids looked up through a dict; above, by binary search
@@ -263,11 +256,9 @@ class Solution:
 
     def scorer(self) -> Any:
         """The recipe's scorer for this solution, made once (what it derives from the
-        arrays, such as popularity-count's offsets, serves every later job or query)."""
+        arrays, such as a popularity order's offsets, serves every later job or query)."""
         if self._scorer is None:
-            from .recipes import recipe_module  # noqa: PLC0415
-
-            self._scorer = recipe_module(self.recipe).Scorer(self)
+            self._scorer = recipes.recipe(self.recipe).scorer(self)
         return self._scorer
 
     def seen_rows(self, users: np.ndarray) -> sp.csr_matrix:
@@ -387,7 +378,7 @@ def _write_aligned(f: IO[bytes], payload: dict[str, np.ndarray]) -> None:
 def in_memory(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Solution:
     """A solution that was just fitted, never written (for evaluation): not re-validated."""
     return Solution(
-        path="(in memory)", recipe=canonical_recipe(meta["recipe"]), meta=meta, arrays=arrays
+        path="(in memory)", recipe=recipes.canonical(meta["recipe"]), meta=meta, arrays=arrays
     )
 
 
@@ -602,7 +593,7 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
         )
     try:
         meta = orjson.loads(str(arrays["meta"]))
-        recipe = canonical_recipe(meta["recipe"])
+        recipe = recipes.canonical(meta["recipe"])
         hp = meta["hyperparameters"]
         if not isinstance(hp, dict):
             raise TypeError("hyperparameters is not an object")
@@ -610,8 +601,9 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
         raise _fail(path, f"bad meta ({exc})") from None
     except PbatchError as exc:  # an unknown recipe name
         raise _fail(path, f"bad meta ({exc})") from None
-    expected = {**COMMON, **RECIPE_ARRAYS[recipe]}
-    for optional in (EVENTS, PRIOR):
+    own = recipes.recipe(recipe).arrays
+    expected = {**COMMON, **own.required}
+    for optional in (EVENTS, own.optional):
         if any(name in arrays for name in optional):
             expected.update(optional)
     for name, (kinds, ndim) in expected.items():
@@ -629,12 +621,12 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
             arr.dtype.kind != "U" or arr.shape != (n_items,)
         ):
             raise _fail(path, f"item field {name!r} is not one string per item")
-    for name in PER_ITEM:
+    for name in (*PER_ITEM, *own.per_item):
         if name in expected and arrays[name].shape != (n_items,):
             raise _fail(path, f"{name} has {arrays[name].shape[0]} entries for {n_items} items")
     if (arrays["item_counts"] < 0).any():
         raise _fail(path, "item_counts has negative counts")
-    for what, (ip, ix, dv, rows, cols) in CSR.items():
+    for what, (ip, ix, dv, rows, cols) in {**CSR, **own.matrices}.items():
         if ip not in expected:
             continue
         indptr, indices = arrays[ip], arrays[ix]
@@ -650,8 +642,8 @@ def _validate(path: str, arrays: dict[str, np.ndarray]) -> Solution:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(path, f"array {name!r} has NaN or infinite values")
     # ids in increasing order (as training writes them) are distinct, and their index is
-    # built when a job needs it (sims never looks up a user); others are checked through
-    # their index, which is kept
+    # built when a job needs it (a job of item queries never looks up a user); others are
+    # checked through their index, which is kept
     indexes: dict[str, IdIndex] = {}
     for name in ("user_ids", "item_ids"):
         ids = arrays[name]

@@ -11,7 +11,6 @@ from . import solution as solution_mod
 from .data import Interactions, Items, read_items
 from .evaluation import evaluate_data, prepare
 from .filters.catalogue import DEFAULT_HISTORY, event_arrays
-from .recipes import model_arrays
 from .tuning import choose, given_names, read_hpo_config
 from .tuning.search import Trial
 
@@ -25,10 +24,10 @@ def fit_arrays(
     cache: dict | None = None,
     filter_history: int = DEFAULT_HISTORY,
 ) -> dict[str, np.ndarray]:
-    """Every array of a solution except item metadata: the model's (recipes.model_arrays)
+    """Every array of a solution except item metadata: the model's (solution.model_arrays)
     and, per event type, each user's `filter_history` most recent items (0: all), which
     filters read."""
-    arrays = model_arrays(recipe, data, hp, seed=seed, cache=cache)
+    arrays = solution_mod.model_arrays(recipe, data, hp, seed=seed, cache=cache)
     arrays.update(
         event_arrays(
             data.users, data.items, data.event_types, data.n_users, data.n_items, filter_history

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import preflight, storage
+from . import preflight, recipes, storage
 from .batch import Counts, read_numbered_chunks
 from .diagnostics import IdTally, diagnose
-from .lines import QUERY, BadLine, parse_line
+from .lines import BadLine, line_parser
 from .scoring import IdCounts
 from .solution import IdIndex, load
 
@@ -43,7 +43,7 @@ def validate(
     """A report and an iterator of 'FILE:LINE: message' problems; the report is complete
     once the iterator is exhausted."""
     solution = load(solution_path)
-    query = QUERY[solution.recipe]
+    parse = line_parser(recipes.recipe(solution.recipe))
     refs = storage.list_inputs(input_path, endpoint_url)
     report = Report(solution.recipe, [ref.url for ref in refs])
     look = preflight.look(refs[0].url, solution.recipe, endpoint_url)
@@ -61,7 +61,7 @@ def validate(
                 for chunk, numbers in read_numbered_chunks(stream, counts, 4096):
                     good = []
                     for (raw, too_long), number in zip(chunk, numbers, strict=True):
-                        parsed = parse_line(raw, query, too_long)
+                        parsed = parse(raw, too_long)
                         if isinstance(parsed, BadLine):
                             counts.errors += 1
                             counts.ids_not_strings += parsed.error.endswith("must be a string")

@@ -117,7 +117,7 @@ def test_main_commands_show_examples_that_use_their_own_options(name):
     "recipe", ["user-personalization", "popularity-count", "personalized-ranking", "sims"]
 )
 def test_describe_recipe_lists_every_hyperparameter(recipe):
-    from personalize_batch.recipes import recipe_module
+    from personalize_batch import recipes
 
     result = subprocess.run(
         [sys.executable, "-m", "personalize_batch.cli", "describe", "--recipe", recipe],
@@ -125,7 +125,7 @@ def test_describe_recipe_lists_every_hyperparameter(recipe):
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    params = recipe_module(recipe).HYPERPARAMETERS.params
+    params = recipes.recipe(recipe).hyperparameters.params
     shown = result.stdout.splitlines()[3:] if params else []
     assert [line.split()[0] for line in shown] == [p.name for p in params]
     for line, p in zip(shown, params, strict=True):

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
+from personalize_batch import recipes
 from personalize_batch.cli import main
 from personalize_batch.data import Interactions
 from personalize_batch.errors import UsageError
@@ -21,13 +22,12 @@ from personalize_batch.evaluation import (
     split_personalize,
     split_time_cut,
 )
-from personalize_batch.metrics import (
+from personalize_batch.recipes.validation import (
     ndcg_at_k,
     precision_at_k,
     reciprocal_rank_at_k,
     summarize,
 )
-from personalize_batch.recipes import recipe_module
 
 INTERACTIONS = str(EXAMPLES / "interactions.csv")
 
@@ -145,7 +145,7 @@ def test_time_cut_needs_timestamps_and_shuffle_needs_none():
 
 
 def test_evaluate_is_deterministic_for_a_seed():
-    hp = recipe_module("user-personalization").HYPERPARAMETERS.defaults()
+    hp = recipes.recipe("user-personalization").hyperparameters.defaults()
     data, _ = _sequences(n_users=200, length=15, n_items=60)
     a = evaluate_data("user-personalization", data, hp, seed=1)
     b = evaluate_data("user-personalization", data, hp, seed=1)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from personalize_batch.recipes import popularity
-from personalize_batch.recipes.base import fill_from_order
+from personalize_batch.recipes.numeric import fill_from_order
 from personalize_batch.solution import Solution
 
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from personalize_batch.batch import JobParams, run_job
 from personalize_batch.cli import main
-from personalize_batch.foldin import fold_in, splice_rows
+from personalize_batch.foldin import fold_in
 from personalize_batch.jobs import JobStore
+from personalize_batch.recipes.numeric import splice_rows
 from personalize_batch.solution import load
 
 HEADER = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]

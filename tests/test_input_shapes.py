@@ -11,10 +11,23 @@ from conftest import EXAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from personalize_batch import recipes
 from personalize_batch.cli import main
 from personalize_batch.jobs import JobStore
-from personalize_batch.lines import QUERY, BadLine, Request, parse_line
+from personalize_batch.lines import BadLine, Request, parse_line
 from personalize_batch.preflight import LOOK_LINES, look
+
+# the kinds of line there are, each by a recipe whose lines are of that kind
+KINDS = {
+    "user": "user-personalization",
+    "any": "popularity-count",
+    "ranking": "personalized-ranking",
+    "item": "sims",
+}
+
+
+def _parse(line: bytes, kind: str):
+    return parse_line(line, recipes.recipe(KINDS[kind]))
 
 
 def _run(*args: str):
@@ -144,7 +157,7 @@ def test_an_input_with_no_line_says_so_in_one_line(solutions, tmp_path, data, sa
     ],
 )
 def test_a_key_given_twice_is_an_error_line(line, error):
-    parsed = parse_line(line, "user")
+    parsed = _parse(line, "user")
     assert isinstance(parsed, BadLine)
     assert parsed.error == error + "; give it once"
 
@@ -158,12 +171,12 @@ def test_a_key_given_twice_is_an_error_line(line, error):
     ],
 )
 def test_the_key_elsewhere_in_the_line_is_no_duplicate(line):
-    assert isinstance(parse_line(line, "user"), Request)
+    assert isinstance(_parse(line, "user"), Request)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    query=st.sampled_from(sorted(set(QUERY.values()))),
+    query=st.sampled_from(sorted(KINDS)),
     keys=st.lists(
         st.sampled_from(["userId", "itemId", "items", "itemList", "filterValues", "x"]),
         min_size=1,
@@ -183,7 +196,7 @@ def test_duplicates_are_found_exactly_for_the_keys_a_recipe_reads(query, keys):
         "item": {"itemId", "items", "userId", "filterValues"},
     }[query]
     twice = [k for k in dict.fromkeys(keys) if keys.count(k) > 1 and k in read]
-    parsed = parse_line(line, query)
+    parsed = _parse(line, query)
     said = isinstance(parsed, BadLine) and " is given " in parsed.error
     assert said == bool(twice)
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import personalize_batch.scoring as scoring
 from personalize_batch.batch import answer_chunk
-from personalize_batch.lines import parse_line, success_line, success_lines
+from personalize_batch.lines import success_line, success_lines
 from personalize_batch.scoring import Answerer, shared_rows
 from personalize_batch.solution import load
 
@@ -118,7 +118,7 @@ def test_a_chunk_answers_as_its_lines_would_one_at_a_time(recipe, solutions):
     alone = b"".join(answer_chunk(answerer, [line]).data for line in chunk)
     assert together == alone
     if recipe == "popularity-count":  # most users get the popular list: it is shared
-        requests = [parse_line(raw, answerer.query) for raw, _ in chunk]
+        requests = [answerer.parse(raw) for raw, _ in chunk]
         answers = answerer.answer(requests)
         assert len({id(a) for a in answers}) < len(answers) / 2
         assert [orjson.loads(line) for line in together.splitlines()][0]["error"] is None

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.recipes.base import _topk_general, _topk_narrow, round_sig, topk
+from personalize_batch.recipes.numeric import _topk_general, _topk_narrow, round_sig, topk
 
 NEG_INF = float("-inf")
 # few distinct values, so that most rows are full of ties (also across the k-th place)

@@ -14,8 +14,8 @@ from conftest import EXAMPLES, PBATCH, npz_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from personalize_batch import recipes
 from personalize_batch.errors import UsageError
-from personalize_batch.recipes import recipe_module
 from personalize_batch.solution import load
 from personalize_batch.training import fit_arrays, train
 from personalize_batch.tuning.hpo import parse_hpo_config
@@ -138,7 +138,7 @@ def test_no_tune_gives_the_defaults_solution(tmp_path, recipe):
     inter = str(EXAMPLES / "interactions.csv")
     train(recipe, inter, str(path), tune=False)
     sol = load(str(path))
-    defaults = recipe_module(recipe).HYPERPARAMETERS.defaults()
+    defaults = recipes.recipe(recipe).hyperparameters.defaults()
     assert "tuning" not in sol.meta
     assert sol.hyperparameters == defaults
     from personalize_batch.data import read_interactions
@@ -151,7 +151,7 @@ def test_no_tune_gives_the_defaults_solution(tmp_path, recipe):
 def test_data_too_small_trains_the_defaults_and_says_so(tmp_path):
     rows = [(f"u{u}", f"i{(u + k) % 7}", 1000 + k) for u in range(10) for k in range(3)]
     sol, lines = trained(tmp_path, rows)
-    assert sol.hyperparameters == recipe_module(UP).HYPERPARAMETERS.defaults()
+    assert sol.hyperparameters == recipes.recipe(UP).hyperparameters.defaults()
     assert sol.meta["tuning"]["searched"] is False
     assert any("only 10 users have 2 or more interactions" in line for line in lines)
 
@@ -326,7 +326,7 @@ configs = (
 @settings(max_examples=300, deadline=None)
 @given(config=configs)
 def test_hpo_config_parser_accepts_or_names_the_problem(config):
-    table = recipe_module(UP).HYPERPARAMETERS
+    table = recipes.recipe(UP).hyperparameters
     try:
         parsed = parse_hpo_config(orjson.dumps(config), UP, table)
     except UsageError as exc:

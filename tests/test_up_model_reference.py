@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_up_sparse import make_solution, random_rows
 
+from personalize_batch.recipes import user_model
 from personalize_batch.recipes import user_personalization as up
 
 EPS = 1e-9  # logits of this model are O(1..100); sums in another order differ far less
@@ -46,7 +47,7 @@ def reference_logits(arrays: dict, hp: dict, user: int, n_items: int) -> list[fl
     history = arrays["up_history_items"][lo:hi].tolist()  # oldest first
     ordered = hp["recency_mask"]
     if ordered:
-        history = history[-math.ceil(up.WEIGHT_HALVINGS * hp["recency_half_life"]) :]
+        history = history[-math.ceil(user_model.WEIGHT_HALVINGS * hp["recency_half_life"]) :]
     weighted = []
     for pos, item in enumerate(history):
         age = len(history) - 1 - pos

@@ -17,10 +17,10 @@ from typing import Any
 import click
 import orjson
 
-from .. import __version__
+from .. import __version__, recipes
 from ..errors import Interrupted, PbatchError
 
-RECIPE_HELP = "user-personalization, popularity-count, personalized-ranking or sims"
+RECIPE_HELP = ", ".join(recipes.names()[:-1]) + " or " + recipes.names()[-1]
 
 
 def emit(obj: Any) -> None:
@@ -216,7 +216,7 @@ def exploration_options(f: Callable) -> Callable:
         default=30.0,
         show_default=True,
         metavar="DAYS",
-        help="user-personalization: items created within DAYS of the newest training "
+        help="Item exploration: items created within DAYS of the newest training "
         "interaction (CREATION_TIMESTAMP) count as cold, besides items with no interactions.",
     )(f)
     return click.option(
@@ -224,8 +224,8 @@ def exploration_options(f: Callable) -> Callable:
         type=click.FloatRange(0, 1),
         default=0.3,
         show_default=True,
-        help="user-personalization: the share of list slots that may go to cold items "
-        "(0 = the model's list unchanged).",
+        help="Item exploration: the share of list slots that may go to cold items "
+        "(0 = the model's list unchanged; recipes that explore only).",
     )(f)
 
 

@@ -39,8 +39,8 @@ FILTER_VALUES = click.option(
 
 @main.command()
 @SOLUTION
-@click.option("--user-id", default=None, help="The user (user-personalization, popularity-count).")
-@click.option("--item-id", default=None, help="The item to find similar items for (sims).")
+@click.option("--user-id", default=None, help="The user, for recipes whose lines ask a userId.")
+@click.option("--item-id", default=None, help="The item, for recipes whose lines ask an itemId.")
 @NUM_RESULTS
 @click.option("--include-seen", is_flag=True, help="Keep the user's training items.")
 @filter_options

@@ -8,14 +8,6 @@ import click
 
 from . import RECIPE_HELP, emit, main
 
-# what a line of a batch job asks each recipe (A.3)
-ASKS = {
-    "user-personalization": '{"userId": "653"}',
-    "popularity-count": '{} or {"userId": "12"}',
-    "personalized-ranking": '{"userId": "891", "itemList": ["27", "886", "101"]}',
-    "sims": '{"itemId": "105"}',
-}
-
 
 @main.command()
 @click.argument("solution", metavar="[SOLUTION]", required=False)
@@ -70,14 +62,13 @@ def _range(low: Any, high: Any, kind: type) -> str:
 
 
 def recipe_table(name: str) -> dict[str, Any]:
-    """A recipe's description and hyperparameter table, read from its module's
-    HYPERPARAMETERS."""
-    from ..recipes import canonical_recipe, recipe_module  # noqa: PLC0415
-    from ..recipes.base import ALIASES, RECIPE_TYPES  # noqa: PLC0415
+    """A recipe's description and hyperparameter table, read from its declaration."""
+    from .. import recipes  # noqa: PLC0415
 
-    recipe = canonical_recipe(name)
+    entry = recipes.entry(name)
+    declared = recipes.recipe(entry.name)
     params = []
-    for p in recipe_module(recipe).HYPERPARAMETERS.params:
+    for p in declared.hyperparameters.params:
         kind = p.kind
         default = p.default
         params.append(
@@ -92,10 +83,10 @@ def recipe_table(name: str) -> dict[str, Any]:
             }
         )
     return {
-        "recipe": recipe,
-        "aliases": list(ALIASES[recipe]),
-        "recipeType": RECIPE_TYPES[recipe],
-        "lineAsks": ASKS[recipe],
+        "recipe": entry.name,
+        "aliases": list(entry.aliases),
+        "recipeType": declared.recipe_type,
+        "lineAsks": declared.example,
         "hyperparameters": params,
     }
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..recipes.base import mask_rows
+from .. import recipes
+from ..recipes.numeric import mask_rows
+from ..recipes.protocol import RELATED_ITEMS
 from .catalogue import Catalogue
 from .parse import Condition, Expression, Filter, FilterSyntaxError
 from .values import parse_number, parse_value_list
@@ -189,8 +191,9 @@ class CompiledFilter:
                     f"the solution has no item field {name} (it has: {known}); "
                     f"item fields come from the items CSV given to {where}"
                 )
-        if cond.current and self.recipe != "sims":
-            raise fail("CurrentItem works with related-items recipes (sims) only")
+        if cond.current and recipes.recipe(self.recipe).recipe_type != RELATED_ITEMS:
+            related = ", ".join(r.name for r in recipes.recipes() if r.recipe_type == RELATED_ITEMS)
+            raise fail(f"CurrentItem works with related-items recipes ({related}) only")
 
     # ------------------------------------------------------------------ per line
 

@@ -1,50 +1,71 @@
-"""The four recipes. Each module has HYPERPARAMETERS, fit(data, hp, seed=, cache=) -> arrays
-and Scorer."""
+"""The registry of recipes: one entry each – the name, Personalize's other spellings of
+it, and the module that declares it (its `RECIPE`, see `protocol`).
+
+Adding a recipe is a module and an entry here. A recipe's module is imported when the
+recipe is used, so a job loads its own recipe only (a popularity-count job never
+imports scipy); listing every recipe (`pbatch describe --recipe`, some error messages)
+imports them all. This module and `protocol` import no numpy.
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple
 
-import numpy as np
-
-from .base import ALIASES, RECIPE_TYPES, canonical_recipe, seen_arrays
-
-if TYPE_CHECKING:
-    from ..data import Interactions
-
-MODULES = {
-    "user-personalization": "user_personalization",
-    "popularity-count": "popularity",
-    "personalized-ranking": "personalized_ranking",
-    "sims": "sims",
-}
+from ..errors import UsageError
+from .protocol import Recipe
 
 
-def recipe_module(name: str) -> ModuleType:
-    """The module implementing a recipe (imported only when needed)."""
-    return import_module(f".{MODULES[canonical_recipe(name)]}", __name__)
+class Entry(NamedTuple):
+    name: str  # the canonical name
+    module: str  # the module of this package that declares it
+    aliases: tuple[str, ...]  # other names accepted (A.1)
 
 
-def model_arrays(
-    recipe: str,
-    data: Interactions,
-    hp: dict[str, Any],
-    *,
-    seed: int = 0,
-    cache: dict | None = None,
-) -> dict[str, np.ndarray]:
-    """What a recipe's scorer reads: its own fitted arrays, the id maps, the item counts
-    and the seen-items matrix (a solution without item metadata or filter data)."""
-    arrays = recipe_module(recipe).fit(data, hp, seed=seed, cache=cache)
-    arrays.update(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        item_counts=np.bincount(data.items, minlength=data.n_items).astype(np.int64),
-        **seen_arrays(data.users, data.items, data.n_users, data.n_items),
-    )
-    return arrays
+REGISTRY = (
+    Entry(
+        "user-personalization",
+        "user_personalization",
+        ("aws-user-personalization", "aws-hrnn", "hrnn"),
+    ),
+    Entry("popularity-count", "popularity", ("aws-popularity-count",)),
+    Entry("personalized-ranking", "personalized_ranking", ("aws-personalized-ranking",)),
+    Entry("sims", "sims", ("aws-sims",)),
+)
+ARN_PREFIX = "arn:aws:personalize:::recipe/"
 
 
-__all__ = ["ALIASES", "RECIPE_TYPES", "canonical_recipe", "model_arrays", "recipe_module"]
+def names() -> list[str]:
+    """Every recipe's canonical name, in the registry's order."""
+    return [entry.name for entry in REGISTRY]
+
+
+def entry(name: str) -> Entry:
+    """The entry of a recipe named by its name, an alias or its ARN (A.1); a usage
+    error naming the recipes there are otherwise."""
+    key = name.strip().lower()
+    if key.startswith(ARN_PREFIX):
+        key = key.rsplit("/", 1)[1]
+    for found in REGISTRY:
+        if key == found.name or key in found.aliases:
+            return found
+    raise UsageError(f"unknown recipe {name!r} (known: {', '.join(names())})")
+
+
+def canonical(name: str) -> str:
+    """The canonical name of a recipe name or alias (A.1), or a usage error."""
+    return entry(name).name
+
+
+def recipe(name: str) -> Recipe:
+    """The declaration of a recipe (its module is imported on first use)."""
+    found = entry(name)
+    declared = import_module(f".{found.module}", __name__).RECIPE
+    if declared.name != found.name:  # a module declares the recipe its entry names
+        raise RuntimeError(f"recipes.{found.module} declares {declared.name!r}, not {found.name!r}")
+    return declared
+
+
+def recipes() -> list[Recipe]:
+    """Every recipe's declaration, in the registry's order (imports every module)."""
+    return [recipe(entry.name) for entry in REGISTRY]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from .base import topk
+from .numeric import topk
 
 SECONDS_PER_DAY = 86400.0
 

@@ -37,7 +37,7 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 
 from ..errors import DataError
-from .base import topk
+from .numeric import topk
 
 ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
 OVERSAMPLE = 16  # extra random directions of the randomized eigendecomposition

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import user_personalization as up
+from . import user_model
+from .protocol import ITEMS, PERSONALIZED_RANKING, Query, Recipe, Validation
+from .user_fit import fit, fold_in
+from .user_personalization import ARRAYS, HYPERPARAMETERS, SEARCH
+from .validation import RANKED_LIST_METRICS, ranked_list
 
-HYPERPARAMETERS = up.HYPERPARAMETERS
-fit = up.fit
 
-
-class Scorer(up.Scorer):
+class Scorer(user_model.Scorer):
     """Ranks each line's known items by the user model."""
 
     block_rows = 512  # rank() reads the logits of the listed items only
@@ -29,7 +30,9 @@ class Scorer(up.Scorer):
         ukey += ex.indices
         safe = np.maximum(cols, 0)
         out = self.prior[safe]
-        pos, hit = up.find_sorted(ukey, np.arange(len(users), dtype=np.int64)[:, None] * n + safe)
+        pos, hit = user_model.find_sorted(
+            ukey, np.arange(len(users), dtype=np.int64)[:, None] * n + safe
+        )
         out[hit] += ex.data[pos[hit]]
         return out
 
@@ -57,3 +60,20 @@ class Scorer(up.Scorer):
             o = order[r, : len(items)]
             out.append((cols[r, o], p[r, o]))
         return out
+
+
+RECIPE = Recipe(
+    name="personalized-ranking",
+    recipe_type=PERSONALIZED_RANKING,
+    query=Query("userId", ranks=True),
+    output=ITEMS,
+    example='{"userId": "891", "itemList": ["27", "886", "101"]}',
+    hyperparameters=HYPERPARAMETERS,
+    arrays=ARRAYS,
+    fit=fit,
+    scorer=Scorer,
+    validation=Validation(ranked_list, RANKED_LIST_METRICS),
+    search=SEARCH,
+    fresh_events=True,
+    fold_in=fold_in,
+)

@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Interactions
-from .base import (
-    MAX_RESULTS,
-    HyperParameters,
+from .numeric import (
     eligible_before,
     fill_keys,
     mask_rows,
@@ -20,8 +18,17 @@ from .base import (
     row_positions,
     topk,
 )
-
-HYPERPARAMETERS = HyperParameters([])
+from .protocol import (
+    ITEMS,
+    MAX_RESULTS,
+    USER_PERSONALIZATION,
+    Arrays,
+    HyperParameters,
+    Query,
+    Recipe,
+    Validation,
+)
+from .validation import TOP_N_METRICS, top_n
 
 
 def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
@@ -38,7 +45,7 @@ class Scorer:
     """Answers a chunk of users: the popularity order, minus each user's items.
 
     A user's training items become the number of eligible items before each in the
-    order (recipes.base.eligible_before), and a chunk's lists are one cumulative count
+    order (numeric.eligible_before), and a chunk's lists are one cumulative count
     over them. Where users have many training items (PRECOMPUTE_MEAN on average) that is
     done once per job, keeping only the items with fewer than MAX_RESULTS before them
     (the others cannot change a list); with few, it is done per chunk, and the job
@@ -113,3 +120,18 @@ class Scorer:
         mask.apply(keys)
         idx, lengths = topk(keys, k)
         return idx, self.share[idx], lengths
+
+
+RECIPE = Recipe(
+    name="popularity-count",
+    recipe_type=USER_PERSONALIZATION,
+    query=Query("userId", required=False),  # a user's own items are left out
+    output=ITEMS,
+    example='{} or {"userId": "12"}',
+    hyperparameters=HyperParameters([]),
+    arrays=Arrays(),  # the item counts, which every solution keeps, are the model
+    fit=fit,
+    scorer=Scorer,
+    validation=Validation(top_n, TOP_N_METRICS),
+    fresh_events=True,
+)

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..data import Interactions
-from .base import (
-    HyperParameter,
-    HyperParameters,
+from ..data.profile import Profile
+from .numeric import (
     csr_rows,
     fill_from_order,
     fill_keys,
@@ -20,11 +19,27 @@ from .base import (
     row_positions,
     topk,
 )
+from .protocol import (
+    ITEM,
+    ITEMS,
+    MAX_RESULTS,
+    RELATED_ITEMS,
+    Arrays,
+    Dimension,
+    HyperParameter,
+    HyperParameters,
+    Query,
+    Recipe,
+    Search,
+    Space,
+    Validation,
+)
+from .validation import RELATED_ITEMS_METRICS, related_items
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-MAX_NEIGHBOURS = 500  # the largest numResults
+MAX_NEIGHBOURS = MAX_RESULTS  # a line may ask for as many
 
 HYPERPARAMETERS = HyperParameters(
     [
@@ -233,3 +248,40 @@ class Scorer:
         idx, lengths = topk(keys, k)
         scores = np.take_along_axis(keys, idx, axis=1)
         return idx, np.where(scores > 0, scores, 0.0), lengths
+
+
+def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space:
+    """Personalize's hyperparameters over their documented ranges."""
+    dims = [
+        Dimension("popularity_discount_factor", "linear", 0.0, 1.0),
+        Dimension("max_item_interaction_count_percentile", "linear", 0.5, 1.0),
+        Dimension("min_cointeraction_count", "linear", 1, 9, integer=True),
+        Dimension("min_item_interaction_count_percentile", "linear", 0.0, 0.2),
+        Dimension("min_user_history_length_percentile", "linear", 0.0, 0.2),
+        Dimension("max_user_history_length_percentile", "linear", 0.8, 1.0),
+    ]
+    return Space(dict(hp), dims, {})
+
+
+RECIPE = Recipe(
+    name="sims",
+    recipe_type=RELATED_ITEMS,
+    query=Query("itemId", ITEM, spellings=("items",), user=True),  # userId: for filters
+    output=ITEMS,
+    example='{"itemId": "105"}',
+    hyperparameters=HYPERPARAMETERS,
+    arrays=Arrays(
+        required={"sims_indptr": ("i", 1), "sims_indices": ("i", 1), "sims_data": ("f", 1)},
+        matrices={"sims": ("sims_indptr", "sims_indices", "sims_data", "items", "items")},
+    ),
+    fit=fit,
+    scorer=Scorer,
+    # what follows an item: asked of each user's last item from the one before it,
+    # every user with two items being a pair (not only those who span a time cut)
+    validation=Validation(
+        related_items,
+        RELATED_ITEMS_METRICS,
+        time_splits=(("leave-last-out", "each user's last item, asked from the item before it"),),
+    ),
+    search=Search(search_space, budget=30),
+)

@@ -21,25 +21,29 @@ the popularity term alone.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..data import Interactions
-from .base import (
+from ..data.profile import Profile
+from .protocol import (
+    ITEMS,
+    USER_PERSONALIZATION,
+    Arrays,
+    Dimension,
     HyperParameter,
     HyperParameters,
-    chunk_rows,
-    csr_rows,
-    latest_distinct,
-    mask_rows,
-    row_positions,
-    softmax_at,
-    topk,
+    Query,
+    Recipe,
+    Search,
+    Space,
+    Validation,
+    tidy,
 )
+from .user_fit import fit, fold_in
+from .user_model import Scorer
+from .validation import TOP_N_METRICS, top_n
 
 HYPERPARAMETERS = HyperParameters(
     [
@@ -149,474 +153,116 @@ HYPERPARAMETERS = HyperParameters(
     ]
 )
 
-POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
-# items of the prior's order that every row of the sparse scoring path considers beyond k
-WINDOW = 64
-# history items this many half-lives back or older are not read (w_j < 2 ** -30)
-WEIGHT_HALVINGS = 30
-# exp() of this much is far from overflowing, even summed over every item
-MAX_EXPONENT = 500.0
+# what the model keeps in a solution (personalized-ranking keeps the same)
+ARRAYS = Arrays(
+    required={
+        "up_history_indptr": ("i", 1),
+        "up_history_items": ("i", 1),
+        "up_history_times": ("i", 1),
+        "up_nb_indptr": ("i", 1),
+        "up_nb_indices": ("i", 1),
+        "up_nb_data": ("f", 1),
+        "up_trans_indptr": ("i", 1),
+        "up_trans_indices": ("i", 1),
+        "up_trans_data": ("f", 1),
+        "up_prior": ("f", 1),
+        "up_im_indptr": ("i", 1),
+        "up_im_indices": ("i", 1),
+        "up_im_data": ("f", 1),
+        "up_im_path": ("U", 0),
+    },
+    # what fresh events update the recent-popularity term from (absent from older
+    # solutions)
+    optional={"up_prior_counts": ("f", 1), "up_prior_time": ("i", 0)},
+    matrices={
+        "history": ("up_history_indptr", "up_history_items", "up_history_times", "users", "items"),
+        "neighbours": ("up_nb_indptr", "up_nb_indices", "up_nb_data", "items", "items"),
+        "transitions": ("up_trans_indptr", "up_trans_indices", "up_trans_data", "items", "items"),
+        "item model": ("up_im_indptr", "up_im_indices", "up_im_data", "items", "items"),
+    },
+    per_item=("up_prior", "up_prior_counts"),
+)
 
-# which hyperparameters each fitted component depends on (for reuse while tuning)
-COMPONENTS = {
-    "matrix": (),
-    "history": ("max_history_length", "recency_mask"),
-    "neighbours": ("min_cointeraction_count",),  # and how many: see fit
-    "transitions": ("neighbours",),
-    "prior": ("popularity_half_life_days",),
-    "item_model": (
-        "regularization",
-        "dropout",
-        "min_item_interactions",
-        "item_model_neighbours",
-        "max_dense_items",
-        "hidden_dimension",
-        "neighbours",
-        "min_cointeraction_count",
-    ),
-}
+# Ranges that depend on the data's scale are set from the data (see docs/reference.md,
+# "How pbatch train chooses its settings"):
+#
+# - `regularization` is a ridge added to item counts (the diagonal of XᵀX), so its range
+#   is a multiple of the mean count of an item the item-item model keeps: from 1/64 to
+#   64 times it, starting at that mean.
+# - `popularity_half_life_days` ranges over the data's own time span (a thousandth of it
+#   to all of it), starting at a twentieth.
+# - Terms that read order (recency weights and transitions) exist only when the order
+#   test finds order; recent popularity only when timestamps carry signal.
+
+# popularity_half_life_days when time carries no signal: all-time popularity
+ALL_TIME_DAYS = 100000.0
 
 
-def _histories(data: Interactions, max_len: int) -> dict[str, np.ndarray]:
-    """Each user's last `max_len` distinct items in time order (latest occurrence kept)."""
-    keep = latest_distinct(data.users, data.items, max_len)
-    u, i, t = data.users[keep], data.items[keep], data.timestamps[keep]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=data.n_users))])
-    return {
-        "up_history_indptr": indptr.astype(np.int64),
-        "up_history_items": i.astype(np.int32),
-        "up_history_times": t.astype(np.int64),
-    }
-
-
-def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
-    """Row-normalised counts of 'item b came right after item a' in user sequences."""
-    same = data.users[1:] == data.users[:-1]
-    a, b = data.items[:-1][same], data.items[1:][same]
-    keep = a != b
-    m = sp.csr_matrix(
-        (np.ones(keep.sum(), dtype=np.float64), (a[keep], b[keep])),
-        shape=(data.n_items, data.n_items),
+def modelled_mean_count(data: Interactions, min_users: int) -> float:
+    """The mean number of users of the items the item-item model keeps."""
+    counts = np.bincount(
+        np.unique(data.users.astype(np.int64) * data.n_items + data.items) % data.n_items,
+        minlength=data.n_items,
     )
-    m.sum_duplicates()
-    out = np.asarray(m.sum(axis=1)).ravel()
-    m = sp.diags(1.0 / np.maximum(out, 1.0)) @ m
-    m = m.tocoo()
-    order = np.lexsort((m.col, -m.data, m.row))
-    rows, cols, vals = m.row[order], m.col[order], m.data[order]
-    start = np.searchsorted(rows, np.arange(data.n_items))
-    sel = (np.arange(len(rows)) - start[rows]) < k
-    rows, cols, vals = rows[sel], cols[sel], vals[sel]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=data.n_items))])
-    return {
-        "up_trans_indptr": indptr.astype(np.int64),
-        "up_trans_indices": cols.astype(np.int32),
-        "up_trans_data": vals.astype(np.float32),
-    }
+    kept = counts[counts >= max(1, min_users)]
+    return float(kept.mean()) if len(kept) else 1.0
 
 
-def _prior(data: Interactions, half_life_days: float) -> dict[str, np.ndarray]:
-    """Time-decayed popularity, scaled to a maximum of 1 (`up_prior`), and what fresh
-    events update it from: the decayed counts and the time they were decayed to."""
-    if data.has_timestamps and len(data.timestamps):
-        now = int(data.timestamps.max())
-        counts = decayed_counts(data.items, data.timestamps, now, half_life_days, data.n_items)
-    else:  # no time: all-time counts
-        now, counts = 0, np.bincount(data.items, minlength=data.n_items).astype(np.float64)
-    return {
-        "up_prior": scaled_prior(counts),
-        # float32, as every weight a solution keeps: numpy's power() differs in the last
-        # bits between processors (its SIMD kernels), which float64 would keep
-        "up_prior_counts": counts.astype(np.float32),
-        "up_prior_time": np.array(now, dtype=np.int64),
-    }
+def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space:
+    """What the search may change, and what the data fixes before it starts."""
+    fixed: dict[str, tuple[Any, str]] = {}
+    start = dict(hp)
+    if not prof.order.present:
+        fixed["recency_mask"] = (False, f"no order: {prof.order.reason}")
+    if not prof.time_matters:
+        why = "no TIMESTAMP column" if not prof.has_timestamps else "time carries no signal"
+        fixed["popularity_half_life_days"] = (ALL_TIME_DAYS, f"all-time popularity ({why})")
+    start.update({k: v for k, (v, _) in fixed.items()})
+
+    mean = modelled_mean_count(data, hp["min_item_interactions"])
+    start["regularization"] = tidy(mean)
+    span = max(prof.span_days, 1.0 / 24.0)
+    if "popularity_half_life_days" not in fixed:
+        start["popularity_half_life_days"] = tidy(span / 20.0)
+
+    def ordered(h: dict[str, Any]) -> bool:
+        return bool(h["recency_mask"])
+
+    def popular(h: dict[str, Any]) -> bool:
+        return h["popularity_weight"] > 0
+
+    dims = [
+        Dimension("recency_mask", "choice", choices=(True, False)),
+        Dimension("popularity_weight", "log", 0.01, 100.0, can_be_off=True),
+        Dimension("popularity_half_life_days", "log", span / 1000.0, span, when=popular),
+        Dimension("regularization", "log", mean / 64.0, mean * 64.0),
+        Dimension("dropout", "linear", 0.0, 0.5),
+        Dimension("rare_item_emphasis", "linear", 0.0, 0.4),
+        Dimension("recency_half_life", "log", 0.5, 64.0, when=ordered),
+        Dimension("transition_weight", "log", 0.01, 10.0, can_be_off=True, when=ordered),
+        Dimension("neighbour_weight", "log", 0.01, 10.0, can_be_off=True),
+        Dimension("max_history_length", "log", 4, 1024, integer=True, when=ordered),
+        Dimension("item_model_neighbours", "log", 4, 512, integer=True),
+    ]
+    dims = [d for d in dims if d.name not in fixed]
+    return Space(start, dims, fixed)
 
 
-def decayed_counts(
-    items: np.ndarray, times: np.ndarray, now: int, half_life_days: float, n_items: int
-) -> np.ndarray:
-    """Each item's interactions weighted 0.5 ** (age / half-life) at time `now`. An
-    interaction never counts less than POPULARITY_FLOOR, so items without recent
-    interactions keep their all-time order (below the recent ones) instead of tying at 0."""
-    age_days = (now - times) / 86400.0
-    w = np.maximum(np.power(0.5, age_days / half_life_days), POPULARITY_FLOOR)
-    return np.bincount(items, weights=w, minlength=n_items)
+SEARCH = Search(search_space, budget=40)
 
-
-def scaled_prior(counts: np.ndarray) -> np.ndarray:
-    top = counts.max() if len(counts) else 0.0
-    return (counts / top if top > 0 else counts).astype(np.float32)
-
-
-def _first_per_row(nb: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
-    """The first k entries of each row of sorted CSR parts."""
-    indptr = nb["indptr"]
-    lengths = np.minimum(np.diff(indptr), k)
-    pos = np.repeat(indptr[:-1], lengths) + (
-        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    )
-    return {
-        "indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        "indices": nb["indices"][pos],
-        "data": nb["data"][pos],
-    }
-
-
-def _will_be_low_rank(x: sp.csr_matrix, hp: dict) -> bool:
-    counts = np.diff(x.tocsc().indptr)
-    return int((counts >= max(1, hp["min_item_interactions"])).sum()) > hp["max_dense_items"]
-
-
-def fit(
-    data: Interactions, hp: dict, *, seed: int = 0, cache: dict | None = None
-) -> dict[str, np.ndarray]:
-    """Fit every component. `cache` (optional, one per training data) reuses components
-    whose hyperparameters did not change, for tuning loops; `seed` drives the low-rank
-    path's random start."""
-    # fitting code only: scoring starts without scipy.linalg
-    from . import item_model  # noqa: PLC0415
-    from .sims import COSINE, neighbours  # noqa: PLC0415
-
-    searching = cache is not None
-    cache = {} if cache is None else cache
-
-    def part(name: str, make: Callable[[], Any], *extra: Any) -> Any:
-        key = (name, seed, *(hp[k] for k in COMPONENTS[name]), *extra)
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
-
-    x = part("matrix", data.matrix)
-    # the low-rank path reads its item model's entries where neighbours are
-    k_nb = hp["neighbours"]
-    if _will_be_low_rank(x, hp):
-        k_nb = max(k_nb, hp["item_model_neighbours"])
-    nb_all = part(
-        "neighbours", lambda: neighbours(x, k_nb, COSINE, hp["min_cointeraction_count"]), k_nb
-    )
-
-    def make_item_model() -> tuple[dict[str, np.ndarray], str]:
-        support = sp.csr_matrix(
-            (nb_all["data"], nb_all["indices"], nb_all["indptr"]), shape=(data.n_items,) * 2
-        )
-        return item_model.fit(
-            x,
-            min_users=hp["min_item_interactions"],
-            regularization=hp["regularization"],
-            dropout=hp["dropout"],
-            k=hp["item_model_neighbours"],
-            max_dense_items=hp["max_dense_items"],
-            rank=hp["hidden_dimension"],
-            support=support,
-            seed=seed,
-            cache=cache if searching else None,
-        )
-
-    im, path = part("item_model", make_item_model)
-    # the order-blind model reads whole histories: keeping the latest items is order too
-    length = hp["max_history_length"] if hp["recency_mask"] else data.n_items
-    arrays = dict(part("history", lambda: _histories(data, length)))
-    nb = _first_per_row(nb_all, hp["neighbours"])
-    arrays.update({f"up_nb_{k}": v for k, v in nb.items()})
-    arrays.update(part("transitions", lambda: _transitions(data, hp["neighbours"])))
-    arrays.update(part("prior", lambda: _prior(data, hp["popularity_half_life_days"])))
-    arrays.update({f"up_im_{k}": v for k, v in im.items()})
-    arrays["up_im_path"] = np.array(path)
-    return arrays
-
-
-def _normalised(m: sp.csr_matrix, weight: float) -> sp.csr_matrix:
-    """weight · m with each row of m (values >= 0, each column once) divided by its
-    largest value, in place: m is a product or a copy made for this."""
-    lengths = np.diff(m.indptr)
-    top = np.zeros(m.shape[0])
-    filled = lengths > 0
-    if m.nnz:
-        top[filled] = np.maximum.reduceat(m.data, m.indptr[:-1][filled])
-    scale = np.where(top > 0, weight / np.where(top > 0, top, 1.0), 0.0)
-    m.data *= np.repeat(scale, lengths)
-    return m
-
-
-def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each of `keys`: its position in `sorted_keys` (ascending, unique) and whether
-    it is there (where it is not, the position means nothing)."""
-    if not len(sorted_keys):
-        return np.zeros(keys.shape, dtype=np.int64), np.zeros(keys.shape, dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return pos, sorted_keys[pos] == keys
-
-
-class Scorer:
-    """The user model: logits for a chunk of users as a few sparse products."""
-
-    block_rows = 512  # recommend() keeps no block x items matrix (see _recommend_sparse)
-
-    def __init__(self, solution) -> None:
-        self.solution = solution
-        a, hp = solution.arrays, solution.hyperparameters
-        self.n_items = len(solution.item_ids)
-        self.hp = hp
-        self.h_indptr, self.h_items = a["up_history_indptr"], a["up_history_items"]
-        # what a user's weights make worth reading (see history_matrix)
-        self.read_length = (
-            math.ceil(WEIGHT_HALVINGS * hp["recency_half_life"]) if hp["recency_mask"] else None
-        )
-        n = self.n_items
-
-        def matrix(prefix: str) -> sp.csr_matrix:
-            return sp.csr_matrix(
-                (
-                    a[f"{prefix}_data"].astype(np.float64),
-                    a[f"{prefix}_indices"],
-                    a[f"{prefix}_indptr"],
-                ),
-                shape=(n, n),
-            )
-
-        # only the terms a weight keeps are made (float64 copies of their values)
-        self.sim = matrix("up_nb") if hp["neighbour_weight"] else None
-        # the transition term of a user: their latest item's row, normalised
-        self.trans_rows = (
-            _normalised(matrix("up_trans"), hp["transition_weight"])
-            if hp["recency_mask"] and hp["transition_weight"]
-            else None
-        )
-        self.item_model = matrix("up_im") if hp["item_model_weight"] else None
-        b = hp.get("rare_item_emphasis", 0.0)
-        counts = np.maximum(a["item_counts"], 1).astype(np.float64)
-        self.emphasis = np.power(counts, -b) if b else None
-        self.prior = a["up_prior"].astype(np.float64) * hp["popularity_weight"]
-        # for the sparse path: the prior's order (value desc, index asc) and the softmax
-        # sum of a row that holds the prior alone
-        self.prior_order = np.lexsort((np.arange(n), -self.prior))
-        self.inv_t = 1.0 / hp["temperature"]
-        z = self.prior * self.inv_t
-        self.z_prior_max = z.max() if n else 0.0
-        z -= self.z_prior_max
-        np.exp(z, out=z)
-        self.prior_exp = z
-        self.prior_sum = z.sum()
-        # the most the terms can add to a logit, over the temperature: when exp of it
-        # cannot overflow, softmax sums need no per-row maximum (see _softmax_sparse)
-        most = hp["item_model_weight"] + hp["neighbour_weight"]
-        most += hp["transition_weight"] if hp["recency_mask"] else 0.0
-        self.bounded = most * self.inv_t <= MAX_EXPONENT
-        self.window_pos = np.empty(n, dtype=np.int64)
-        self.window_pos[self.prior_order] = np.arange(n)
-
-    def history_matrix(self, users: np.ndarray) -> sp.csr_matrix:
-        """Per user, the item ages (0 = latest) as a sparse matrix (+1 so 0 is stored).
-        Items WEIGHT_HALVINGS half-lives back or older are left out: their weight is
-        below 2 ** -WEIGHT_HALVINGS."""
-        indptr, pos = row_positions(self.h_indptr, users, self.read_length)
-        age = np.repeat(indptr[1:], np.diff(indptr)) - np.arange(len(pos), dtype=np.int64)
-        return sp.csr_matrix(
-            (age.astype(np.float64), self.h_items[pos], indptr), shape=(len(users), self.n_items)
-        )
-
-    def terms(self, users: np.ndarray) -> list[sp.csr_matrix]:
-        """What each model term adds to the prior (every value >= 0)."""
-        hp = self.hp
-        ages = self.history_matrix(users)
-        if not ages.nnz:
-            return []
-        age = ages.data - 1.0
-        ordered = hp["recency_mask"]
-        w = np.power(0.5, age / hp["recency_half_life"]) if ordered else np.ones_like(age)
-        if self.emphasis is not None:  # what a rare item says about a user counts more
-            w = w * self.emphasis.take(ages.indices)
-        weights = ages  # the same matrix, holding weights from here on
-        weights.data = w
-        out = []
-        if self.item_model is not None:
-            # negative evidence is dropped: it would put an item below ones the model
-            # knows nothing about (cold items), which matters when ranking a given list
-            im = (weights @ self.item_model).tocsr()
-            np.maximum(im.data, 0.0, out=im.data)
-            out.append(_normalised(im, hp["item_model_weight"]))
-        if self.sim is not None:
-            out.append(_normalised(weights @ self.sim, hp["neighbour_weight"]))
-        if self.trans_rows is not None:
-            # a user's row of the term is their latest item's row (already normalised)
-            latest = np.full(len(users), -1, dtype=np.int64)
-            now = age == 0
-            latest[np.repeat(np.arange(len(users)), np.diff(ages.indptr))[now]] = ages.indices[now]
-            t = self.trans_rows
-            out.append(csr_rows(t.indptr, t.indices, latest, self.n_items, t.data))
-        return [t for t in out if t.nnz]
-
-    def excess(self, users: np.ndarray) -> sp.csr_matrix:
-        """The sum of the terms: logits = prior + excess, as a CSR (>= 0) whose rows
-        hold each column once, in no particular order."""
-        terms = self.terms(users)
-        if not terms:
-            return sp.csr_matrix((len(users), self.n_items))
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        return total
-
-    def logits(self, users: np.ndarray, ex: sp.csr_matrix | None = None) -> np.ndarray:
-        """Dense chunk x items logits (before exclusions); `ex` is the rows' excess,
-        when already known."""
-        out = np.tile(self.prior, (len(users), 1))
-        s = self.excess(users) if ex is None else ex
-        out[np.repeat(np.arange(len(users)), np.diff(s.indptr)), s.indices] += s.data
-        return out
-
-    def probabilities(self, logits: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Softmax over all items of each row, evaluated at the columns `idx`."""
-        return softmax_at(logits, idx, self.hp["temperature"])
-
-    def recommend(
-        self,
-        users: np.ndarray,
-        k: int,
-        include_seen: bool,
-        mask: Any = None,
-        explore: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Top-k per user with softmax scores over all items. `mask` (a filters.ChunkMask)
-        blocks items before the cut; `explore` replaces the top-k (item exploration)."""
-        if mask is None and explore is None and k + WINDOW < self.n_items:
-            return self._recommend_sparse(users, k, include_seen)
-        return self._recommend_dense(users, k, include_seen, mask, explore)
-
-    def _recommend_dense(self, users, k, include_seen, mask=None, explore=None, ex=None):
-        step = chunk_rows(self.n_items)
-        if len(users) > step and mask is None and explore is None:
-            cut = range(0, len(users), step)
-            exs = [None] * len(cut) if ex is None else [ex[s : s + step] for s in cut]
-            parts = [
-                self._recommend_dense(users[s : s + step], k, include_seen, ex=e)
-                for s, e in zip(cut, exs, strict=True)
-            ]
-            return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
-        logits = self.logits(users, ex)
-        keys = logits.copy()
-        if not include_seen:
-            mask_rows(keys, self.solution.seen_rows(users))
-        if mask is not None:
-            mask.apply(keys)
-        idx, lengths = explore(keys, k) if explore is not None else topk(keys, k)
-        return idx, self.probabilities(logits, idx), lengths
-
-    def _recommend_sparse(
-        self,
-        users: np.ndarray,
-        k: int,
-        include_seen: bool,
-        ex: sp.csr_matrix | None = None,
-        window: int = WINDOW,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The same lists as the dense path without a dense row per user.
-
-        A logit is prior + terms, and every term is >= 0, so an item no term touches
-        scores its prior: the best of those are the first items of the prior's order.
-        The candidates of a row are the items its terms touch plus the prior's first
-        k + window items; when at least k of those are not excluded, the row's top k lies
-        among the candidates (ties: lower index first, as in the dense path). Other rows
-        (users who have seen most of the window) try again with a window four times
-        wider, and take the dense path once it would cover the catalogue. The softmax sum
-        over all items is the prior-only row's sum plus what each touched item adds.
-        `ex` is the rows' excess, when already known.
-        """
-        n, b = self.n_items, len(users)
-        if ex is None:
-            ex = self.excess(users)
-        urow = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr))
-        ucol = ex.indices  # int32 or int64: gathers use take(), which needs no int64 copy
-        uval = self.prior.take(ucol) + ex.data
-        seen = np.zeros(0, dtype=np.int64)
-        if not include_seen:
-            s = self.solution.seen_rows(users)
-            seen = np.repeat(np.arange(b, dtype=np.int64), np.diff(s.indptr)) * n + s.indices
-        # the window: the prior's first items, for every row, with their logits
-        wcol = self.prior_order[: k + window]
-        width_w = len(wcol)
-        wval = np.tile(self.prior[wcol], (b, 1))
-        touched = np.zeros((b, width_w), dtype=bool)
-        wpos = self.window_pos.take(ucol)
-        hit = np.flatnonzero(wpos < width_w)
-        at = urow[hit] * width_w + wpos[hit]
-        wval.ravel()[at] = uval[hit]
-        touched.ravel()[at] = True
-        if len(seen):
-            srow, scol = np.divmod(seen, n)
-            spos = self.window_pos[scol]
-            shit = np.flatnonzero(spos < width_w)
-            wval.ravel()[srow[shit] * width_w + spos[shit]] = -np.inf
-        # every item of a row's top k scores at least the k-th best of its window
-        kth = np.partition(wval, width_w - k, axis=1)[:, width_w - k]
-        enough = np.isfinite(kth)
-        # rows without enough of the window available are answered again below: no
-        # candidates here
-        kth[~enough] = np.inf
-        keep = uval >= kth[urow]
-        fresh = ~touched & (wval >= kth[:, None])  # untouched, may rank
-        frow, fpos = np.nonzero(fresh)
-        ckey = np.concatenate([urow[keep] * n + ucol[keep], frow * n + wcol[fpos]])
-        cval = np.concatenate([uval[keep], wval[frow, fpos]])
-        if len(seen):
-            cval[find_sorted(seen, ckey)[1]] = -np.inf
-        order = np.argsort(ckey, kind="stable")
-        ckey, cval = ckey[order], cval[order]
-        crow, ccol = np.divmod(ckey, n)
-        counts = np.bincount(crow, minlength=b)
-        width = max(int(counts.max(initial=0)), k)
-        pos = np.arange(len(ckey)) - np.repeat(np.cumsum(counts) - counts, counts)
-        block = np.full((b, width), -np.inf)
-        cols = np.zeros((b, width), dtype=np.int64)
-        block[crow, pos] = cval
-        cols[crow, pos] = ccol
-        at, lengths = topk(block, k)
-        idx = np.take_along_axis(cols, at, axis=1)
-        chosen = np.take_along_axis(block, at, axis=1)
-        scores = self._softmax_sparse(ex, urow, ucol, uval, chosen)
-        if not enough.all():
-            short = np.flatnonzero(~enough)
-            if k + 4 * window < n:
-                again = self._recommend_sparse(users[short], k, include_seen, ex[short], 4 * window)
-            else:
-                again = self._recommend_dense(users[short], k, include_seen, ex=ex[short])
-            idx[short], scores[short], lengths[short] = again
-        return idx, scores, lengths
-
-    def _softmax_sparse(
-        self,
-        ex: sp.csr_matrix,
-        urow: np.ndarray,
-        ucol: np.ndarray,
-        uval: np.ndarray,
-        chosen: np.ndarray,
-    ) -> np.ndarray:
-        """Softmax over all items at the logits `chosen`, for rows whose logits are the
-        prior plus `ex` (at rows `urow`, columns `ucol`, logits `uval`): the prior-only
-        row's sum plus what each touched item adds."""
-        t, b = self.inv_t, ex.shape[0]
-        if self.bounded:
-            # relative to the prior's largest exponent: an item adds
-            # exp(prior * t - max) * (exp(ex * t) - 1), and nothing overflows. exp - 1
-            # rather than expm1, which has no vectorised loop and takes twice as long:
-            # for small terms its absolute error (~1e-16) is nothing to a sum >= 1
-            gain = ex.data * t
-            np.exp(gain, out=gain)
-            gain -= 1.0
-            gain *= self.prior_exp.take(ucol)
-            total = self.prior_sum + np.bincount(urow, weights=gain, minlength=b)
-            return np.exp(chosen * t - self.z_prior_max) / total[:, None]
-        # relative to each row's largest exponent (small differences of terms below the
-        # maximum's 1: their rounding is far below the scores' 6 digits)
-        z = uval * t
-        zmax = np.full(b, self.z_prior_max)
-        filled = np.diff(ex.indptr) > 0  # a row's touched items lie together (CSR)
-        if filled.any():
-            row_max = np.maximum.reduceat(z, ex.indptr[:-1][filled])
-            zmax[filled] = np.maximum(zmax[filled], row_max)
-        shift = np.exp(self.z_prior_max - zmax)
-        z -= zmax[urow]
-        np.exp(z, out=z)
-        added = z - self.prior_exp.take(ucol) * shift[urow]
-        total = shift * self.prior_sum + np.bincount(urow, weights=added, minlength=b)
-        return np.exp(chosen * t - zmax[:, None]) / total[:, None]
+RECIPE = Recipe(
+    name="user-personalization",
+    recipe_type=USER_PERSONALIZATION,
+    query=Query("userId"),
+    output=ITEMS,
+    example='{"userId": "653"}',
+    hyperparameters=HYPERPARAMETERS,
+    arrays=ARRAYS,
+    fit=fit,
+    scorer=Scorer,
+    validation=Validation(top_n, TOP_N_METRICS),
+    search=SEARCH,
+    explores=True,
+    fresh_events=True,
+    fold_in=fold_in,
+)

@@ -15,19 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from .. import recipes
 from ..data import Interactions
 from ..data.profile import Profile, profile
 from ..data.splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
 from ..errors import UsageError
-from ..recipes import recipe_module
+from ..recipes.protocol import TIME_SPLITS, Dimension
 from ..storage import open_input
 from .hpo import HpoConfig, parse_hpo_config
-from .objective import DEFAULT_METRIC, objective
-from .search import Dimension, Trial, coordinate_descent
-from .space import SPACES
+from .objective import objective
+from .search import Trial, coordinate_descent
 
 MIN_USERS = 25  # Personalize's minimum: users with at least 2 interactions
-BUDGET = {"user-personalization": 40, "personalized-ranking": 40, "sims": 30}
 # above this many interactions, the search fits on a sample of the users holding about
 # this many, and the chosen regularization is scaled to the whole data's counts; its
 # item-item models then keep at most SEARCH_DENSE_ITEMS items exact (the rest low rank):
@@ -46,7 +45,8 @@ class Choice:
 
 
 def tunable(recipe: str) -> bool:
-    return recipe in SPACES
+    """Whether a recipe declares a search of its settings."""
+    return recipes.recipe(recipe).search is not None
 
 
 def given_names(hp_pairs: tuple[str, ...] | list[str]) -> frozenset[str]:
@@ -66,7 +66,7 @@ def read_hpo_config(
         raise UsageError(f"--hpo-config: {recipe} has no hyperparameters to search")
     with open_input(path, endpoint_url) as f:
         text = f.read()
-    return parse_hpo_config(text, recipe, recipe_module(recipe).HYPERPARAMETERS)
+    return parse_hpo_config(text, recipe, recipes.recipe(recipe).hyperparameters)
 
 
 def choose(
@@ -82,7 +82,8 @@ def choose(
 ) -> Choice:
     """Choose `recipe`'s hyperparameters for `data`, starting from `hp` (the defaults
     with `--hp` applied; the names in `given` stay as they are)."""
-    if not tunable(recipe):
+    declared = recipes.recipe(recipe)
+    if declared.search is None:
         return Choice(hp, {"searched": False, "reason": f"{recipe} has no hyperparameters"})
     prof = profile(data, seed)
     say(_data_line(prof))
@@ -103,18 +104,19 @@ def choose(
         scale = len(data.users) / len(search_data.users)
         if "max_dense_items" in hp:
             proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
-    split = validation_split(search_data, prof, seed, recipe)
+    time_splits = declared.validation.time_splits
+    split = validation_split(search_data, prof, seed, time_splits)
     if split is None:
         reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
         say(reason)
         return Choice(hp, {**report, "reason": reason})
-    say(_split_line(split, search_data, data, recipe))
+    say(_split_line(split, search_data, data, time_splits))
 
-    space = SPACES[recipe](split.train, prof, hp)
+    space = declared.search.space(split.train, prof, hp)
     dims: list[Dimension] = space.dimensions
     fixed = dict(space.fixed)
-    metric, maximize = DEFAULT_METRIC[recipe], True
-    budget = BUDGET[recipe]
+    metric, maximize = declared.validation.metrics[0], True
+    budget = declared.search.budget
     if hpo is not None:
         dims, metric, maximize, budget = hpo.apply(dims, metric, maximize, budget)
     dims = [d for d in dims if d.name not in given]
@@ -198,20 +200,22 @@ def _temperature(chosen: dict[str, Any], defaults: dict[str, Any]) -> float:
     return float(f"{defaults['temperature'] * max(ratio, 1e-3):.4g}")
 
 
+TIME_SPLIT_MAKERS = {"time-cut": split_time_cut, "leave-last-out": split_leave_last_out}
+
+
 def validation_split(
-    data: Interactions, prof: Profile, seed: int, recipe: str = "user-personalization"
+    data: Interactions,
+    prof: Profile,
+    seed: int,
+    time_splits: tuple[tuple[str, str], ...] = TIME_SPLITS,
 ) -> Split | None:
-    """The future after a time cut when time carries signal (each user's last item when
-    too few users span the cut), else a random tenth of each user's items; None when
-    fewer than MIN_USERS users would be validated. sims, whose question is what follows
-    an item, is validated on each user's last item after the one before it whenever time
-    carries signal: every user with two items is a pair, not only those who span a cut."""
+    """When time carries signal, the first of the recipe's `time_splits` that holds
+    enough users (by default the future after a time cut, else each user's last item);
+    else a random tenth of each user's items. None when fewer than MIN_USERS users would
+    be validated."""
     if prof.time_matters:
-        order = [split_time_cut, split_leave_last_out]
-        if recipe == "sims":
-            order = [split_leave_last_out]
-        for make in order:
-            split = make(data)
+        for name, _ in time_splits:
+            split = TIME_SPLIT_MAKERS[name](data)
             if len(split.users) >= MIN_USERS:
                 return _cap(split, seed)
         return None
@@ -239,16 +243,14 @@ def _data_line(prof: Profile) -> str:
     )
 
 
-def _split_line(split: Split, searched: Interactions, data: Interactions, recipe: str) -> str:
+def _split_line(
+    split: Split,
+    searched: Interactions,
+    data: Interactions,
+    time_splits: tuple[tuple[str, str], ...],
+) -> str:
     info = split.info
-    if info["split"] == "time-cut":
-        how = "the future after a time cut at the 90th percentile (each user's next new item)"
-    elif info["split"] == "leave-last-out" and recipe == "sims":
-        how = "each user's last item, asked from the item before it"
-    elif info["split"] == "leave-last-out":
-        how = "each user's last item (too few users span a time cut)"
-    else:
-        how = "a random tenth of each user's items"
+    how = dict(time_splits).get(info["split"], "a random tenth of each user's items")
     sample = ""
     if len(searched.users) < len(data.users):
         sample = f", searching on {len(searched.users):,} interactions of a sample of users"

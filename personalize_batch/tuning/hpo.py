@@ -25,10 +25,9 @@ from typing import Any
 
 import orjson
 
+from .. import recipes
 from ..errors import UsageError
-from ..recipes.base import HyperParameters
-from .objective import METRICS
-from .search import Dimension
+from ..recipes.protocol import Dimension, HyperParameters
 
 MAX_JOBS = 1000
 KNOWN = {
@@ -104,8 +103,9 @@ def parse_hpo_config(text: bytes, recipe: str, table: HyperParameters) -> HpoCon
         maximize = kind == "Maximize"
         if "metricName" in obj:
             metric = obj["metricName"]
-            if metric not in METRICS.get(recipe, ()):
-                known = ", ".join(METRICS.get(recipe, ())) or "none"
+            metrics = recipes.recipe(recipe).validation.metrics
+            if metric not in metrics:
+                known = ", ".join(metrics) or "none"
                 raise _fail(
                     "hpoObjective.metricName",
                     f"{metric!r} is not a metric of {recipe} (known: {known})",

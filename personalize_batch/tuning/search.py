@@ -15,59 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..recipes.protocol import Dimension
+
 LEVELS = 3  # coarse, middle, fine steps
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """One hyperparameter the search may change, with its range."""
-
-    name: str
-    scale: str  # "log", "linear" or "choice"
-    low: float = 0.0
-    high: float = 0.0
-    choices: tuple[Any, ...] = ()
-    integer: bool = False
-    can_be_off: bool = False  # 0 switches the term off (log scale only)
-    # the other hyperparameters' values for which this one changes anything
-    when: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False)
-
-    def clip(self, value: Any) -> Any:
-        if self.scale == "choice":
-            return value
-        if self.can_be_off and value == 0:
-            return 0.0 if not self.integer else 0
-        v = min(max(float(value), self.low), self.high)
-        return int(round(v)) if self.integer else _tidy(v)
-
-    def steps(self, value: Any, level: int) -> list[Any]:
-        """The values one step away (down first), at a step `level` (0 = coarsest)."""
-        if self.scale == "choice":
-            return [c for c in self.choices if c != value]
-        if self.can_be_off and value == 0:  # switched on at the coarse step only
-            return [self.clip(math.sqrt(self.low * self.high))] if level == 0 else []
-        if self.scale == "log":
-            factor = 4.0 ** (0.5**level)
-            out = [self.clip(value / factor), self.clip(value * factor)]
-        else:
-            width = (self.high - self.low) / 4.0 * 0.5**level
-            if self.integer:
-                width = max(1.0, round(width))
-            out = [self.clip(value - width), self.clip(value + width)]
-        if self.can_be_off and level == 0:
-            out.append(0 if self.integer else 0.0)
-        return [v for v in dict.fromkeys(out) if v != value]
-
-    def active(self, hp: dict[str, Any]) -> bool:
-        return self.when is None or self.when(hp)
-
-
-def _tidy(v: float) -> float:
-    """Four significant digits: values a person can read and type back."""
-    return float(f"{v:.4g}")
 
 
 @dataclass

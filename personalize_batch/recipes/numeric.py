@@ -1,102 +1,21 @@
-"""What every recipe shares: the registry, exact top-k with a fixed tie-break, score
-rounding, popularity order and the seen-items matrix."""
+"""The numeric kit the recipes share: exact top-k with a fixed tie-break, score rounding,
+popularity order and the fill it gives, gathering and splicing CSR rows, softmax.
+
+Ties are broken explicitly (score descending, then item index ascending; popularity:
+count descending, then index ascending), never left to a sort algorithm: numpy may
+order ties differently on different CPUs, and an output must be the same bytes on
+every machine (A.4). scipy is imported only by the functions that build sparse
+matrices, so a job whose recipe answers with numpy alone starts without it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UsageError
-
 if TYPE_CHECKING:
     import scipy.sparse as sp
-
-# canonical name -> accepted aliases (A.1)
-ALIASES = {
-    "user-personalization": ("aws-user-personalization", "aws-hrnn", "hrnn"),
-    "popularity-count": ("aws-popularity-count",),
-    "personalized-ranking": ("aws-personalized-ranking",),
-    "sims": ("aws-sims",),
-}
-RECIPE_TYPES = {
-    "user-personalization": "USER_PERSONALIZATION",
-    "popularity-count": "USER_PERSONALIZATION",
-    "personalized-ranking": "PERSONALIZED_RANKING",
-    "sims": "RELATED_ITEMS",
-}
-
-
-def canonical_recipe(name: str) -> str:
-    """The canonical recipe name for a name or alias (A.1), or a usage error."""
-    key = name.strip().lower()
-    if key.startswith("arn:aws:personalize:::recipe/"):
-        key = key.rsplit("/", 1)[1]
-    for canon, aliases in ALIASES.items():
-        if key == canon or key in aliases:
-            return canon
-    known = ", ".join(ALIASES)
-    raise UsageError(f"unknown recipe {name!r} (known: {known})")
-
-
-@dataclass
-class HyperParameter:
-    """One documented hyperparameter with its default and range."""
-
-    name: str
-    default: Any
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    help: str = ""
-
-    def parse(self, raw: str) -> Any:
-        if self.kind is bool:
-            low = raw.strip().lower()
-            if low in ("true", "1", "yes"):
-                return True
-            if low in ("false", "0", "no"):
-                return False
-            raise UsageError(f"hyperparameter {self.name} must be true or false, not {raw!r}")
-        try:
-            value = self.kind(raw)
-        except ValueError:
-            raise UsageError(
-                f"hyperparameter {self.name} must be {self.kind.__name__}, not {raw!r}"
-            ) from None
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
-            raise UsageError(
-                f"hyperparameter {self.name} must be in [{self.low}, {self.high}], not {raw}"
-            )
-        return value
-
-
-@dataclass
-class HyperParameters:
-    """A recipe's hyperparameter table; parses `--hp key=value` strings."""
-
-    params: list[HyperParameter] = field(default_factory=list)
-
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def parse(self, pairs: list[str] | tuple[str, ...], recipe: str) -> dict[str, Any]:
-        values = self.defaults()
-        table = {p.name: p for p in self.params}
-        for pair in pairs:
-            key, sep, raw = pair.partition("=")
-            key = key.strip()
-            if not sep:
-                raise UsageError(f"--hp takes key=value, not {pair!r}")
-            if key not in table:
-                known = ", ".join(table) or "none"
-                raise UsageError(f"{recipe} has no hyperparameter {key!r} (known: {known})")
-            values[key] = table[key].parse(raw)
-        return values
-
 
 POWERS_OF_TEN = 10.0 ** np.arange(23)  # 10**0 … 10**22, each exact in binary
 
@@ -204,12 +123,14 @@ def _topk_general(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, lengths
 
 
-MAX_RESULTS = 500  # numResults' largest value (A.4)
+def popularity_order(counts: np.ndarray) -> np.ndarray:
+    """Item indices in popularity order (count descending, then index ascending)."""
+    return np.lexsort((np.arange(len(counts)), -counts))
 
 
 def popularity_rank(counts: np.ndarray) -> np.ndarray:
     """rank[i] = position of item i in popularity order (count desc, then index asc)."""
-    order = np.lexsort((np.arange(len(counts)), -counts))
+    order = popularity_order(counts)
     rank = np.empty(len(counts), dtype=np.int64)
     rank[order] = np.arange(len(counts))
     return rank
@@ -219,11 +140,6 @@ def fill_keys(counts: np.ndarray) -> np.ndarray:
     """Keys below every model score (all model scores are >= 0) that order the
     remaining items by popularity: the fill of A.5."""
     return (-1.0 - popularity_rank(counts)).astype(np.float64)
-
-
-def popularity_order(counts: np.ndarray) -> np.ndarray:
-    """Item indices in popularity order (count descending, then index ascending)."""
-    return np.lexsort((np.arange(len(counts)), -counts))
 
 
 def fill_from_order(
@@ -334,17 +250,6 @@ def latest_distinct(owner: np.ndarray, items: np.ndarray, keep: int | None = Non
     return mask
 
 
-def add_sparse(out: np.ndarray, m: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
-    """out + scale * m as a new dense array (scipy adds the stored entries in C)."""
-    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
-
-    if not m.nnz:
-        return out
-    if scale != 1.0:
-        m = m * scale
-    return sp.csr_array(m) + out
-
-
 def softmax_at(logits: np.ndarray, idx: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / temperature) over each whole row, read at the columns `idx`
     (one temporary the size of `logits`, computed in place)."""
@@ -382,3 +287,42 @@ def chunk_rows(n_items: int, budget_bytes: int = 4 << 20, max_rows: int = 1024) 
     """How many rows of a dense chunk x items float64 matrix fit a cache-sized budget
     (a few MiB: the matrix is read several times, by the product, top-k and softmax)."""
     return int(max(16, min(max_rows, budget_bytes // max(1, 8 * n_items))))
+
+
+def splice_rows(
+    indptr: np.ndarray,
+    columns: list[np.ndarray],
+    rows: np.ndarray,
+    lengths: np.ndarray,
+    new_columns: list[np.ndarray],
+    n_rows: int,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Replace whole rows of a CSR-like layout (several parallel column arrays).
+
+    `rows` (sorted, unique, may be >= the old row count) get `lengths[k]` entries each,
+    taken in order from `new_columns`; every other row keeps its entries. The result has
+    `n_rows` rows. Unchanged rows are copied as runs, so the cost is one pass over the
+    entries plus one step per replaced row.
+    """
+    old_n = len(indptr) - 1
+    sizes = np.zeros(n_rows, dtype=np.int64)
+    sizes[:old_n] = np.diff(indptr)
+    sizes[rows] = lengths
+    out_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    outs = [
+        np.empty(out_ptr[-1], dtype=np.result_type(c, n))
+        for c, n in zip(columns, new_columns, strict=True)
+    ]
+    # runs of unchanged old rows between the replaced ones
+    bounds = np.concatenate([[-1], rows[rows < old_n], [old_n]])
+    for a, b in zip(bounds[:-1] + 1, bounds[1:], strict=True):
+        if a < b:
+            src = slice(indptr[a], indptr[b])
+            dst = slice(out_ptr[a], out_ptr[a] + (indptr[b] - indptr[a]))
+            for out, col in zip(outs, columns, strict=True):
+                out[dst] = col[src]
+    starts = np.cumsum(lengths) - lengths
+    dest = np.repeat(out_ptr[rows] - starts, lengths) + np.arange(int(np.sum(lengths)))
+    for out, col in zip(outs, new_columns, strict=True):
+        out[dest] = col
+    return out_ptr, outs

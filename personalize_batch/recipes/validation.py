@@ -1,0 +1,197 @@
+"""How a recipe is measured offline (A.13, B.6): the questions each kind of recipe is
+asked on a held-out part of the data, and Personalize's metrics of its answers. A
+recipe's `Validation` names its question and the metrics it reports; `pbatch train`
+(choosing settings) and `pbatch evaluate` ask it through the recipe's own scorer.
+
+- top-n (recipes that recommend items to a user): each validation user's top 25
+  (training items excluded) against their held-out items.
+- ranked list (recipes that re-rank a user's list): each validation user's held-out
+  item ranked among 99 items they have not met, drawn at random (seeded): the metrics
+  of that one list.
+- related items (recipes that answer an item with items): the items most similar to
+  each validation user's latest item (with no timestamps, a random one of theirs)
+  against the user's held-out items; `hit_rate_at_10` is the share of users with a
+  held-out item among the first 10.
+
+Relevance is binary: an item is relevant to a user when it is in the user's held-out
+interactions. NDCG uses gain 1/log2(1 + position) with position 1 at the top; the ideal
+DCG places min(K, #relevant) relevant items first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .numeric import chunk_rows
+
+if TYPE_CHECKING:
+    from ..data.splits import Split
+
+NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
+RANKED_LIST = 100  # the held-out item and 99 others
+
+Measure = Callable[[Any], dict[str, float]]  # a fitted scorer -> metrics
+
+
+def precision_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
+    """(# relevant in the top k) / k."""
+    return sum(1 for i in recommended[:k] if i in relevant) / k
+
+
+def ndcg_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
+    """Normalized discounted cumulative gain of the top k."""
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / np.log2(pos + 2) for pos, i in enumerate(recommended[:k]) if i in relevant)
+    ideal = sum(1.0 / np.log2(pos + 2) for pos in range(min(k, len(relevant))))
+    return float(dcg / ideal)
+
+
+def reciprocal_rank_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
+    """1 / rank of the highest-ranked relevant item within the top k (0 if none)."""
+    for pos, i in enumerate(recommended[:k]):
+        if i in relevant:
+            return 1.0 / (pos + 1)
+    return 0.0
+
+
+def summarize(
+    lists: Sequence[Sequence[str]], truths: Sequence[set[str]], n_items: int
+) -> dict[str, float]:
+    """Personalize's metric names, averaged over test users."""
+    if not lists:
+        return {}
+    out: dict[str, float] = {}
+    recommended = set()
+    for recs in lists:
+        recommended.update(recs[:25])
+    out["coverage"] = len(recommended) / n_items if n_items else 0.0
+    out["mean_reciprocal_rank_at_25"] = float(
+        np.mean([reciprocal_rank_at_k(r, t, 25) for r, t in zip(lists, truths, strict=True)])
+    )
+    for k in (5, 10, 25):
+        out[f"normalized_discounted_cumulative_gain_at_{k}"] = float(
+            np.mean([ndcg_at_k(r, t, k) for r, t in zip(lists, truths, strict=True)])
+        )
+    for k in (5, 10, 25):
+        out[f"precision_at_{k}"] = float(
+            np.mean([precision_at_k(r, t, k) for r, t in zip(lists, truths, strict=True)])
+        )
+    return {k: round(v, 6) for k, v in out.items()}
+
+
+def recommend_lists(scorer: Any, queries: np.ndarray, k: int = NUM_RESULTS) -> list[list[int]]:
+    """Each query's top-k item indices (training items excluded), chunk by chunk."""
+    out: list[list[int]] = []
+    step = chunk_rows(len(scorer.solution.item_ids))
+    for s in range(0, len(queries), step):
+        idx, _, lengths = scorer.recommend(queries[s : s + step], k, False)
+        out += [row[:n].tolist() for row, n in zip(idx, lengths, strict=True)]
+    return out
+
+
+# -- the questions: (split, seed) -> a measure of a scorer fitted on split.train --------
+
+TOP_N_METRICS = (
+    "normalized_discounted_cumulative_gain_at_10",
+    "normalized_discounted_cumulative_gain_at_5",
+    "normalized_discounted_cumulative_gain_at_25",
+    "precision_at_5",
+    "precision_at_10",
+    "precision_at_25",
+    "mean_reciprocal_rank_at_25",
+    "coverage",
+)
+
+
+def top_n(split: Split, seed: int = 0) -> Measure:
+    """Each validation user's top NUM_RESULTS against their held-out items."""
+    truths = [set(t.tolist()) for t in split.truths]
+
+    def measure(scorer: Any) -> dict[str, float]:
+        return summarize(recommend_lists(scorer, split.users), truths, split.info["items"])
+
+    return measure
+
+
+RANKED_LIST_METRICS = (
+    "normalized_discounted_cumulative_gain_at_10",
+    "normalized_discounted_cumulative_gain_at_5",
+    "normalized_discounted_cumulative_gain_at_25",
+    "mean_reciprocal_rank_at_25",
+)
+
+
+def ranked_list(split: Split, seed: int = 0) -> Measure:
+    """Each validation user's held-out item ranked among RANKED_LIST - 1 others."""
+    users, lists, positives = _ranking_task(split, seed)
+
+    def measure(scorer: Any) -> dict[str, float]:
+        ranked = scorer.rank(users, lists)
+        recs = [order.tolist() for order, _ in ranked]
+        return summarize(recs, [{p} for p in positives], split.info["items"])
+
+    return measure
+
+
+def _ranking_task(split: Split, seed: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    """Per validation user with a known held-out item: the list to rank (that item at a
+    random place among up to 99 items the user has not met) and the item."""
+    rng = np.random.default_rng(seed)
+    x = split.train.matrix().tocsr()
+    n = split.train.n_items
+    users, lists, positives = [], [], []
+    for u, truth in zip(split.users.tolist(), split.truths, strict=True):
+        known = truth[truth >= 0]
+        if not len(known):
+            continue
+        pos = int(known[0])
+        banned = np.zeros(n, dtype=bool)
+        banned[x.indices[x.indptr[u] : x.indptr[u + 1]]] = True
+        banned[pos] = True
+        free = np.flatnonzero(~banned)
+        others = rng.choice(free, size=min(RANKED_LIST - 1, len(free)), replace=False)
+        items = np.insert(others, rng.integers(0, len(others) + 1), pos)
+        users.append(u)
+        lists.append(items.astype(np.int64))
+        positives.append(pos)
+    return np.array(users, dtype=np.int64), lists, positives
+
+
+RELATED_ITEMS_METRICS = (
+    "hit_rate_at_10",
+    "normalized_discounted_cumulative_gain_at_10",
+    "precision_at_10",
+    "mean_reciprocal_rank_at_25",
+)
+
+
+def related_items(split: Split, seed: int = 0) -> Measure:
+    """The items related to each validation user's latest item, against their held-out
+    items (hit_rate_at_10 besides Personalize's metrics)."""
+    truths = [set(t.tolist()) for t in split.truths]
+    queries = _latest_items(split, seed)
+
+    def measure(scorer: Any) -> dict[str, float]:
+        recs = recommend_lists(scorer, queries)
+        out = summarize(recs, truths, split.info["items"])
+        hits = [bool(t.intersection(r[:10])) for r, t in zip(recs, truths, strict=True)]
+        return {"hit_rate_at_10": round(float(np.mean(hits)), 6), **out}
+
+    return measure
+
+
+def _latest_items(split: Split, seed: int) -> np.ndarray:
+    """Each validation user's latest training item (a random one without timestamps)."""
+    train = split.train
+    counts = np.bincount(train.users, minlength=train.n_users)
+    ends = np.cumsum(counts)
+    if train.has_timestamps:
+        at = ends[split.users] - 1
+    else:
+        rng = np.random.default_rng(seed)
+        at = ends[split.users] - 1 - rng.integers(0, counts[split.users])
+    return train.items[at].astype(np.int64)
