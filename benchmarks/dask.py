@@ -71,7 +71,7 @@ def _run(args: list[str]) -> float:
 
 def _cluster(workers: int):
     """A LocalCluster as `pbatch run --engine dask` starts one, and its start time."""
-    from personalize_batch.engines.dask import start_local_cluster  # noqa: PLC0415
+    from personalize_batch.job.engines.dask import start_local_cluster  # noqa: PLC0415
 
     started = time.perf_counter()
     cluster, client = start_local_cluster(workers)
@@ -97,7 +97,7 @@ def _dask(
 ) -> tuple[float, float, float, float]:
     """(wall s of the job, of a one-line job, cluster start s, slowest solution load s) on
     a fresh LocalCluster, its solution loaded by a first one-line job."""
-    from personalize_batch.engines import dask as engine  # noqa: PLC0415
+    from personalize_batch.job.engines import dask as engine  # noqa: PLC0415
 
     cluster, client, start_s = _cluster(workers)
     base = ["-s", solution, "-o", work / "out", "--engine", "dask"]
@@ -130,7 +130,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     estimate_recipes = args.estimate_recipe or ["user-personalization"]
-    from personalize_batch.engines import dask as engine  # noqa: PLC0415
+    from personalize_batch.job.engines import dask as engine  # noqa: PLC0415
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = os.getloadavg()

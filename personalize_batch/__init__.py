@@ -22,7 +22,7 @@ _SDK_NAMES = (
 
 def __getattr__(name: str) -> Any:
     if name in _SDK_NAMES:
-        from . import sdk  # noqa: PLC0415
+        from .service import sdk  # noqa: PLC0415
 
         return getattr(sdk, name)
     raise AttributeError(f"module 'personalize_batch' has no attribute {name!r}")

@@ -68,7 +68,7 @@ def no_stray_workers(pbatch_home: Path):
     import os
     import signal
 
-    from personalize_batch.jobs import JobStore
+    from personalize_batch.job.store import JobStore
 
     store = JobStore(pbatch_home)
     for record in store.records():
@@ -77,7 +77,7 @@ def no_stray_workers(pbatch_home: Path):
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"personalize_batch.worker" in f.read():  # only our own workers
+                if b"personalize_batch.service.worker" in f.read():  # only our own workers
                     os.kill(pid, signal.SIGKILL)
         except (OSError, ProcessLookupError):
             pass

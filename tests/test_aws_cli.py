@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, PBATCH_SCRIPT
 
-from personalize_batch.batch import JobParams, start_job
 from personalize_batch.cli import main
+from personalize_batch.cli.shorthand import parse_structure
 from personalize_batch.errors import UsageError
-from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore
-from personalize_batch.shorthand import parse_structure
+from personalize_batch.job.batch import JobParams, start_job
+from personalize_batch.job.store import ACTIVE, FAILED, IN_PROGRESS, JobStore
 
 
 @pytest.fixture

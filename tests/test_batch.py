@@ -14,15 +14,15 @@ from conftest import EXAMPLES, PBATCH, run_on_fifo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.batch import (
+from personalize_batch.job.batch import (
     Counts,
     JobParams,
     answer_stream,
     read_numbered_chunks,
     run_job,
 )
-from personalize_batch.jobs import FAILED, JobStore
-from personalize_batch.scoring import Answerer
+from personalize_batch.job.scoring import Answerer
+from personalize_batch.job.store import FAILED, JobStore
 from personalize_batch.solution import load
 
 line_kinds = st.one_of(

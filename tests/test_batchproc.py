@@ -14,7 +14,7 @@ CHURN = """
 import sys
 sys.path.insert(0, sys.argv[2])
 from memprobe import chunk_faults
-from personalize_batch.batchproc import keep_freed_memory
+from personalize_batch.job.process import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 print(kept, chunk_faults())
 """
@@ -43,7 +43,7 @@ def test_a_tuned_process_still_collects_reference_cycles():
     """Collections are rarer, not gone: a job whose lines make cycles stays bounded."""
     code = """
 import gc
-from personalize_batch.batchproc import GC_THRESHOLD, tune
+from personalize_batch.job.process import GC_THRESHOLD, tune
 tune()
 start = len(gc.get_objects())
 most = 0

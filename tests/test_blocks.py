@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize_batch import batch
-from personalize_batch.batch import (
+from personalize_batch.job import batch
+from personalize_batch.job.batch import (
     Counts,
     LineOptions,
     answer_block,
@@ -22,9 +22,9 @@ from personalize_batch.batch import (
     read_numbered_chunks,
 )
 from personalize_batch.job.framing import BOM, MAX_LINE_BYTES
-from personalize_batch.scoring import Answerer
+from personalize_batch.job.scoring import Answerer
+from personalize_batch.job.workers import SLOT_BYTES, WorkerPool
 from personalize_batch.solution import load
-from personalize_batch.workers import SLOT_BYTES, WorkerPool
 
 
 @pytest.fixture(scope="module")

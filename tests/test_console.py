@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 import pytest
 from conftest import EXAMPLES
 
-from personalize_batch.batch import JobParams, run_job, start_job
 from personalize_batch.console import make_console
-from personalize_batch.jobs import FAILED, JobStore
-from personalize_batch.service import wait_batch_inference_job_active
+from personalize_batch.job.batch import JobParams, run_job, start_job
+from personalize_batch.job.store import FAILED, JobStore
+from personalize_batch.service.control import wait_batch_inference_job_active
 
 EVIL = "<script>alert('x')</script>"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, PBATCH_SCRIPT
 
-from personalize_batch import service
-from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore
+from personalize_batch.job.store import ACTIVE, FAILED, IN_PROGRESS, JobStore
+from personalize_batch.service import control as service
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SHOTS = os.environ.get("PBATCH_SCREENSHOTS")

@@ -35,13 +35,13 @@ from hypothesis import strategies as st
 from memprobe import chunk_faults
 from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
-from personalize_batch.batch import Counts, JobParams, read_chunks, run_job
-from personalize_batch.batchproc import GC_THRESHOLD
-from personalize_batch.engines import dask as engine
-from personalize_batch.engines.parts import plan_upload
 from personalize_batch.errors import JobFailed, PbatchError
 from personalize_batch.job import framing
-from personalize_batch.jobs import JobStore
+from personalize_batch.job.batch import Counts, JobParams, read_chunks, run_job
+from personalize_batch.job.engines import dask as engine
+from personalize_batch.job.engines.parts import plan_upload
+from personalize_batch.job.process import GC_THRESHOLD
+from personalize_batch.job.store import JobStore
 
 COUNT_FIELDS = (
     "linesRead",

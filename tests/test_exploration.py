@@ -12,10 +12,10 @@ from conftest import EXAMPLES
 
 from personalize_batch import solution as solution_mod
 from personalize_batch import training
-from personalize_batch.lines import Request
+from personalize_batch.job.lines import Request
+from personalize_batch.job.scoring import Answerer
 from personalize_batch.recipes.exploration import Exploration, cold_items
 from personalize_batch.recipes.numeric import round_sig
-from personalize_batch.scoring import Answerer
 
 N_COLD = 400
 

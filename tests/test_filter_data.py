@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, npz_arrays, write_npz
 
-from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import SolutionError, UsageError
-from personalize_batch.jobs import FAILED, JobStore
+from personalize_batch.job.batch import JobParams, run_job
+from personalize_batch.job.store import FAILED, JobStore
 from personalize_batch.recipes.exploration import Exploration
 from personalize_batch.solution import load
 from personalize_batch.training import train
@@ -63,7 +63,7 @@ def test_damaged_filter_arrays_are_refused(with_items, tmp_path, change, message
 def test_solution_without_filter_data_loads_and_asks_for_a_retrain(with_items, tmp_path):
     arrays = {k: v for k, v in npz_arrays(with_items).items() if not k.startswith("events_")}
     sol = load(write_npz(tmp_path / "old.npz", arrays))
-    from personalize_batch.scoring import Answerer
+    from personalize_batch.job.scoring import Answerer
 
     Answerer(sol, filter_expression='EXCLUDE ItemID WHERE Items.GENRES IN ("Drama")')
     with pytest.raises(UsageError, match="no interaction data for filters; retrain"):

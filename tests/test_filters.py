@@ -14,8 +14,8 @@ from personalize_batch import training
 from personalize_batch.filters import FilterSyntaxError, event_arrays, parse_filter
 from personalize_batch.filters.parse import MAX_LENGTH
 from personalize_batch.filters.values import parse_number, parse_value_list
-from personalize_batch.lines import BadLine, Request, check_filter_values
-from personalize_batch.scoring import Answerer
+from personalize_batch.job.lines import BadLine, Request, check_filter_values
+from personalize_batch.job.scoring import Answerer
 
 # ------------------------------------------------------------------ parsing
 

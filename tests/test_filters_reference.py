@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from personalize_batch import solution as solution_mod
 from personalize_batch import training
-from personalize_batch.lines import BadLine, Request
-from personalize_batch.scoring import Answerer
+from personalize_batch.job.lines import BadLine, Request
+from personalize_batch.job.scoring import Answerer
 
 USERS = [f"u{k}" for k in range(6)]
 ITEMS = [f"i{k}" for k in range(12)]

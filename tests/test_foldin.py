@@ -12,10 +12,10 @@ from conftest import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.batch import JobParams, run_job
 from personalize_batch.cli import main
-from personalize_batch.foldin import fold_in
-from personalize_batch.jobs import JobStore
+from personalize_batch.job.batch import JobParams, run_job
+from personalize_batch.job.foldin import fold_in
+from personalize_batch.job.store import JobStore
 from personalize_batch.recipes.numeric import splice_rows
 from personalize_batch.solution import load
 

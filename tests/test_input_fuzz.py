@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.batch import Counts, answer_stream
+from personalize_batch.job.batch import Counts, answer_stream
 from personalize_batch.job.framing import block_lines, iter_blocks, iter_lines, iter_pipe_lines
-from personalize_batch.scoring import Answerer
+from personalize_batch.job.scoring import Answerer
 from personalize_batch.solution import load
 
 json_values = st.recursive(

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from personalize_batch import recipes
 from personalize_batch.cli import main
-from personalize_batch.jobs import JobStore
-from personalize_batch.lines import BadLine, Request, parse_line
-from personalize_batch.preflight import LOOK_LINES, look
+from personalize_batch.job.lines import BadLine, Request, parse_line
+from personalize_batch.job.preflight import LOOK_LINES, look
+from personalize_batch.job.store import JobStore
 
 # the kinds of line there are, each by a recipe whose lines are of that kind
 KINDS = {

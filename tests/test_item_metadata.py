@@ -7,11 +7,11 @@ import orjson
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
 
-from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import UsageError
-from personalize_batch.jobs import JobStore
-from personalize_batch.runtime import AnswerOptions, get_personalized_ranking
-from personalize_batch.scoring import parse_item_fields
+from personalize_batch.job.batch import JobParams, run_job
+from personalize_batch.job.scoring import parse_item_fields
+from personalize_batch.job.store import JobStore
+from personalize_batch.service.runtime import AnswerOptions, get_personalized_ranking
 from personalize_batch.solution import load
 from personalize_batch.training import train
 
@@ -103,7 +103,7 @@ def test_field_names_are_parsed_upper_cased_and_limited():
 
 
 def test_loaded_solution_fields_are_listed(item_solutions):
-    from personalize_batch.scoring import item_field_names
+    from personalize_batch.job.scoring import item_field_names
 
     assert item_field_names(load(str(item_solutions["sims"]))) == ["GENRES", "TITLE"]
 

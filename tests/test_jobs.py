@@ -12,9 +12,9 @@ import orjson
 import pytest
 from conftest import EXAMPLES, PBATCH, run_on_fifo
 
-from personalize_batch.batch import JobParams, run_job
 from personalize_batch.errors import JobFailed, UsageError
-from personalize_batch.jobs import ACTIVE, FAILED, IN_PROGRESS, JobStore, check_name
+from personalize_batch.job.batch import JobParams, run_job
+from personalize_batch.job.store import ACTIVE, FAILED, IN_PROGRESS, JobStore, check_name
 
 
 def test_name_rules():

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, PBATCH
 
 from personalize_batch.cli import main
-from personalize_batch.jobs import JobStore
-from personalize_batch.paths import is_solution_file, same
+from personalize_batch.job.store import JobStore
+from personalize_batch.storage.paths import is_solution_file, same
 
 
 def _sums(folder) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 from conftest import EXAMPLES, PBATCH
 from test_resume import make_input, pbatch, start_and_stop
 
-from personalize_batch.jobs import JobStore
+from personalize_batch.job.store import JobStore
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_prune_needs_a_duration_with_a_unit(duration):
 STOP_AT_THE_END = """
 import os, signal, sys
 from personalize_batch import batch
-from personalize_batch.jobs import JobStore
+from personalize_batch.job.store import JobStore
 
 real = batch.diagnose
 

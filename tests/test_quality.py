@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from personalize_batch.lines import Request
+from personalize_batch.job.lines import Request
+from personalize_batch.job.scoring import Answerer
 from personalize_batch.recipes.validation import summarize
-from personalize_batch.scoring import Answerer
 from personalize_batch.solution import load
 from personalize_batch.training import train
 

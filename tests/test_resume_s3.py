@@ -25,8 +25,8 @@ from s3server import start_weed
 from test_resume import COUNTS, make_input, pbatch, start_and_stop
 
 from personalize_batch import storage as pio
-from personalize_batch.jobs import JobStore
-from personalize_batch.resume import check_upload
+from personalize_batch.job.checkpoint import check_upload
+from personalize_batch.job.store import JobStore
 
 PART = 5 << 20  # S3's (and SeaweedFS's) minimum part size: the tests' part size
 

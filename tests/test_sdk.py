@@ -26,9 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import personalize_batch
-from personalize_batch.batch import JobParams, run_job, start_job
-from personalize_batch.jobs import JobStore
-from personalize_batch.sdk import Paginator
+from personalize_batch.job.batch import JobParams, run_job, start_job
+from personalize_batch.job.store import JobStore
+from personalize_batch.service.sdk import Paginator
 
 ROLE = "arn:aws:iam::123456789012:role/PersonalizeBatch"
 USERS = (EXAMPLES / "users.json").read_bytes()
@@ -275,7 +275,7 @@ def test_older_shapes_are_accepted_and_role_recorded(solutions, tmp_path):
         assert job["jobOutput"] == {"s3DataDestination": {"path": str(out)}}
         assert job["roleArn"] == ROLE
         assert job["status"] in ("PENDING", "IN PROGRESS", "ACTIVE")
-    from personalize_batch.service import wait_batch_inference_job_active
+    from personalize_batch.service.control import wait_batch_inference_job_active
 
     store = JobStore(tmp_path / "home")
     for name in shapes:

@@ -10,10 +10,10 @@ from conftest import EXAMPLE_INPUTS, EXAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import personalize_batch.scoring as scoring
-from personalize_batch.batch import answer_chunk
-from personalize_batch.lines import success_line, success_lines
-from personalize_batch.scoring import Answerer, shared_rows
+import personalize_batch.job.scoring as scoring
+from personalize_batch.job.batch import answer_chunk
+from personalize_batch.job.lines import success_line, success_lines
+from personalize_batch.job.scoring import Answerer, shared_rows
 from personalize_batch.solution import load
 
 json_values = st.recursive(

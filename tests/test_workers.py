@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, PBATCH, RECIPES, run_on_fifo
 
-from personalize_batch.workers import ChunkResult, WorkerPool
+from personalize_batch.job.workers import ChunkResult, WorkerPool
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -142,7 +142,7 @@ def test_a_killed_worker_fails_the_job_cleanly(solutions, tmp_path, pbatch_home)
     import signal
     import time
 
-    from personalize_batch.jobs import FAILED, JobStore
+    from personalize_batch.job.store import FAILED, JobStore
 
     out = tmp_path / "out"
     proc, fifo = run_on_fifo(
@@ -293,7 +293,7 @@ def test_a_job_builds_the_id_indexes_it_looks_up_before_its_workers_fork(
     (built in a worker, each would build and hold its own); an index the job never
     looks up is not built at all (sims answers items, and looks users up only for a
     filter on their interactions)."""
-    from personalize_batch.scoring import Answerer
+    from personalize_batch.job.scoring import Answerer
     from personalize_batch.solution import load
 
     sol = load(str(solutions[recipe]))

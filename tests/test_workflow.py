@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 
 from personalize_batch.cli import main
-from personalize_batch.jobs import FAILED, JobStore
+from personalize_batch.job.store import FAILED, JobStore
 
 
 def invoke(args: list[str]):

@@ -154,7 +154,7 @@ NUM_RESULTS = click.option(
 
 
 def _item_fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple:
-    from ..scoring import parse_item_fields  # noqa: PLC0415
+    from ..job.scoring import parse_item_fields  # noqa: PLC0415
 
     return parse_item_fields(value)
 

@@ -19,7 +19,7 @@ ARN_HELP = "The job's ARN (arn:pbatch:local:batch-inference-job/NAME) or its nam
 
 def _structure(option: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        from ..shorthand import parse_structure  # noqa: PLC0415
+        from .shorthand import parse_structure  # noqa: PLC0415
 
         return None if value is None else parse_structure(value, option)
 
@@ -47,7 +47,7 @@ def _aws_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _store() -> Any:
-    from ..jobs import JobStore  # noqa: PLC0415
+    from ..job.store import JobStore  # noqa: PLC0415
 
     return JobStore()
 
@@ -110,7 +110,7 @@ def create_batch_inference_job(
       pbatch create-batch-inference-job --job-name nightly --solution-version-arn model.npz
         --job-input s3DataSource={path=s3://bkt/in/} --job-output s3DataDestination={path=s3://bkt/out/}
     """
-    from ..service import create_batch_inference_job as create  # noqa: PLC0415
+    from ..service.control import create_batch_inference_job as create  # noqa: PLC0415
 
     emit(
         create(
@@ -133,7 +133,7 @@ def create_batch_inference_job(
 def describe_batch_inference_job(arn: str) -> None:
     """Describe a job, like `aws personalize describe-batch-inference-job` (with pbatch's
     counts: lines read so far, errors, outputs)."""
-    from ..service import describe_batch_inference_job as describe  # noqa: PLC0415
+    from ..service.control import describe_batch_inference_job as describe  # noqa: PLC0415
 
     emit(describe(_store(), batchInferenceJobArn=arn))
 
@@ -161,7 +161,7 @@ def list_batch_inference_jobs(
 ) -> None:
     """List jobs newest first, like `aws personalize list-batch-inference-jobs` (pages are
     fetched and joined, as aws-cli does)."""
-    from ..service import list_batch_inference_jobs as list_jobs  # noqa: PLC0415
+    from ..service.control import list_batch_inference_jobs as list_jobs  # noqa: PLC0415
 
     store, jobs, token = _store(), [], starting_token
     while True:
@@ -202,7 +202,7 @@ def wait() -> None:
 def wait_active(arn: str, delay: float, max_attempts: int) -> None:
     """Return (exit 0, no output) once the job is ACTIVE; exit 255 when it is CREATE
     FAILED, unknown, or not ACTIVE after --max-attempts polls."""
-    from ..service import wait_batch_inference_job_active  # noqa: PLC0415
+    from ..service.control import wait_batch_inference_job_active  # noqa: PLC0415
 
     wait_batch_inference_job_active(
         _store(), batchInferenceJobArn=arn, delay=delay, max_attempts=max_attempts

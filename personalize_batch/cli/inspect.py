@@ -32,7 +32,7 @@ def validate(solution: str, input_: str, endpoint_url: str | None, quiet: bool) 
       pbatch validate -s model.npz -i users.json
       pbatch validate -s model.npz -i s3://bkt/in/ -q | head
     """
-    from ..validate import validate as check  # noqa: PLC0415
+    from ..job.validate import validate as check  # noqa: PLC0415
 
     report, problems = check(solution, input_, endpoint_url)
     for problem in problems:
@@ -71,7 +71,7 @@ def diff(old: str, new: str, changed: str | None, endpoint_url: str | None) -> N
     """
     from .. import storage  # noqa: PLC0415
     from ..diff import diff as compare  # noqa: PLC0415
-    from ..paths import Named, check_disjoint  # noqa: PLC0415
+    from ..storage.paths import Named, check_disjoint  # noqa: PLC0415
 
     if changed is not None:
         check_disjoint(

@@ -40,7 +40,7 @@ def jobs_list(
       pbatch jobs list --status "CREATE FAILED" --max-results 10
       pbatch jobs list --solution model.npz
     """
-    from ..jobs import JobStore  # noqa: PLC0415
+    from ..job.store import JobStore  # noqa: PLC0415
 
     emit(JobStore().list(solution, status, max_results, next_token))
 
@@ -54,7 +54,7 @@ def jobs_describe(name: str) -> None:
     Examples:
       pbatch jobs describe nightly
     """
-    from ..jobs import JobStore  # noqa: PLC0415
+    from ..job.store import JobStore  # noqa: PLC0415
 
     emit({"batchInferenceJob": JobStore().get(name)})
 
@@ -73,8 +73,8 @@ def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -
       pbatch jobs delete a b c
     """
     from ..errors import PbatchError  # noqa: PLC0415
-    from ..jobs import JobStore  # noqa: PLC0415
-    from ..leftovers import delete_job  # noqa: PLC0415
+    from ..job.leftovers import delete_job  # noqa: PLC0415
+    from ..job.store import JobStore  # noqa: PLC0415
 
     store, failed = JobStore(), None
     for name in names:  # as rm does: each name in turn, the first failure's code at the end
@@ -110,9 +110,9 @@ def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: 
       pbatch jobs prune --older-than 30d -q       # from cron
     """
     from ..errors import PbatchError  # noqa: PLC0415
-    from ..jobs import JobStore  # noqa: PLC0415
-    from ..leftovers import delete_job, parse_duration  # noqa: PLC0415
-    from ..leftovers import older_than as old_jobs
+    from ..job.leftovers import delete_job, parse_duration  # noqa: PLC0415
+    from ..job.leftovers import older_than as old_jobs
+    from ..job.store import JobStore  # noqa: PLC0415
 
     seconds = parse_duration(older_than)
     store = JobStore()

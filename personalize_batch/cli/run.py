@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..engines import DEFAULT_PARTITION_SIZE
+from ..job.engines import DEFAULT_PARTITION_SIZE
 from . import (
     ENDPOINT,
     ITEM_METADATA,
@@ -162,12 +162,12 @@ def run(
       pbatch run -s model.npz -i users.json --filter-file recent.filter -n 10
       pbatch run --resume nightly                         # continue a stopped job
     """
-    from ..batch import JobParams, resume_job, run_job  # noqa: PLC0415
-    from ..batchproc import tune  # noqa: PLC0415
-    from ..jobs import JobStore  # noqa: PLC0415
+    from ..job.batch import JobParams, resume_job, run_job  # noqa: PLC0415
+    from ..job.process import tune  # noqa: PLC0415
+    from ..job.store import JobStore  # noqa: PLC0415
     from ..recipes.exploration import Exploration  # noqa: PLC0415
 
-    tune()  # the process is a batch job: see batchproc
+    tune()  # the process is a batch job: see job.process
     ctx = click.get_current_context()
     progress = not quiet and sys.stderr.isatty()
     if resume is not None:
@@ -232,8 +232,8 @@ def run(
 
 def _report(record: dict, quiet: bool) -> None:
     """The job's summary and warnings on stderr; exit with its code."""
-    from ..batch import exit_code  # noqa: PLC0415
-    from ..diagnostics import summary_line  # noqa: PLC0415
+    from ..job.batch import exit_code  # noqa: PLC0415
+    from ..job.diagnostics import summary_line  # noqa: PLC0415
 
     errors = record["linesWithErrors"]
     if not quiet:

@@ -94,7 +94,7 @@ def train(
       pbatch train -r popularity-count -i s3://bkt/interactions.csv -o pop.npz
       pbatch train -r user-personalization -i interactions.csv -o model.npz --no-tune
     """
-    from ..paths import check_train  # noqa: PLC0415
+    from ..storage.paths import check_train  # noqa: PLC0415
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
     # before the fit: a wrong -o costs no time

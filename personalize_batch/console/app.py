@@ -20,12 +20,19 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .. import jobs as jobs_mod
-from .. import preflight, service, storage
-from ..batch import JobParams, check_paths, check_solution_hash, new_job_name, parse_solution_ref
+from .. import storage
 from ..errors import PbatchError
-from ..job import framing
-from ..jobs import JobStore
+from ..job import framing, preflight
+from ..job import store as jobs_mod
+from ..job.batch import (
+    JobParams,
+    check_paths,
+    check_solution_hash,
+    new_job_name,
+    parse_solution_ref,
+)
+from ..job.store import JobStore
+from ..service import control as service
 from ..solution import load
 from . import pages
 
@@ -107,7 +114,7 @@ class Console:
         return "200 OK", body, []
 
     def _confirm_delete(self, store: JobStore, name: str) -> tuple[str, str, list[tuple[str, str]]]:
-        from ..leftovers import kept_by  # noqa: PLC0415
+        from ..job.leftovers import kept_by  # noqa: PLC0415
 
         try:
             record = store.get(name)
@@ -123,7 +130,7 @@ class Console:
     def _delete(
         self, store: JobStore, name: str, environ: dict[str, Any]
     ) -> tuple[str, str, list[tuple[str, str]]]:
-        from ..leftovers import delete_job  # noqa: PLC0415
+        from ..job.leftovers import delete_job  # noqa: PLC0415
 
         form, refused = self._form_post(environ)
         if refused is not None:

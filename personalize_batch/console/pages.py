@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import orjson
 
-from ..jobs import ACTIVE, FAILED, IN_PROGRESS, PENDING
+from ..job.store import ACTIVE, FAILED, IN_PROGRESS, PENDING
 
 RUNNING = (PENDING, IN_PROGRESS)
 BADGE = {PENDING: "pending", IN_PROGRESS: "running", ACTIVE: "active", FAILED: "failed"}

@@ -9,7 +9,7 @@ import pytest
 from conftest import EXAMPLES
 from test_golden_filters import Transcript
 
-from personalize_batch.jobs import JobStore
+from personalize_batch.job.store import JobStore
 from personalize_batch.training import train
 
 

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import recipes
-from .data import read_interactions
-from .errors import UsageError
-from .recipes.numeric import csr_rows, splice_rows
-from .recipes.protocol import FreshEvents
-from .solution import Solution
+from .. import recipes
+from ..data import read_interactions
+from ..errors import UsageError
+from ..recipes.numeric import csr_rows, splice_rows
+from ..recipes.protocol import FreshEvents
+from ..solution import Solution
 
 
 def fold_in(

@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .. import storage
-from ..errors import StorageError
+from ... import storage
+from ...errors import StorageError
 
 MIN_PART = 5 << 20  # S3's minimum size of every part but the last
 MAX_PART = 5 << 30  # S3's maximum part size

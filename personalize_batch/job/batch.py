@@ -25,33 +25,21 @@ from typing import IO, Any
 
 import orjson
 
-from . import jobs as jobs_mod
-from . import paths, preflight, storage
-from . import resume as resume_mod
+from .. import storage
+from ..errors import Interrupted, JobFailed, NotFound, PbatchError, StorageError, UsageError
+from ..filters.parse import parse_filter
+from ..recipes.exploration import Exploration
+from ..recipes.protocol import MAX_RESULTS
+from ..solution import Solution, load, tuning_summary
+from ..storage import paths
+from . import checkpoint as resume_mod
+from . import framing, preflight
+from . import store as jobs_mod
 from .diagnostics import IdTally, diagnose
 from .engines import DEFAULT_PARTITION_SIZE
-from .errors import (
-    Interrupted,
-    JobFailed,
-    NotFound,
-    PbatchError,
-    StorageError,
-    UsageError,
-)
-from .filters.parse import parse_filter
-from .job import framing
-from .job.framing import BLANK, MAX_LINE_BYTES, without_bom
-from .lines import (
-    BadLine,
-    Request,
-    error_line,
-    success_line,
-    success_lines,
-)
-from .recipes.exploration import Exploration
-from .recipes.protocol import MAX_RESULTS
+from .framing import BLANK, MAX_LINE_BYTES, without_bom
+from .lines import BadLine, Request, error_line, success_line, success_lines
 from .scoring import Answerer, check_field_count, metadata_columns
-from .solution import Solution, load, tuning_summary
 from .workers import ChunkResult, WorkerPool, default_workers
 
 # a worker process is sent this many chunks' lines at a time when the input is all there

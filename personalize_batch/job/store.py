@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from .errors import (
+from ..errors import (
     AlreadyExists,
     InvalidNextToken,
     NotFound,

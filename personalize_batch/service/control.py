@@ -1,7 +1,7 @@
 """Batch inference jobs as Personalize's control plane has them (B.1): create (returns at
 once, the job runs in a detached background process), describe, list, wait.
 
-This is the one implementation behind the three faces: the SDK client (`sdk.py`), the
+This is the one implementation behind the three faces: the SDK client (`sdk.py` beside it), the
 aws-CLI-shaped commands (`cli/aws.py`) and the web console (`console/`). The keyword
 names are boto3's. Every check happens before a job is recorded, so a refused request
 creates no job.
@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import jobs as jobs_mod
-from . import preflight, storage
-from .batch import (
+from .. import storage
+from ..errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
+from ..job import preflight
+from ..job import store as jobs_mod
+from ..job.batch import (
     MAX_RESULTS,
     JobParams,
     check_paths,
@@ -27,9 +29,8 @@ from .batch import (
     parse_solution_ref,
     start_job,
 )
-from .errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
-from .recipes.exploration import Exploration
-from .solution import load
+from ..recipes.exploration import Exploration
+from ..solution import load
 
 INPUT_KEYS = ("s3DataSource", "S3DataSource")
 OUTPUT_KEYS = ("s3DataDestination", "S3DataDestination", "s3DataSource")  # the last: old docs
@@ -203,7 +204,7 @@ def create_batch_inference_job(
         raise UsageError(str(exc)) from None
     check_solution_hash(path, solution.sha256, sha)
     if filter_text is not None:  # a field the solution lacks: refused now, not by the job
-        from .filters import compile_filter  # noqa: PLC0415
+        from ..filters import compile_filter  # noqa: PLC0415
 
         compile_filter(filter_text, solution, filter_source)
     try:
@@ -234,14 +235,14 @@ def create_batch_inference_job(
 
 
 def spawn_worker(name: str, store: jobs_mod.JobStore) -> int:
-    """Start `python -m personalize_batch.worker NAME` detached: its own session (a closing
+    """Start `python -m personalize_batch.service.worker NAME` detached: its own session (a closing
     terminal's SIGHUP does not reach it), no stdin, output to $PBATCH_HOME/logs/NAME.log."""
     logs = store.home / "logs"
     try:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "personalize_batch.worker", name],
+                [sys.executable, "-m", "personalize_batch.service.worker", name],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

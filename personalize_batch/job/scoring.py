@@ -13,14 +13,14 @@ from functools import partial
 
 import numpy as np
 
-from . import recipes
+from .. import recipes
+from ..errors import UsageError
+from ..recipes.exploration import Exploration, Explorer
+from ..recipes.numeric import chunk_rows, round_sig
+from ..recipes.protocol import ITEM, USER
+from ..solution import ITEM_FIELD_PREFIX, IdIndex, Solution
 from .diagnostics import EXAMPLES_KEPT
-from .errors import UsageError
 from .lines import BadLine, Request, line_parser
-from .recipes.exploration import Exploration, Explorer
-from .recipes.numeric import chunk_rows, round_sig
-from .recipes.protocol import ITEM, USER
-from .solution import ITEM_FIELD_PREFIX, IdIndex, Solution
 
 Answer = tuple[list[str], list[float]]
 MAX_METADATA_FIELDS = 10  # Personalize's metadataColumns limit per request (B.7)
@@ -118,7 +118,7 @@ class Answerer:
         self.item_examples: list[str] = []
         self.filter = None
         if filter_expression is not None:
-            from .filters import compile_filter  # noqa: PLC0415
+            from ..filters import compile_filter  # noqa: PLC0415
 
             self.filter = compile_filter(filter_expression, solution, filter_source)
         filtered = self.filter is not None
@@ -290,7 +290,7 @@ class Answerer:
         ids = sorted({i for u in unknown_lists for i in u})
         if not ids:
             return unknown_lists
-        from .filters import Catalogue, CompiledFilter  # noqa: PLC0415
+        from ..filters import Catalogue, CompiledFilter  # noqa: PLC0415
 
         f = self.filter
         virtual = CompiledFilter(f.filter, Catalogue.unknown_items(ids, f.cat), f.recipe)

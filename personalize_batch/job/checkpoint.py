@@ -32,8 +32,8 @@ from typing import IO, Any
 
 import orjson
 
-from . import storage
-from .errors import PbatchError
+from .. import storage
+from ..errors import PbatchError
 
 VERSION = 1
 # the least time between two checkpoints written after chunks (PBATCH_CHECKPOINT_SECONDS:
@@ -72,8 +72,8 @@ def params_json(p: Any) -> dict[str, Any]:
 
 
 def params_from_json(d: dict[str, Any]) -> Any:
+    from ..recipes.exploration import Exploration  # noqa: PLC0415
     from .batch import JobParams  # noqa: PLC0415  (batch imports this module)
-    from .recipes.exploration import Exploration  # noqa: PLC0415
 
     d = dict(d)
     d["exploration"] = Exploration(**d["exploration"])

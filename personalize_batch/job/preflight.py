@@ -23,10 +23,10 @@ import stat
 import zlib
 from dataclasses import dataclass
 
-from . import recipes, storage
-from .data import not_utf8_text
-from .errors import PbatchError, UsageError
-from .job.framing import MAX_LINE_BYTES, is_blank, without_bom
+from .. import recipes, storage
+from ..data import not_utf8_text
+from ..errors import PbatchError, UsageError
+from .framing import MAX_LINE_BYTES, is_blank, without_bom
 from .lines import Request, line_parser
 
 LOOK_LINES = 100
@@ -149,7 +149,7 @@ def unknown_event_types(text: str | None, source: str, event_types: list[str] | 
     values and the event types the solution has. None when every value is known."""
     if text is None or event_types is None:
         return None
-    from .filters.parse import parse_filter  # noqa: PLC0415
+    from ..filters.parse import parse_filter  # noqa: PLC0415
 
     known = {t.lower() for t in event_types}
     asked = [

@@ -28,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__, storage
+from ... import __version__, storage
+from ...errors import PbatchError, SolutionError
+from ...recipes.exploration import Exploration
+from ...solution import Solution, load
 from ..batch import Counts, JobParams, answer_guarded
-from ..errors import PbatchError, SolutionError
-from ..recipes.exploration import Exploration
 from ..scoring import Answerer
-from ..solution import Solution, load
 from ..workers import default_workers
 from .parts import MAX_PARTS, Staging
 

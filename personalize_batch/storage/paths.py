@@ -16,8 +16,8 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import storage
-from .errors import StorageError, UsageError
+from .. import storage
+from ..errors import StorageError, UsageError
 
 NEVER_INPUTS = "pbatch never writes over a command's own inputs"
 

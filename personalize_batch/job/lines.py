@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from .job.framing import MAX_LINE_BYTES
-from .recipes.protocol import ITEM, ITEMS, TEXT, USER, Recipe
+from ..recipes.protocol import ITEM, ITEMS, TEXT, USER, Recipe
+from .framing import MAX_LINE_BYTES
 
 MAX_ID_LENGTH = 256
 MAX_LIST = 500

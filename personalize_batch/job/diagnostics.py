@@ -107,7 +107,7 @@ def diagnose(
             'ids must be strings ("0042", not 42)'
         )
     if lists_ignored:
-        from . import recipes  # noqa: PLC0415  (every recipe: a warning's cost only)
+        from .. import recipes  # noqa: PLC0415  (every recipe: a warning's cost only)
 
         record["listsIgnored"] = lists_ignored
         lines = "1 line has" if lists_ignored == 1 else f"{lists_ignored:,} lines have"

@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PbatchError
+from ..errors import PbatchError
 
 _TASK: Callable[[Any], Any] | None = None  # in a worker: what to run on each chunk
 _SLOTS: mmap.mmap | None = None  # in a worker: the memory shared with the parent

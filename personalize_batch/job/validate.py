@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import preflight, recipes, storage
+from .. import recipes, storage
+from ..solution import IdIndex, load
+from . import preflight
 from .batch import Counts, read_numbered_chunks
 from .diagnostics import IdTally, diagnose
 from .lines import BadLine, line_parser
 from .scoring import IdCounts
-from .solution import IdIndex, load
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The background process of an asynchronous job: `python -m personalize_batch.worker NAME`
+"""The background process of an asynchronous job: `python -m personalize_batch.service.worker NAME`
 runs the job recorded PENDING under NAME (started by `service.spawn_worker`)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import os
 import sys
 from typing import Any
 
-from .batch import JobParams, execute_job
-from .batchproc import tune
-from .errors import Interrupted, PbatchError
-from .jobs import PENDING, JobStore
-from .service import exploration_from_config
+from ..errors import Interrupted, PbatchError
+from ..job.batch import JobParams, execute_job
+from ..job.process import tune
+from ..job.store import PENDING, JobStore
+from .control import exploration_from_config
 
 
 def params_from_record(record: dict[str, Any]) -> JobParams:
@@ -36,7 +36,7 @@ def params_from_record(record: dict[str, Any]) -> JobParams:
 def main(argv: list[str]) -> int:
     """Run one recorded job; the record tells the outcome (the exit code is for the log)."""
     if len(argv) != 1:
-        print("usage: python -m personalize_batch.worker JOB_NAME", file=sys.stderr)
+        print("usage: python -m personalize_batch.service.worker JOB_NAME", file=sys.stderr)
         return 2
     name = argv[0]
     tune()

@@ -6,7 +6,7 @@
 
 Methods, keyword names, response shapes (timestamps as datetimes, `ResponseMetadata`,
 absent keys left out) and exception names are boto3's. Each method calls the same
-function as the CLI (`service.py`, `runtime.py`); this module only translates shapes
+function as the CLI (`service/control.py`, `service/runtime.py`); this module only translates shapes
 and errors. The exceptions subclass botocore's ClientError, so `except ClientError`
 and `err.response["Error"]["Code"]` work as with boto3.
 """
@@ -22,10 +22,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from . import jobs as jobs_mod
-from . import runtime, service
-from .errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
-from .scoring import check_field_count
+from ..errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
+from ..job import store as jobs_mod
+from ..job.scoring import check_field_count
+from . import control as service
+from . import runtime
 
 # the members of boto3's BatchInferenceJob / BatchInferenceJobSummary shapes
 JOB_KEYS = (
@@ -329,7 +330,7 @@ class PageIterator:
                 jobs = page["batchInferenceJobs"]
                 if len(jobs) >= left:
                     more = len(jobs) > left or page.get("nextToken")
-                    token = int(kwargs.get("nextToken") or 0) + left  # an offset (jobs.py)
+                    token = int(kwargs.get("nextToken") or 0) + left  # an offset (job/store.py)
                     page["batchInferenceJobs"] = jobs[:left]
                     self.resume_token = str(token) if more else None
                     page.pop("nextToken", None)

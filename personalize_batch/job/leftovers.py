@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 
-from . import jobs as jobs_mod
-from . import storage
-from .errors import PbatchError, UsageError
-from .resume import checkpoint_path
+from .. import storage
+from ..errors import PbatchError, UsageError
+from . import store as jobs_mod
+from .checkpoint import checkpoint_path
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
