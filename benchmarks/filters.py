@@ -34,7 +34,8 @@ from common import write_section  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from personalize_batch.job.batch import Counts, answer_stream  # noqa: E402
+from personalize_batch.job.answering import answer_stream  # noqa: E402
+from personalize_batch.job.counts import Counts  # noqa: E402
 from personalize_batch.job.scoring import Answerer  # noqa: E402
 from personalize_batch.recipes.numeric import chunk_rows  # noqa: E402
 from personalize_batch.solution import load  # noqa: E402

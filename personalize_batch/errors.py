@@ -1,6 +1,20 @@
-"""The exceptions a user can see. Each carries the exit code the CLI maps it to (A.10)."""
+"""The exceptions a user can see, and every exit code (A.10): each exception carries
+the code the CLI exits with, and a finished job or validation exits LINE_ERRORS when
+some lines were error lines. The CLI's Group maps these, and nothing else decides one.
+"""
 
 from __future__ import annotations
+
+LINE_ERRORS = 3  # the job finished, but some lines were answered with an error line
+ABORTED = 130  # a prompt's Ctrl-C (click's Abort), as a shell reports SIGINT
+# the reader of stdout went away (`| head`): stop quietly, with the code of a process
+# ended by SIGPIPE, as `yes | head -1` leaves it (`set -o pipefail` sees it)
+READER_GONE = 128 + 13
+
+
+def lines_exit_code(lines_with_errors: int) -> int:
+    """A finished job's or validation's exit code: 0 when every line was answered."""
+    return LINE_ERRORS if lines_with_errors else 0
 
 
 class PbatchError(Exception):

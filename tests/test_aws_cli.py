@@ -19,7 +19,8 @@ from conftest import EXAMPLES, PBATCH_SCRIPT
 from personalize_batch.cli import main
 from personalize_batch.cli.shorthand import parse_structure
 from personalize_batch.errors import UsageError
-from personalize_batch.job.batch import JobParams, start_job
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.run import start_job
 from personalize_batch.job.store import ACTIVE, FAILED, IN_PROGRESS, JobStore
 
 

@@ -14,13 +14,11 @@ from conftest import EXAMPLES, PBATCH, run_on_fifo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.job.batch import (
-    Counts,
-    JobParams,
-    answer_stream,
-    read_numbered_chunks,
-    run_job,
-)
+from personalize_batch.job.answering import answer_stream
+from personalize_batch.job.counts import Counts
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.reading import read_numbered_chunks
+from personalize_batch.job.run import run_job
 from personalize_batch.job.scoring import Answerer
 from personalize_batch.job.store import FAILED, JobStore
 from personalize_batch.solution import load

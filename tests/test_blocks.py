@@ -11,17 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.job import batch
-from personalize_batch.job.batch import (
-    Counts,
-    LineOptions,
-    answer_block,
-    answer_chunk,
-    answer_stream,
-    read_blocks,
-    read_numbered_chunks,
-)
+from personalize_batch.job.answering import LineOptions, answer_block, answer_chunk, answer_stream
+from personalize_batch.job.counts import Counts
+from personalize_batch.job.engines import local
 from personalize_batch.job.framing import BOM, MAX_LINE_BYTES
+from personalize_batch.job.reading import read_blocks, read_numbered_chunks
 from personalize_batch.job.scoring import Answerer
 from personalize_batch.job.workers import SLOT_BYTES, WorkerPool
 from personalize_batch.solution import load
@@ -132,7 +126,7 @@ def test_a_pool_reads_blocks_with_the_counts_of_one_process(popularity, slot_byt
     rows[5:5] = [b"\n", b"bad\n", b"   \n"]
     data = BOM + b"".join(rows) + b'{"userId": "u3"}'
     results = []
-    pool = WorkerPool(functools.partial(batch._with, popularity), 2, slot_bytes)
+    pool = WorkerPool(functools.partial(local._with, popularity), 2, slot_bytes)
     try:
         for p in (None, pool):
             counts, out, aside = Counts(), io.BytesIO(), io.BytesIO()

@@ -14,7 +14,8 @@ import pytest
 from conftest import EXAMPLES
 
 from personalize_batch.console import make_console
-from personalize_batch.job.batch import JobParams, run_job, start_job
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.run import run_job, start_job
 from personalize_batch.job.store import FAILED, JobStore
 from personalize_batch.service.control import wait_batch_inference_job_active
 

@@ -37,10 +37,13 @@ from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 from personalize_batch.errors import JobFailed, PbatchError
 from personalize_batch.job import framing
-from personalize_batch.job.batch import Counts, JobParams, read_chunks, run_job
+from personalize_batch.job.counts import Counts
 from personalize_batch.job.engines import dask as engine
 from personalize_batch.job.engines.parts import plan_upload
+from personalize_batch.job.params import JobParams
 from personalize_batch.job.process import GC_THRESHOLD
+from personalize_batch.job.reading import read_numbered_chunks
+from personalize_batch.job.run import run_job
 from personalize_batch.job.store import JobStore
 
 COUNT_FIELDS = (
@@ -179,6 +182,13 @@ def test_partitions_tile_the_file(lines, partition_size, last_newline):
     for start, end in engine.plan_ranges(len(data), partition_size, compressed=False):
         parts += list(framing.iter_partition_lines(io.BytesIO(data), start, end, 5))
     assert parts == whole
+
+
+def read_chunks(stream, counts, chunk_lines, *, start=0, end=None):
+    """The chunks of lines, without their numbers."""
+    for numbered in read_numbered_chunks(stream, counts, chunk_lines, start=start, end=end):
+        if numbered is not None:
+            yield numbered[0]
 
 
 def test_partition_counts_add_up():

@@ -204,7 +204,8 @@ def test_a_stop_swallowed_by_a_finalizer_still_stops_the_job(solutions, tmp_path
     import signal
     import threading
 
-    from personalize_batch.job.batch import JobParams, run_job
+    from personalize_batch.job.params import JobParams
+    from personalize_batch.job.run import run_job
     from personalize_batch.job.store import JobStore
 
     class Dropped:

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from personalize_batch.cli import main
-from personalize_batch.job.batch import JobParams, run_job
 from personalize_batch.job.foldin import fold_in
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.run import run_job
 from personalize_batch.job.store import JobStore
 from personalize_batch.recipes.numeric import splice_rows
 from personalize_batch.solution import load

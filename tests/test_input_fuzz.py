@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.job.batch import Counts, answer_stream
+from personalize_batch.job.answering import answer_stream
+from personalize_batch.job.counts import Counts
 from personalize_batch.job.framing import block_lines, iter_blocks, iter_lines, iter_pipe_lines
 from personalize_batch.job.scoring import Answerer
 from personalize_batch.solution import load

@@ -8,8 +8,8 @@ import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, RECIPES
 
 from personalize_batch.errors import UsageError
-from personalize_batch.job.batch import JobParams, run_job
-from personalize_batch.job.scoring import parse_item_fields
+from personalize_batch.job.params import JobParams, parse_item_fields
+from personalize_batch.job.run import run_job
 from personalize_batch.job.store import JobStore
 from personalize_batch.service.runtime import AnswerOptions, get_personalized_ranking
 from personalize_batch.solution import load

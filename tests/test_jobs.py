@@ -13,7 +13,8 @@ import pytest
 from conftest import EXAMPLES, PBATCH, run_on_fifo
 
 from personalize_batch.errors import JobFailed, UsageError
-from personalize_batch.job.batch import JobParams, run_job
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.run import run_job
 from personalize_batch.job.store import ACTIVE, FAILED, IN_PROGRESS, JobStore, check_name
 
 

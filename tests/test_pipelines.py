@@ -180,7 +180,8 @@ def test_prune_needs_a_duration_with_a_unit(duration):
 
 STOP_AT_THE_END = """
 import os, signal, sys
-from personalize_batch import batch
+from personalize_batch.job import run as batch
+from personalize_batch.job.params import JobParams
 from personalize_batch.job.store import JobStore
 
 real = batch.diagnose
@@ -190,8 +191,8 @@ def diagnose(*args, **kwargs):  # every output is committed: the job's last step
     return real(*args, **kwargs)
 
 batch.diagnose = diagnose
-params = batch.JobParams(solution=sys.argv[1], input=sys.argv[2], output=sys.argv[3],
-                         job_name="late", workers=1)
+params = JobParams(solution=sys.argv[1], input=sys.argv[2], output=sys.argv[3],
+                   job_name="late", workers=1)
 record = batch.run_job(params, JobStore())
 print(record["status"])
 """

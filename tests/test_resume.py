@@ -18,8 +18,8 @@ from conftest import EXAMPLES, PBATCH
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from personalize_batch.job.batch import Counts
 from personalize_batch.job.checkpoint import counts_json
+from personalize_batch.job.counts import Counts
 from personalize_batch.job.store import JobStore
 
 COUNTS = ("linesRead", "linesAnswered", "linesWithErrors", "blankLinesSkipped", "unknownUsers")

@@ -26,7 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import personalize_batch
-from personalize_batch.job.batch import JobParams, run_job, start_job
+from personalize_batch.job.params import JobParams
+from personalize_batch.job.run import run_job, start_job
 from personalize_batch.job.store import JobStore
 from personalize_batch.service.sdk import Paginator
 

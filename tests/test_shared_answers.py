@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import personalize_batch.job.scoring as scoring
-from personalize_batch.job.batch import answer_chunk
+from personalize_batch.job.answering import answer_chunk
 from personalize_batch.job.lines import success_line, success_lines
 from personalize_batch.job.scoring import Answerer, shared_rows
 from personalize_batch.solution import load

@@ -18,7 +18,7 @@ import click
 import orjson
 
 from .. import __version__, recipes
-from ..errors import Interrupted, PbatchError
+from ..errors import ABORTED, READER_GONE, Interrupted, PbatchError
 
 RECIPE_HELP = ", ".join(recipes.names()[:-1]) + " or " + recipes.names()[-1]
 
@@ -40,14 +40,16 @@ class Group(click.Group):
     """Maps pbatch's exceptions to one stderr line and an exit code."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command; exit with the code it returns (an int: a finished job's, see
+        errors.lines_exit_code) or with the code of the exception it raised."""
         kwargs["standalone_mode"] = False
         try:
-            return super().main(*args, **kwargs)
+            result = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)
-            sys.exit(130)
+            sys.exit(ABORTED)
         except click.exceptions.NoArgsIsHelpError as exc:  # `pbatch jobs`: its help
             exc.show()
             sys.exit(exc.exit_code)
@@ -64,7 +66,10 @@ class Group(click.Group):
             sys.exit(exc.exit_code)
         except _ReaderGone:
             quiet_stdout()
-            sys.exit(EXIT_SIGPIPE)
+            sys.exit(READER_GONE)
+        if isinstance(result, int) and result:
+            sys.exit(result)
+        return result
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -75,11 +80,6 @@ class Group(click.Group):
 
 class _ReaderGone(Exception):
     """stdout's reader went away: not an OSError, which click's main turns into exit 1."""
-
-
-# the reader of stdout went away (`| head`): stop quietly, with the code of a process
-# ended by SIGPIPE, as `yes | head -1` leaves it (`set -o pipefail` sees it)
-EXIT_SIGPIPE = 128 + 13
 
 
 def quiet_stdout() -> None:
@@ -154,7 +154,7 @@ NUM_RESULTS = click.option(
 
 
 def _item_fields(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple:
-    from ..job.scoring import parse_item_fields  # noqa: PLC0415
+    from ..job.params import parse_item_fields  # noqa: PLC0415
 
     return parse_item_fields(value)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+from ..errors import lines_exit_code
 from . import ENDPOINT, SOLUTION, emit, main
 
 
@@ -21,7 +20,7 @@ from . import ENDPOINT, SOLUTION, emit, main
 )
 @ENDPOINT
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
-def validate(solution: str, input_: str, endpoint_url: str | None, quiet: bool) -> None:
+def validate(solution: str, input_: str, endpoint_url: str | None, quiet: bool) -> int:
     """Check every input line against the solution's recipe without scoring.
 
     Prints one 'FILE:LINE: problem' line per bad line on stdout and a JSON summary
@@ -41,7 +40,7 @@ def validate(solution: str, input_: str, endpoint_url: str | None, quiet: bool) 
         click.echo(orjson_line(report.summary()), err=True)
     for warning in report.diagnostics.get("warnings", []):
         click.echo(f"pbatch: warning: {warning}", err=True)
-    sys.exit(3 if report.counts.errors else 0)
+    return lines_exit_code(report.counts.errors)
 
 
 def orjson_line(obj: object) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from . import ENDPOINT, QUIET, emit, main
@@ -63,7 +61,7 @@ def jobs_describe(name: str) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="NAME_OR_ARN...")
 @ENDPOINT
 @QUIET
-def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -> None:
+def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -> int:
     """Delete finished jobs: their records, checkpoints, kept temporary outputs (or pending
     S3 uploads) and logs. Outputs are kept; running jobs are refused.
 
@@ -86,8 +84,7 @@ def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -
             continue
         if not quiet:
             _deleted(record, removed)
-    if failed is not None:
-        sys.exit(failed.exit_code)
+    return 0 if failed is None else failed.exit_code
 
 
 @jobs.command("prune")
@@ -100,7 +97,7 @@ def jobs_delete(names: tuple[str, ...], endpoint_url: str | None, quiet: bool) -
 @click.option("--dry-run", is_flag=True, help="Only print the names of the jobs it would delete.")
 @ENDPOINT
 @QUIET
-def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: bool) -> None:
+def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: bool) -> int:
     """Delete every finished job (ACTIVE or CREATE FAILED) older than DURATION, as
     `jobs delete` does; running jobs are kept.
 
@@ -135,8 +132,7 @@ def jobs_prune(older_than: str, dry_run: bool, endpoint_url: str | None, quiet: 
     if not quiet:
         jobs_word = "job" if deleted == 1 else "jobs"
         click.echo(f"pbatch: pruned {deleted} {jobs_word} older than {older_than}", err=True)
-    if failed is not None:
-        sys.exit(failed.exit_code)
+    return 0 if failed is None else failed.exit_code
 
 
 def _deleted(record: dict, removed: list[str]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import lines_exit_code
 from ..job.engines import DEFAULT_PARTITION_SIZE
 from . import (
     ENDPOINT,
@@ -19,6 +21,9 @@ from . import (
     read_filter,
     warn,
 )
+
+if TYPE_CHECKING:
+    from ..job.params import JobParams
 
 RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
 
@@ -124,34 +129,7 @@ RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
 )
 @ENDPOINT
 @QUIET
-def run(
-    solution: str,
-    input_: str,
-    output: str | None,
-    num_results: int,
-    filter_expression: str | None,
-    filter_file: str | None,
-    exploration_weight: float,
-    exploration_item_age_cutoff: float,
-    seed: int,
-    item_metadata: tuple[str, ...],
-    job_name: str | None,
-    include_seen: bool,
-    compress: str | None,
-    compress_level: int,
-    workers: int | None,
-    errors_to: str | None,
-    skip_errors: bool,
-    max_error_rate: float | None,
-    events: str | None,
-    dry_run: bool,
-    engine: str,
-    scheduler: str | None,
-    partition_size: int,
-    resume: str | None,
-    endpoint_url: str | None,
-    quiet: bool,
-) -> None:
+def run(**options: Any) -> int:
     """Run a batch inference job: INPUT lines in, NAME.out lines out, in order.
 
     \b
@@ -162,77 +140,80 @@ def run(
       pbatch run -s model.npz -i users.json --filter-file recent.filter -n 10
       pbatch run --resume nightly                         # continue a stopped job
     """
-    from ..job.batch import JobParams, resume_job, run_job  # noqa: PLC0415
     from ..job.process import tune  # noqa: PLC0415
+    from ..job.run import resume_job, run_job  # noqa: PLC0415
     from ..job.store import JobStore  # noqa: PLC0415
-    from ..recipes.exploration import Exploration  # noqa: PLC0415
 
     tune()  # the process is a batch job: see job.process
     ctx = click.get_current_context()
+    quiet = options["quiet"]
     progress = not quiet and sys.stderr.isatty()
-    if resume is not None:
-        given = [
-            p.opts[0]
-            for p in ctx.command.params
-            if p.name not in RESUME_KEEPS
-            and ctx.get_parameter_source(p.name) != click.core.ParameterSource.DEFAULT
-        ]
-        if given:
-            raise click.UsageError(
-                f"--resume continues a job with the options it was started with; "
-                f"not with {', '.join(given)}"
-            )
+    if options["resume"] is not None:
+        _only_resume_options(ctx)
         record = resume_job(
-            resume,
+            options["resume"],
             JobStore(),
-            workers=workers,
-            endpoint_url=endpoint_url,
+            workers=options["workers"],
+            endpoint_url=options["endpoint_url"],
             progress=progress,
             warn=warn,
         )
-        _report(record, quiet)
+        return _report(record, quiet)
     for param in ctx.command.params[:2]:  # --solution, --input: required without --resume
         if ctx.params[param.name] is None:
             raise click.MissingParameter(ctx=ctx, param=param)
-
-    if dry_run:
+    if options["dry_run"]:
         from .inspect import validate  # noqa: PLC0415
 
-        click.get_current_context().invoke(
-            validate, solution=solution, input_=input_, endpoint_url=endpoint_url, quiet=quiet
+        return ctx.invoke(
+            validate,
+            solution=options["solution"],
+            input_=options["input_"],
+            endpoint_url=options["endpoint_url"],
+            quiet=quiet,
         )
-    text, source = read_filter(filter_expression, filter_file)
-    params = JobParams(
-        solution=solution,
-        input=input_,
-        output=output,
-        job_name=job_name,
-        num_results=num_results,
-        include_seen=include_seen,
-        compress=compress,
-        compress_level=compress_level,
-        endpoint_url=endpoint_url,
-        workers=workers,
-        errors_to=errors_to,
-        skip_errors=skip_errors,
-        max_error_rate=max_error_rate,
+    record = run_job(job_params(options), JobStore(), progress=progress, warn=warn)
+    return _report(record, quiet)
+
+
+def job_params(options: dict[str, Any]) -> JobParams:
+    """The job's options object, from the command's options."""
+    from ..job.params import JobParams  # noqa: PLC0415
+    from ..recipes.exploration import Exploration  # noqa: PLC0415
+
+    o = dict(options)
+    text, source = read_filter(o.pop("filter_expression"), o["filter_file"])
+    exploration = Exploration(
+        o.pop("exploration_weight"), o.pop("exploration_item_age_cutoff"), o.pop("seed")
+    )
+    for name in ("resume", "dry_run", "quiet"):
+        del o[name]
+    return JobParams(
+        input=o.pop("input_"),
         filter_expression=text,
         filter_source=source,
-        exploration=Exploration(exploration_weight, exploration_item_age_cutoff, seed),
-        engine=engine,
-        scheduler=scheduler,
-        partition_size=partition_size,
-        events=events,
-        item_metadata=item_metadata,
-        filter_file=filter_file,
+        exploration=exploration,
+        **o,
     )
-    record = run_job(params, JobStore(), progress=progress, warn=warn)
-    _report(record, quiet)
 
 
-def _report(record: dict, quiet: bool) -> None:
-    """The job's summary and warnings on stderr; exit with its code."""
-    from ..job.batch import exit_code  # noqa: PLC0415
+def _only_resume_options(ctx: click.Context) -> None:
+    """--resume continues a job as it was started: only RESUME_KEEPS may be given."""
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name not in RESUME_KEEPS
+        and ctx.get_parameter_source(p.name) != click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(
+            f"--resume continues a job with the options it was started with; "
+            f"not with {', '.join(given)}"
+        )
+
+
+def _report(record: dict, quiet: bool) -> int:
+    """The job's summary and warnings on stderr; its exit code."""
     from ..job.diagnostics import summary_line  # noqa: PLC0415
 
     errors = record["linesWithErrors"]
@@ -250,4 +231,4 @@ def _report(record: dict, quiet: bool) -> None:
         click.echo(f"pbatch: {errors:,} {'line' if errors == 1 else 'lines'} had errors", err=True)
     for warning in record.get("idDiagnostics", {}).get("warnings", []):
         click.echo(f"pbatch: warning: {warning}", err=True)
-    sys.exit(exit_code(record))
+    return lines_exit_code(errors)

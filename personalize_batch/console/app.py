@@ -21,16 +21,12 @@ from urllib.parse import parse_qs, quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .. import storage
+from ..arns import check_solution_hash, new_job_name, parse_solution_ref
 from ..errors import PbatchError
 from ..job import framing, preflight
 from ..job import store as jobs_mod
-from ..job.batch import (
-    JobParams,
-    check_paths,
-    check_solution_hash,
-    new_job_name,
-    parse_solution_ref,
-)
+from ..job.params import JobParams
+from ..job.run import check_paths
 from ..job.store import JobStore
 from ..service import control as service
 from ..solution import load

@@ -34,6 +34,9 @@ import orjson
 
 from .. import storage
 from ..errors import PbatchError
+from . import params
+from .counts import Counts
+from .params import JobParams
 
 VERSION = 1
 # the least time between two checkpoints written after chunks (PBATCH_CHECKPOINT_SECONDS:
@@ -41,9 +44,9 @@ VERSION = 1
 CHECKPOINT_SECONDS = 1.0
 
 
-def not_resumable(p: Any) -> str | None:
+def not_resumable(p: JobParams) -> str | None:
     """Why a job's output cannot be continued after a failure (None: it can)."""
-    output = p.output or (storage.default_output(p.input) if p.input else "-")
+    output = p.output_url()
     if p.engine != "local":
         return "--engine dask jobs are not resumable (their parts are retried instead)"
     if p.input == "-" or output == "-":
@@ -62,25 +65,6 @@ def not_resumable(p: Any) -> str | None:
     return None
 
 
-def params_json(p: Any) -> dict[str, Any]:
-    """A job's parameters as JSON, local paths absolute (a resume may run elsewhere)."""
-    d = dataclasses.asdict(p)
-    for key in ("solution", "input", "output", "events"):
-        if d.get(key) is not None and not d[key].startswith("arn:"):
-            d[key] = storage.display_path(d[key])
-    return d
-
-
-def params_from_json(d: dict[str, Any]) -> Any:
-    from ..recipes.exploration import Exploration  # noqa: PLC0415
-    from .batch import JobParams  # noqa: PLC0415  (batch imports this module)
-
-    d = dict(d)
-    d["exploration"] = Exploration(**d["exploration"])
-    d["item_metadata"] = tuple(d.get("item_metadata") or ())
-    return JobParams(**d)
-
-
 def fingerprint(url: str, endpoint_url: str | None) -> dict[str, Any]:
     """What tells whether an input changed: size and mtime (local), size and ETag (S3)."""
     if storage.is_s3(url):
@@ -97,7 +81,7 @@ def fingerprint(url: str, endpoint_url: str | None) -> dict[str, Any]:
     return {"url": os.path.abspath(url), "size": st.st_size, "mtimeNs": st.st_mtime_ns}
 
 
-def counts_json(counts: Any) -> dict[str, Any]:
+def counts_json(counts: Counts) -> dict[str, Any]:
     ids = counts.ids
     return {
         "read": counts.read,
@@ -110,7 +94,7 @@ def counts_json(counts: Any) -> dict[str, Any]:
     }
 
 
-def restore_counts(counts: Any, d: dict[str, Any]) -> None:
+def restore_counts(counts: Counts, d: dict[str, Any]) -> None:
     counts.read, counts.answered, counts.errors = d["read"], d["answered"], d["errors"]
     counts.blank, counts.ids_not_strings = d["blank"], d["idsNotStrings"]
     counts.lists_ignored = d.get("listsIgnored", 0)
@@ -134,11 +118,13 @@ class Checkpointer:
         self.saved = 0.0  # when the checkpoint was last written (time.monotonic)
 
     @classmethod
-    def start(cls, path: Path, p: Any, sha256: str, refs: list[Any]) -> Checkpointer:
+    def start(
+        cls, path: Path, p: JobParams, sha256: str, refs: list[storage.InputRef]
+    ) -> Checkpointer:
         """A new job's checkpoint: nothing done yet."""
         state = {
             "version": VERSION,
-            "params": params_json(p),
+            "params": params.to_json(p),
             "solutionSha256": sha256,
             "inputs": [fingerprint(r.url, p.endpoint_url) for r in refs],
             "events": fingerprint(p.events, p.endpoint_url) if p.events else None,
@@ -178,7 +164,7 @@ class Checkpointer:
             raise PbatchError(f"cannot write the checkpoint {self.path}: {exc}") from None
 
     def begin(
-        self, index: int, temp: str, counts: Any, upload: dict[str, str] | None = None
+        self, index: int, temp: str, counts: Counts, upload: dict[str, str] | None = None
     ) -> None:
         """Input `index` starts (or continues) into the temporary file `temp`, or into
         the S3 multipart upload `upload` ({"url", "uploadId"})."""
@@ -201,7 +187,7 @@ class Checkpointer:
         self.save()
 
     def chunk(
-        self, lines: int, size: int, counts: Any, parts: list[dict[str, Any]] | None = None
+        self, lines: int, size: int, counts: Counts, parts: list[dict[str, Any]] | None = None
     ) -> None:
         """A chunk is written: `lines` input lines consumed, `size` output bytes in all
         (for an S3 output: a part completed, and `parts` all the completed ones)."""
@@ -213,7 +199,7 @@ class Checkpointer:
         if parts is not None or time.monotonic() - self.saved >= self.interval:
             self.save()
 
-    def finish(self, url: str, counts: Any) -> None:
+    def finish(self, url: str, counts: Counts) -> None:
         """The current input's output is committed under `url`."""
         self.state["done"].append(url)
         self.state["current"] = None

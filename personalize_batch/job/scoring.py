@@ -21,29 +21,9 @@ from ..recipes.protocol import ITEM, USER
 from ..solution import ITEM_FIELD_PREFIX, IdIndex, Solution
 from .diagnostics import EXAMPLES_KEPT
 from .lines import BadLine, Request, line_parser
+from .params import AnswerOptions
 
 Answer = tuple[list[str], list[float]]
-MAX_METADATA_FIELDS = 10  # Personalize's metadataColumns limit per request (B.7)
-
-
-def parse_item_fields(text: str | None, option: str = "--item-metadata") -> tuple[str, ...]:
-    """`TITLE,GENRES` -> ("TITLE", "GENRES"): upper-cased (the solution stores item field
-    names so), first occurrence kept; at most MAX_METADATA_FIELDS."""
-    if text is None:
-        return ()
-    fields = tuple(dict.fromkeys(f.strip().upper() for f in text.split(",") if f.strip()))
-    if not fields:
-        raise UsageError(f"{option} needs item field names, like TITLE,GENRES")
-    return check_field_count(fields, option)
-
-
-def check_field_count(fields: tuple[str, ...], option: str) -> tuple[str, ...]:
-    if len(fields) > MAX_METADATA_FIELDS:
-        raise UsageError(
-            f"{option} names {len(fields)} fields (at most {MAX_METADATA_FIELDS}, "
-            "as Personalize's metadataColumns)"
-        )
-    return fields
 
 
 def item_field_names(solution: Solution) -> list[str]:
@@ -87,6 +67,19 @@ class IdCounts:
 class Answerer:
     """Turns requests into (recommendedItems, scores) pairs – or error lines – for one
     solution, with an optional filter expression and item exploration."""
+
+    @classmethod
+    def for_options(cls, solution: Solution, options: AnswerOptions) -> Answerer:
+        """The Answerer of a job's, a partition's or a request's options."""
+        return cls(
+            solution,
+            options.num_results,
+            options.include_seen,
+            options.filter_expression,
+            options.exploration,
+            options.filter_source,
+            options.item_metadata,
+        )
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ..arns import SOLUTION_ARN_PREFIX, job_name_from
 from ..errors import (
     AlreadyExists,
     InvalidNextToken,
@@ -31,8 +32,6 @@ from ..errors import (
 PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREATE FAILED"
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
-ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
-SOLUTION_ARN_PREFIX = "arn:pbatch:local:solution-version/"
 SUMMARY_KEYS = (
     "batchInferenceJobArn",
     "jobName",
@@ -115,11 +114,6 @@ def name_in_use(
         f"a job named {name!r} already exists{status}; choose another --job-name, or free "
         f"the name with `pbatch jobs delete {name}`"
     )
-
-
-def job_name_from(name_or_arn: str) -> str:
-    """Accept a job name or its ARN."""
-    return name_or_arn[len(ARN_PREFIX) :] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
 
 
 def _proc_stat(pid: int) -> list[str] | None:

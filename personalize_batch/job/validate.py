@@ -10,9 +10,10 @@ from typing import Any
 from .. import recipes, storage
 from ..solution import IdIndex, load
 from . import preflight
-from .batch import Counts, read_numbered_chunks
+from .counts import Counts
 from .diagnostics import IdTally, diagnose
 from .lines import BadLine, line_parser
+from .reading import read_numbered_chunks
 from .scoring import IdCounts
 
 

@@ -18,18 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import storage
+from ..arns import check_solution_hash, job_arn, parse_solution_ref
 from ..errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
 from ..job import preflight
 from ..job import store as jobs_mod
-from ..job.batch import (
-    MAX_RESULTS,
-    JobParams,
-    check_paths,
-    check_solution_hash,
-    parse_solution_ref,
-    start_job,
-)
-from ..recipes.exploration import Exploration
+from ..job.params import JobParams, exploration_from_config
+from ..job.run import check_paths, start_job
+from ..recipes.protocol import MAX_RESULTS
 from ..solution import load
 
 INPUT_KEYS = ("s3DataSource", "S3DataSource")
@@ -93,17 +88,6 @@ def filter_from_arn(arn: str | None) -> tuple[str | None, str]:
     except OSError as exc:
         raise NotFound(f"filter not found: {path} ({exc.strerror or exc})") from None
     return expression, f"filter {path}"
-
-
-def exploration_from_config(config: dict[str, Any]) -> Exploration:
-    """itemExplorationConfig's string values as an Exploration (defaults otherwise)."""
-    given = config.get("itemExplorationConfig") or {}
-    default = Exploration()
-    return Exploration(
-        float(given.get("explorationWeight", default.weight)),
-        float(given.get("explorationItemAgeCutOff", default.item_age_cutoff_days)),
-        default.seed,
-    )
 
 
 def _config(config: Any) -> dict[str, Any]:
@@ -231,7 +215,7 @@ def create_batch_inference_job(
     start_job(params, store)
     if spawn:
         spawn_worker(name, store)
-    return {"batchInferenceJobArn": jobs_mod.ARN_PREFIX + name}
+    return {"batchInferenceJobArn": job_arn(name)}
 
 
 def spawn_worker(name: str, store: jobs_mod.JobStore) -> int:

@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 
 from .. import recipes
+from ..arns import check_solution_hash, parse_solution_ref
 from ..errors import NotFound, UsageError
-from ..job.batch import MAX_RESULTS, check_solution_hash, parse_solution_ref
 from ..job.lines import BadLine, parse_line
 from ..job.scoring import Answerer, metadata_columns
+from ..recipes.protocol import MAX_RESULTS
 from ..solution import Solution, load
 
 MAX_RESULTS_WITH_METADATA = 50  # GetRecommendations' numResults and inputList (B.7)

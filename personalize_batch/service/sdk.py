@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from ..errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
 from ..job import store as jobs_mod
-from ..job.scoring import check_field_count
+from ..job.params import check_field_count
 from . import control as service
 from . import runtime
 

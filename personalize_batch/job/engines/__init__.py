@@ -1,7 +1,7 @@
-"""Engines that run a batch inference job somewhere other than this one process tree.
-
-`dask` runs it on a Dask cluster (A.14); `parts` holds the partition outputs it writes and
-joins them into each `NAME.out`. This module itself imports nothing heavy.
+"""Where a job's lines are answered: `local` (this machine's worker processes) and
+`dask` (a Dask cluster, A.14; `parts` holds the partition outputs it writes and joins
+into each `NAME.out`). Engines read the job's options and answer its lines through
+job.answering; they never import the job's lifecycle (job.run), which calls them.
 """
 
 DEFAULT_PARTITION_SIZE = 4 << 20  # bytes of input per Dask task: a minute or two of work

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from ... import __version__, storage
 from ...errors import PbatchError, SolutionError
-from ...recipes.exploration import Exploration
 from ...solution import Solution, load
-from ..batch import Counts, JobParams, answer_guarded
+from ..answering import answer_guarded
+from ..counts import Counts
+from ..params import AnswerOptions, JobParams
 from ..scoring import Answerer
 from ..workers import default_workers
 from .parts import MAX_PARTS, Staging
@@ -73,14 +74,9 @@ class Partition:
     part: str
     solution: str
     sha256: str
-    num_results: int
-    include_seen: bool
+    options: AnswerOptions  # the job's, as every partition answers its lines
     endpoint_url: str | None
     chunk_lines: int
-    filter_expression: str | None = None
-    filter_source: str = "--filter"
-    exploration: Exploration | None = None
-    item_metadata: tuple[str, ...] = ()
     events: str | None = None  # fresh events, folded in on the worker (foldin.py)
     events_sha256: str | None = None
 
@@ -128,7 +124,7 @@ def _answerer(task: Partition) -> Answerer:
                     f" on a worker, {task.sha256} when the job started); run the job again"
                 )
             if task.events is not None:
-                from ..foldin import fold_in  # noqa: PLC0415
+                from ..foldin import fold_in  # noqa: PLC0415  (scipy: only jobs with fresh events)
 
                 solution, fold = fold_in(solution, task.events, task.endpoint_url)
                 if fold["eventsSha256"] != task.events_sha256:
@@ -141,25 +137,10 @@ def _answerer(task: Partition) -> Answerer:
             while len(_SOLUTIONS) > KEEP_SOLUTIONS:
                 _SOLUTIONS.popitem(last=False)
         _SOLUTIONS.move_to_end(key)
-    want = (
-        key,
-        task.num_results,
-        task.include_seen,
-        task.filter_expression,
-        task.exploration,
-        task.item_metadata,
-    )
+    want = (key, task.options)
     cached = getattr(_THREAD, "answerer", None)  # Answerer counts: one per thread
     if cached is None or cached[0] != want:
-        answerer = Answerer(
-            solution,
-            task.num_results,
-            task.include_seen,
-            task.filter_expression,
-            task.exploration,
-            task.filter_source,
-            task.item_metadata,
-        )
+        answerer = Answerer.for_options(solution, task.options)
         cached = (want, answerer)
         _THREAD.answerer = cached
     return cached[1]
@@ -373,14 +354,9 @@ def _plan(
                     part=staging.part_url(index - first),
                     solution=solution_ref,
                     sha256=solution.sha256,
-                    num_results=p.num_results,
-                    include_seen=p.include_seen,
+                    options=p.answer_options(),
                     endpoint_url=p.endpoint_url,
                     chunk_lines=p.chunk_lines,
-                    filter_expression=p.filter_expression,
-                    filter_source=p.filter_source,
-                    exploration=p.exploration,
-                    item_metadata=p.item_metadata,
                     events=storage.display_path(p.events) if p.events else None,
                     events_sha256=solution.meta.get("foldIn", {}).get("eventsSha256"),
                 )
