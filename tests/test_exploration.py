@@ -12,9 +12,9 @@ from conftest import EXAMPLES
 
 from personalize_batch import solution as solution_mod
 from personalize_batch import training
+from personalize_batch.job.exploration import Exploration, cold_items
 from personalize_batch.job.lines import Request
 from personalize_batch.job.scoring import Answerer
-from personalize_batch.recipes.exploration import Exploration, cold_items
 from personalize_batch.recipes.numeric import round_sig
 
 N_COLD = 400

@@ -8,10 +8,10 @@ import pytest
 from conftest import EXAMPLES, npz_arrays, write_npz
 
 from personalize_batch.errors import SolutionError, UsageError
+from personalize_batch.job.exploration import Exploration
 from personalize_batch.job.params import JobParams
 from personalize_batch.job.run import run_job
 from personalize_batch.job.store import FAILED, JobStore
-from personalize_batch.recipes.exploration import Exploration
 from personalize_batch.solution import load
 from personalize_batch.training import train
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from personalize_batch.solution import IdIndex
+from personalize_batch.data.ids import IdIndex
 
 # short ids over a small alphabet collide often; NUL is in it, inside and at the end
 ids = st.text(alphabet=st.sampled_from(["a", "b", "é", "\x00", "😀"]), max_size=6)

@@ -68,7 +68,7 @@ def recommend(
       pbatch recommend -s model.npz --user-id 653 -n 5
       pbatch recommend -s sims.npz --item-id 1300854
     """
-    from ..recipes.exploration import Exploration  # noqa: PLC0415
+    from ..job.exploration import Exploration  # noqa: PLC0415
     from ..service.runtime import AnswerOptions, get_recommendations  # noqa: PLC0415
 
     text, source = read_filter(filter_expression, filter_file)

@@ -178,8 +178,8 @@ def run(**options: Any) -> int:
 
 def job_params(options: dict[str, Any]) -> JobParams:
     """The job's options object, from the command's options."""
+    from ..job.exploration import Exploration  # noqa: PLC0415
     from ..job.params import JobParams  # noqa: PLC0415
-    from ..recipes.exploration import Exploration  # noqa: PLC0415
 
     o = dict(options)
     text, source = read_filter(o.pop("filter_expression"), o["filter_file"])

@@ -14,12 +14,13 @@ from functools import partial
 import numpy as np
 
 from .. import recipes
+from ..data.ids import IdIndex
 from ..errors import UsageError
-from ..recipes.exploration import Exploration, Explorer
 from ..recipes.numeric import chunk_rows, round_sig
 from ..recipes.protocol import ITEM, USER
-from ..solution import ITEM_FIELD_PREFIX, IdIndex, Solution
+from ..solution import ITEM_FIELD_PREFIX, Solution
 from .diagnostics import EXAMPLES_KEPT
+from .exploration import Exploration, Explorer
 from .lines import BadLine, Request, line_parser
 from .params import AnswerOptions
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import recipes, storage
-from ..solution import IdIndex, load
+from ..data.ids import IdIndex
+from ..solution import load
 from . import preflight
 from .counts import Counts
 from .diagnostics import IdTally, diagnose

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from .numeric import topk
+from ..recipes.numeric import topk
 
 SECONDS_PER_DAY = 86400.0
 
