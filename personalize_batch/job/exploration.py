@@ -1,4 +1,4 @@
-"""Item exploration for user-personalization (A.7).
+"""Item exploration, for the recipes that declare `explores` (A.7).
 
 *Cold* items are the items with no training interactions (they come from the items CSV)
 and, when the interactions have timestamps, the items whose `CREATION_TIMESTAMP` lies

@@ -60,15 +60,7 @@ def _id(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
     if value.__class__ is str and 0 < len(value) <= MAX_ID_LENGTH:
         return value  # the usual id, checked at once
-    if value is None and key not in obj:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{key} must be a string")
-    if not value:
-        raise ValueError(f"{key} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{key} is longer than {MAX_ID_LENGTH} characters")
-    return value
+    return _text_value(obj, key, MAX_ID_LENGTH)
 
 
 def _squash(key: str) -> str:
@@ -87,8 +79,9 @@ def _missing(recipe: str, wanted: str, obj: dict[str, Any], also: str = "") -> V
     return ValueError(message)
 
 
-def _text_value(obj: dict[str, Any], key: str) -> str | None:
-    """The string under `key` (a TEXT query), or raise ValueError with the line's error."""
+def _text_value(obj: dict[str, Any], key: str, longest: int | None = None) -> str | None:
+    """The string under `key` (an id, or a TEXT query's text), None when the line has
+    no such key, or ValueError with the line's error."""
     value = obj.get(key)
     if value is None and key not in obj:
         return None
@@ -96,6 +89,8 @@ def _text_value(obj: dict[str, Any], key: str) -> str | None:
         raise ValueError(f"{key} must be a string")
     if not value:
         raise ValueError(f"{key} must not be empty")
+    if longest is not None and len(value) > longest:
+        raise ValueError(f"{key} is longer than {longest} characters")
     return value
 
 

@@ -416,12 +416,7 @@ class PersonalizeRuntimeClient(_BaseClient):
                 num_results=numResults,
                 filter_values=filterValues,
                 cache=self._cache,
-                options=runtime.AnswerOptions(
-                    text,
-                    source,
-                    item_metadata=_metadata_columns(metadataColumns),
-                    metadata_source="metadataColumns",
-                ),
+                options=_answer_options(text, source, metadataColumns),
             )
 
         return self._call("GetRecommendations", call, None)
@@ -448,12 +443,7 @@ class PersonalizeRuntimeClient(_BaseClient):
                 input_list=inputList,
                 filter_values=filterValues,
                 cache=self._cache,
-                options=runtime.AnswerOptions(
-                    text,
-                    source,
-                    item_metadata=_metadata_columns(metadataColumns),
-                    metadata_source="metadataColumns",
-                ),
+                options=_answer_options(text, source, metadataColumns),
             )
 
         return self._call("GetPersonalizedRanking", call, None)
@@ -492,3 +482,15 @@ def client(service_name: str, *, home: str | Path | None = None, **boto3_kwargs:
             f"pbatch has no {service_name!r} client (only {', '.join(map(repr, SERVICES))})"
         )
     return SERVICES[service_name](home)
+
+
+def _answer_options(
+    text: str | None, source: str, metadata_columns: dict[str, list[str]] | None
+) -> runtime.AnswerOptions:
+    """A runtime request's filter and item metadata, named as the request names them."""
+    return runtime.AnswerOptions(
+        text,
+        source,
+        item_metadata=_metadata_columns(metadata_columns),
+        metadata_source="metadataColumns",
+    )
