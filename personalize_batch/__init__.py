@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # the package's version, as usual
 
 _SDK_NAMES = (
     "client",

@@ -31,10 +31,11 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from . import __version__, recipes, storage
+from . import recipes, storage
 from .data.ids import IdIndex, increasing
 from .errors import PbatchError, SolutionError, StorageError
 from .recipes.numeric import csr_rows, seen_arrays
+from .version import __version__
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -7,7 +7,7 @@ from typing import Any
 import click
 import orjson
 
-from . import (
+from .common import (
     ITEM_METADATA,
     NUM_RESULTS,
     SOLUTION,

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from . import emit, main
+from .common import emit, main
 
 ARN_HELP = "The job's ARN (arn:pbatch:local:batch-inference-job/NAME) or its name."
 

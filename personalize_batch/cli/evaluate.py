@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import (
+from .common import (
     ENDPOINT,
     EVENT_TYPE,
     EVENT_VALUE_THRESHOLD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import lines_exit_code
-from . import ENDPOINT, SOLUTION, emit, main
+from .common import ENDPOINT, SOLUTION, emit, main
 
 
 @main.command()

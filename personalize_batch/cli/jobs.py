@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import ENDPOINT, QUIET, emit, main
+from .common import ENDPOINT, QUIET, emit, main
 
 
 @main.group()

@@ -9,7 +9,7 @@ import click
 
 from ..errors import lines_exit_code
 from ..job.engines import DEFAULT_PARTITION_SIZE
-from . import (
+from .common import (
     ENDPOINT,
     ITEM_METADATA,
     NUM_RESULTS,

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import RECIPE_HELP, emit, main
+from .common import RECIPE_HELP, emit, main
 
 
 @main.command()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import (
+from .common import (
     ENDPOINT,
     EVENT_TYPE,
     EVENT_VALUE_THRESHOLD,

@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ... import __version__, storage
+from ... import storage
 from ...errors import PbatchError, SolutionError
 from ...solution import Solution, load
+from ...version import __version__
 from ..answering import answer_guarded
 from ..counts import Counts
 from ..params import AnswerOptions, JobParams
