@@ -69,7 +69,8 @@ def recommend(
       pbatch recommend -s sims.npz --item-id 1300854
     """
     from ..job.exploration import Exploration  # noqa: PLC0415
-    from ..service.runtime import AnswerOptions, get_recommendations  # noqa: PLC0415
+    from ..job.params import AnswerOptions  # noqa: PLC0415
+    from ..service.runtime import get_recommendations  # noqa: PLC0415
 
     text, source = read_filter(filter_expression, filter_file)
     emit(
@@ -112,7 +113,8 @@ def rank(
     Examples:
       pbatch rank -s rank.npz --user-id 8 --items 1300854,0770828,0816711
     """
-    from ..service.runtime import AnswerOptions, get_personalized_ranking  # noqa: PLC0415
+    from ..job.params import AnswerOptions  # noqa: PLC0415
+    from ..service.runtime import get_personalized_ranking  # noqa: PLC0415
 
     text, source = read_filter(filter_expression, filter_file)
     emit(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import storage
+from ..arns import job_arn, solution_arn
 from ..errors import UsageError
 from ..filters.parse import parse_filter
 from ..recipes.protocol import MAX_RESULTS
@@ -189,6 +190,29 @@ def exploration_from_config(config: dict[str, Any]) -> Exploration:
         float(given.get("explorationItemAgeCutOff", default.item_age_cutoff_days)),
         default.seed,
     )
+
+
+def to_record(p: JobParams, name: str, solution: str, sha256: str | None) -> dict[str, Any]:
+    """A new job's record, shaped as Personalize's DescribeBatchInferenceJob: what
+    `from_record` reads back (the background worker runs the job from it)."""
+    return {
+        "jobName": name,
+        "batchInferenceJobArn": job_arn(name),
+        "solutionVersionArn": solution_arn(solution, sha256),
+        "solutionPath": storage.display_path(solution),
+        "numResults": p.num_results,
+        **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
+        "jobInput": {"s3DataSource": {"path": storage.display_path(p.input)}},
+        "jobOutput": {"s3DataDestination": {"path": storage.display_path(p.output_url())}},
+        "batchInferenceJobConfig": {
+            **p.config,
+            "itemExplorationConfig": p.exploration.as_config(),
+        },
+        "batchInferenceJobMode": "BATCH_INFERENCE",
+        "includeSeen": p.include_seen,
+        **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
+        **p.record_extra,
+    }
 
 
 def from_record(record: dict[str, Any]) -> JobParams:

@@ -17,7 +17,6 @@ from typing import Any
 from .. import storage
 from ..arns import (
     check_solution_hash,
-    job_arn,
     job_name_from,
     new_job_name,
     parse_solution_ref,
@@ -47,24 +46,7 @@ def start_job(p: JobParams, store: jobs_mod.JobStore) -> str:
     name = p.job_name or new_job_name()
     path, sha = parse_solution_ref(p.solution)
     store.create(
-        {
-            "jobName": name,
-            "batchInferenceJobArn": job_arn(name),
-            "solutionVersionArn": solution_arn(path, sha or p.solution_sha256),
-            "solutionPath": storage.display_path(path),
-            "numResults": p.num_results,
-            **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
-            "jobInput": {"s3DataSource": {"path": storage.display_path(p.input)}},
-            "jobOutput": {"s3DataDestination": {"path": storage.display_path(p.output_url())}},
-            "batchInferenceJobConfig": {
-                **p.config,
-                "itemExplorationConfig": p.exploration.as_config(),
-            },
-            "batchInferenceJobMode": "BATCH_INFERENCE",
-            "includeSeen": p.include_seen,
-            **({"itemMetadata": list(p.item_metadata)} if p.item_metadata else {}),
-            **p.record_extra,
-        },
+        params.to_record(p, name, path, sha or p.solution_sha256),
         api=p.api,
     )
     return name

@@ -5,11 +5,11 @@ and GetPersonalizedRanking. `pbatch recommend` / `pbatch rank` and the SDK's
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from .. import recipes
 from ..arns import check_solution_hash, parse_solution_ref
 from ..errors import NotFound, UsageError
 from ..job.lines import BadLine, parse_line
+from ..job.params import AnswerOptions
 from ..job.scoring import Answerer, metadata_columns
 from ..recipes.protocol import MAX_RESULTS
 from ..solution import Solution, load
@@ -100,15 +101,8 @@ def _answer(
     parsed = parse_line(orjson.dumps(request), recipes.recipe(sol.recipe))
     if isinstance(parsed, BadLine):
         raise UsageError(f"{sol.recipe}: {parsed.error}")
-    answerer = Answerer(
-        sol,
-        num_results,
-        include_seen,
-        options.filter_expression,
-        options.exploration,
-        filter_source=options.filter_source,
-        item_metadata=options.item_metadata,
-    )
+    options = dataclasses.replace(options, num_results=num_results, include_seen=include_seen)
+    answerer = Answerer.for_options(sol, options)
     [answer] = answerer.answer([parsed])
     if isinstance(answer, BadLine):
         raise UsageError(f"{sol.recipe}: {answer.error}")
@@ -126,17 +120,6 @@ def _answer(
         for p, meta in zip(predicted, answerer.metadata(items), strict=True):
             p["metadata"] = meta
     return predicted, recommendation_id(sol.meta, key)
-
-
-@dataclass(frozen=True)
-class AnswerOptions:
-    """A filter expression (with how its errors name it) and item exploration."""
-
-    filter_expression: str | None = None
-    filter_source: str = "--filter"
-    exploration: Any = None
-    item_metadata: tuple[str, ...] = ()  # item fields for each PredictedItem's metadata
-    metadata_source: str = "--item-metadata"  # how errors name the item fields' source
 
 
 def get_recommendations(

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from ..errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
 from ..job import store as jobs_mod
-from ..job.params import check_field_count
+from ..job.params import AnswerOptions, check_field_count
 from . import control as service
 from . import runtime
 
@@ -486,9 +486,9 @@ def client(service_name: str, *, home: str | Path | None = None, **boto3_kwargs:
 
 def _answer_options(
     text: str | None, source: str, metadata_columns: dict[str, list[str]] | None
-) -> runtime.AnswerOptions:
+) -> AnswerOptions:
     """A runtime request's filter and item metadata, named as the request names them."""
-    return runtime.AnswerOptions(
+    return AnswerOptions(
         text,
         source,
         item_metadata=_metadata_columns(metadata_columns),
