@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import lines_exit_code
-from ..job.engines import DEFAULT_PARTITION_SIZE
+from ..job.framing import DEFAULT_PARTITION_SIZE
 from .common import (
     ENDPOINT,
     ITEM_METADATA,

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import IO
 
+DEFAULT_PARTITION_SIZE = 4 << 20  # bytes of input per Dask task: a minute or two of work
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 BOM = b"\xef\xbb\xbf"
 BLANK = b" \t\r\n"  # what a blank line holds (A.3)

@@ -19,8 +19,8 @@ from ..errors import UsageError
 from ..filters.parse import parse_filter
 from ..recipes.protocol import MAX_RESULTS
 from . import store as jobs_mod
-from .engines import DEFAULT_PARTITION_SIZE
 from .exploration import Exploration
+from .framing import DEFAULT_PARTITION_SIZE
 
 ENGINES = ("local", "dask")
 # a Dask scheduler address: [tcp|tls|ws|wss|ucx://]HOST:PORT, HOST a name, IPv4 or [IPv6]

@@ -3,5 +3,3 @@
 into each `NAME.out`). Engines read the job's options and answer its lines through
 job.answering; they never import the job's lifecycle (job.run), which calls them.
 """
-
-DEFAULT_PARTITION_SIZE = 4 << 20  # bytes of input per Dask task: a minute or two of work
