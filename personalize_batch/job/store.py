@@ -7,11 +7,13 @@ died is reported CREATE FAILED ("process exited") as soon as anyone reads it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ from ..errors import (
     StorageError,
     UsageError,
 )
+from . import signals
 
 PENDING, IN_PROGRESS, ACTIVE, FAILED = "PENDING", "IN PROGRESS", "ACTIVE", "CREATE FAILED"
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
@@ -164,14 +167,20 @@ class JobStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that a job's stop signal cannot cut in two: a stop landing
+        between BEGIN and the code that ends it left the transaction open, and the
+        job's failure could not be recorded ("cannot start a transaction within a
+        transaction"). The stop is held (job.signals) and raised once it has ended."""
+        main = threading.current_thread() is threading.main_thread()
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            with signals.held() if main else contextlib.nullcontext():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None
 
