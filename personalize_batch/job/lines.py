@@ -11,7 +11,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,8 +160,9 @@ class LineParser:
         read += (*(LIST_KEYS if q.ranks else ()), "filterValues")
         # the keys the line is read by: one given twice in a line is an error line
         self.quoted = [(k, f'"{k}"'.encode()) for k in read]
+        self.user_only = q.names == USER and not q.ranks  # the usual line: {"userId": ...}
 
-    def __call__(self, raw: bytes, too_long: bool = False) -> Request | BadLine:
+    def parse(self, raw: bytes, too_long: bool = False) -> Request | BadLine:
         """Parse one non-blank line."""
         if too_long:
             return BadLine(_text(raw[:1024]), f"line is longer than {MAX_LINE_BYTES} bytes (1 MiB)")
@@ -194,6 +195,11 @@ class LineParser:
                 ignored = self._more_keys(line, obj)
             if obj.get("filterValues") is not None:
                 check_filter_values(obj["filterValues"])
+            if self.user_only:  # inlined: most lines of most jobs
+                user = _id(obj, self.key)
+                if user is None and self.required:
+                    raise _missing(self.recipe, self.key, obj)
+                return Request(obj, user, None, None, ignored)  # positional: faster
             return self._request(obj, ignored)
         except ValueError as exc:
             return BadLine(obj, str(exc))
@@ -232,9 +238,10 @@ class LineParser:
 
 
 @functools.cache
-def line_parser(recipe: Recipe) -> LineParser:
-    """The parser of a recipe's lines (one per recipe)."""
-    return LineParser(recipe)
+def line_parser(recipe: Recipe) -> Callable[..., Request | BadLine]:
+    """The parser of a recipe's lines (one per recipe): (raw, too_long=False) -> a
+    Request or a BadLine."""
+    return LineParser(recipe).parse
 
 
 def parse_line(raw: bytes, recipe: Recipe, too_long: bool = False) -> Request | BadLine:

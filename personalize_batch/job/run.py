@@ -25,7 +25,7 @@ from ..arns import (
 from ..errors import Interrupted, JobFailed, PbatchError, UsageError
 from ..solution import Solution, load, tuning_summary
 from ..storage import paths
-from . import checkpoint, leftovers, params, preflight, signals
+from . import checkpoint, params, preflight, signals
 from . import store as jobs_mod
 from .counts import Counts
 from .diagnostics import diagnose
@@ -82,6 +82,8 @@ def _first_warnings(
 ) -> None:
     """What a job says before it scores: kept files of stopped jobs that would become
     one of its outputs (leftovers)."""
+    from . import leftovers  # noqa: PLC0415  (read once per job, not at start-up)
+
     urls = [storage.output_url(output, r.name, p.compress) for r in refs]
     for message in leftovers.warnings_for(urls, store, own=name):
         note(message)
