@@ -213,7 +213,7 @@ def start_local_cluster(workers: int) -> tuple[Any, Client]:
         "distributed.scheduler.allowed-failures": RETRIES,
         # Dask's nannies give workers MALLOC_TRIM_THRESHOLD_=65536, which also freezes
         # glibc's mmap threshold: every chunk's arrays were mmapped and faulted in anew,
-        # and scoring took 1.7x the CPU time (benchmarks/dask.py). The workers set
+        # and scoring took 1.7x the CPU time (benchmarks/scale_out.py). The workers set
         # their own thresholds instead, as `pbatch run` does (dask_preload).
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
         "distributed.worker.preload": [f"{__package__}.dask_preload"],

@@ -3,9 +3,9 @@
 cluster size that 1 billion lines in one hour would need. Writes the "dask" section of
 BENCHMARKS.md.
 
-    python benchmarks/dask.py                      # 2,000,000 lines (about 30 minutes)
-    python benchmarks/dask.py --lines 200000       # a quick check of the script
-    python benchmarks/dask.py --recipe user-personalization
+    python benchmarks/scale_out.py                      # 2,000,000 lines (about 30 minutes)
+    python benchmarks/scale_out.py --lines 200000       # a quick check of the script
+    python benchmarks/scale_out.py --recipe user-personalization
 
 Needs the dask extra: pip install -e '.[dask]'. Everything runs on this machine (a
 LocalCluster on 127.0.0.1); inputs and outputs are local files.
@@ -14,7 +14,6 @@ LocalCluster on 127.0.0.1); inputs and outputs are local files.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import random
@@ -23,21 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-# This file is called dask.py: with its folder on sys.path, `import dask` (in distributed)
-# would import this script instead of the package.
-sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", _HERE / "common.py")
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
-DATA, PBATCH, machine, run_measured, table, write_section = (
-    common.DATA,
-    common.PBATCH,
-    common.machine,
-    common.run_measured,
-    common.table,
-    common.write_section,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, PBATCH, machine, run_measured, table, write_section  # noqa: E402
 
 TARGET_LINES, TARGET_SECONDS = 1_000_000_000, 3600
 DATASET = "movietweetings-100k"
@@ -198,7 +185,8 @@ def main() -> None:
             ]
         )
     body = [
-        f"## Dask engine (`python benchmarks/dask.py --lines {args.lines} --recipe {args.recipe}`)",
+        "## Dask engine (`python benchmarks/scale_out.py "
+        f"--lines {args.lines} --recipe {args.recipe}`)",
         "",
         f"Measured {started} on {machine()}. Load average (one minute) "
         f"{load_before[0]:.1f} before the runs and {load_after[0]:.1f} after them (their "
