@@ -12,6 +12,10 @@ for offline evaluation (`pbatch evaluate`) and for choosing settings in `pbatch 
   per-user splits, no future event of anyone enters training.
 - `random`: a random tenth (at least 1) of the items of every user with at least 2,
   for data whose order means nothing.
+- `segment` (USER_SEGMENTATION recipes, as Personalize measures them): 20 % (at least 1)
+  of the interactions of every user with at least 2 are held out – the newest when
+  time carries signal (`profile`), else a random 20 %, since an order that means
+  nothing would make "newest" an arbitrary choice.
 
 Ground truth leaves out items the user already has in training (recommendations exclude
 them); items absent from the training part stay in it (no model can recommend them: a
@@ -27,8 +31,10 @@ import numpy as np
 
 from ..errors import UsageError
 from .datasets import Interactions
+from .profile import profile
 
-SPLITS = ("personalize", "leave-last-out", "time-cut", "random")
+SPLITS = ("personalize", "leave-last-out", "time-cut", "random", "segment")
+SEGMENT_FRACTION = 0.2  # Personalize's USER_SEGMENTATION split: 80/20 within each user
 
 
 @dataclass
@@ -191,6 +197,25 @@ def split_random(
     return _finish("random", data, ~hold, held, {"seed": seed, "fraction": fraction})
 
 
+def split_segment(data: Interactions, seed: int = 0, fraction: float = SEGMENT_FRACTION) -> Split:
+    """`fraction` of each user's interactions held out (users with at least 2): the
+    newest when the data's time carries signal, else a seeded random part."""
+    if not (data.has_timestamps and profile(data, seed).time_matters):
+        split = split_random(data, seed, fraction)
+        split.name = split.info["split"] = "segment"
+        split.info["held"] = "random"
+        return split
+    counts = np.bincount(data.users, minlength=data.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)])[data.users]
+    pos = np.arange(len(data.users)) - starts  # rows are in time order within a user
+    n = counts[data.users]
+    hold = (n >= 2) & (pos >= n - np.maximum(1, np.floor(n * fraction)))
+    held: dict[int, list[int]] = {}
+    for u, i in zip(data.users[hold].tolist(), data.items[hold].tolist(), strict=True):
+        held.setdefault(u, []).append(i)
+    return _finish("segment", data, ~hold, held, {"fraction": fraction, "held": "newest"})
+
+
 def subset_users(data: Interactions, max_rows: int, seed: int = 0) -> Interactions:
     """A seeded random sample of the users, all their interactions, about `max_rows` in
     all; users and items renumbered to those present."""
@@ -219,4 +244,6 @@ def split_data(
         return split_time_cut(data, cut_quantile)
     if split == "random":
         return split_random(data, seed, test_fraction)
+    if split == "segment":
+        return split_segment(data, seed)
     raise UsageError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")

@@ -35,6 +35,7 @@ USER, ITEM, TEXT = "user", "item", "text"  # what a key's value names
 # Personalize's recipe types
 USER_PERSONALIZATION, PERSONALIZED_RANKING = "USER_PERSONALIZATION", "PERSONALIZED_RANKING"
 RELATED_ITEMS = "RELATED_ITEMS"
+USER_SEGMENTATION = "USER_SEGMENTATION"  # users for an item (a batch segment job)
 MAX_RESULTS = 500  # numResults' largest value (A.4): the longest answer asked of a scorer
 
 

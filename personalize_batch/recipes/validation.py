@@ -12,6 +12,12 @@ recipe's `Validation` names its question and the metrics it reports; `pbatch tra
   each validation user's latest item (with no timestamps, a random one of theirs)
   against the user's held-out items; `hit_rate_at_10` is the share of users with a
   held-out item among the first 10.
+- user segments (recipes that answer an item with users): for held-out items (at most
+  SEGMENT_ITEMS, a seeded sample), the top 1 % of users (training holders of the item
+  left out) against the users who hold the item out: `hit_at_1_percent` (share of items
+  with at least one of them in the top 1 %) and `recall_at_1_percent` (of them, the
+  share in the top 1 %, out of at most the top's size). Personalize measures
+  USER_SEGMENTATION on an 80/20 split within each user (see data.splits, `segment`).
 
 Relevance is binary: an item is relevant to a user when it is in the user's held-out
 interactions. NDCG uses gain 1/log2(1 + position) with position 1 at the top; the ideal
@@ -195,3 +201,65 @@ def _latest_items(split: Split, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
         at = ends[split.users] - 1 - rng.integers(0, counts[split.users])
     return train.items[at].astype(np.int64)
+
+
+SEGMENT_METRICS = ("recall_at_1_percent", "hit_at_1_percent")
+SEGMENT_ITEMS = 500  # held-out items asked (a seeded sample)
+SEGMENT_SHARE = 0.01  # the top 1 % of users
+
+
+def segment_task(split: Split, seed: int) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """The items asked (ascending), each one's relevant users (ascending), and the
+    length of the top: 1 % of the training users, at least 1."""
+    users = np.repeat(split.users, [len(t) for t in split.truths])
+    items = np.concatenate(split.truths) if split.truths else np.zeros(0, dtype=np.int64)
+    known = items >= 0
+    users, items = users[known], items[known]
+    asked = np.unique(items)
+    if len(asked) > SEGMENT_ITEMS:
+        rng = np.random.default_rng(seed)
+        asked = np.sort(rng.choice(asked, SEGMENT_ITEMS, replace=False))
+    order = np.lexsort((users, items))
+    users, items = users[order], items[order]
+    lo, hi = np.searchsorted(items, asked), np.searchsorted(items, asked, side="right")
+    relevant = [users[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    top = max(1, round(SEGMENT_SHARE * split.train.n_users))
+    return asked.astype(np.int64), relevant, top
+
+
+def segment_metrics(
+    lists: Sequence[np.ndarray], relevant: Sequence[np.ndarray], top: int
+) -> dict[str, float]:
+    """Hit and recall at the top of each list (the first `top` users)."""
+    if not lists:
+        return {}
+    hits, recalls = [], []
+    for got, want in zip(lists, relevant, strict=True):
+        found = len(np.intersect1d(got[:top], want))
+        hits.append(found > 0)
+        recalls.append(found / min(len(want), top))
+    return {
+        "recall_at_1_percent": round(float(np.mean(recalls)), 6),
+        "hit_at_1_percent": round(float(np.mean(hits)), 6),
+    }
+
+
+def user_segments(split: Split, seed: int = 0, queries: Any = None) -> Measure:
+    """The top 1 % of users for each held-out item, against the users holding it out.
+    `queries(items)` turns item indices into the scorer's queries (default: as they
+    are; item-attribute-affinity asks ITEMS.ITEM_ID expressions)."""
+    asked, relevant, top = segment_task(split, seed)
+
+    def measure(scorer: Any) -> dict[str, float]:
+        lists = []
+        for s in range(0, len(asked), SEGMENT_BLOCK):
+            part = asked[s : s + SEGMENT_BLOCK]
+            asks = part if queries is None else queries(part)
+            idx, _, lengths = scorer.recommend(asks, top, False)
+            lists += [row[:n] for row, n in zip(idx, lengths, strict=True)]
+        return segment_metrics(lists, relevant, top)
+
+    return measure
+
+
+SEGMENT_BLOCK = 64  # items asked per scoring call

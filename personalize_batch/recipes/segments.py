@@ -1,0 +1,330 @@
+"""User segments: the users most likely to interact with an item (item-affinity) or with
+any of a set of items (item-attribute-affinity), read from a user x item affinity the
+other way round.
+
+The affinity of user u for item i is
+
+    s(u, i) = a_u ** activity_exponent · Σ_{h in H_u} M(h, i)
+
+where H_u is the user's training items, a_u how many there are, and M an item-item
+matrix, one of `SOURCES`:
+
+- `cooccurrence`: C(h, i) / n_h ** cooccurrence_exponent, C(h, i) the users who have
+  both items (h != i) and n_h those who have h; at exponent 0.5 the sum ranks users as
+  item-kNN over cosine similarity does.
+- `neighbours`: the user model's item neighbours (cosine, each item's strongest ones).
+- `neighbours+item-model`: those plus the positive part of the user model's item-item
+  model, each divided by its largest entry.
+
+A set of items S is scored by Σ_{i in S} s(u, i): the chance of an interaction with any
+of them, on the same scale. The rule – source and exponents – is chosen when the
+solution is trained (item_affinity.choose_rule). A line's score is the user's share of
+the line's total affinity over the users it may name: s(u, i) / Σ_v s(v, i).
+
+Users are scored in blocks of USER_BLOCK: one sparse product per block (that block's
+histories times the lines' columns of M), whose entries above each line's current k-th
+best join a pool, cut back to each line's k best when it grows; memory is the pool and
+one block, never users x items. Users no term reaches (affinity 0) follow the scored
+ones, most active first. Ties: lower user index first. Every sum runs in a fixed order
+(a user's items in index order, a block's users in index order) whatever the other
+lines of the call, so an answer is the same bytes for any chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .numeric import fill_from_order
+
+SOURCES = ("cooccurrence", "neighbours", "neighbours+item-model")
+USER_BLOCK = 8192  # users per sparse product (fixed: the normalising sums depend on it)
+LIST_BUDGET = 1 << 21  # lines x k entries a pass keeps: lines are scored in such groups
+POOL_FACTOR = 2  # the pool is cut back when it holds this many times the lists
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How affinity is read from a solution (see the module's docstring)."""
+
+    source: str
+    activity_exponent: float
+    cooccurrence_exponent: float = 0.5
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "segment_source": np.array(self.source),
+            "segment_activity_exponent": np.array(self.activity_exponent, dtype=np.float64),
+            "segment_cooccurrence_exponent": np.array(self.cooccurrence_exponent, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> Rule:
+        return cls(
+            str(a["segment_source"]),
+            float(a["segment_activity_exponent"]),
+            float(a["segment_cooccurrence_exponent"]),
+        )
+
+
+RULE_ARRAYS = {
+    "segment_source": ("U", 0),
+    "segment_activity_exponent": ("f", 0),
+    "segment_cooccurrence_exponent": ("f", 0),
+}
+
+
+def _csr(a: dict[str, np.ndarray], prefix: str, n: int) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (a[f"{prefix}_data"].astype(np.float64), a[f"{prefix}_indices"], a[f"{prefix}_indptr"]),
+        shape=(n, n),
+    )
+
+
+def _scaled(m: sp.csr_matrix) -> sp.csr_matrix:
+    """m's positive part divided by its largest entry."""
+    m = m.maximum(0).tocsr()
+    top = m.data.max(initial=0.0)
+    return m / top if top > 0 else m
+
+
+class Affinity:
+    """Ranks users for columns of item weights (see the module's docstring)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], rule: Rule) -> None:
+        n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+        self.n_users, self.n_items, self.rule = n_users, n_items, rule
+        indptr = arrays["seen_indptr"]
+        self.x = sp.csr_matrix(
+            (np.ones(len(arrays["seen_indices"])), arrays["seen_indices"], indptr),
+            shape=(n_users, n_items),
+        )
+        self.xt = self.x.T.tocsr()  # item -> its users, ascending
+        activity = np.diff(indptr).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            self.user_weight = np.where(
+                activity > 0, np.power(activity, rule.activity_exponent), 0.0
+            )
+        self.order = np.lexsort((np.arange(n_users), -activity))  # the most active first
+        self.rank = np.empty(n_users, dtype=np.int64)
+        self.rank[self.order] = np.arange(n_users)
+        holders = np.diff(self.xt.indptr).astype(np.float64)
+        if rule.source == "cooccurrence":
+            self.holders = holders
+            self.item_scale = np.power(np.maximum(holders, 1.0), -rule.cooccurrence_exponent)
+            self.m = None
+        elif rule.source == "neighbours":
+            self.m = _csr(arrays, "up_nb", n_items)
+        elif rule.source == "neighbours+item-model":
+            self.m = (
+                _scaled(_csr(arrays, "up_nb", n_items)) + _scaled(_csr(arrays, "up_im", n_items))
+            ).tocsr()
+        else:
+            raise ValueError(f"unknown segment source {rule.source!r}")
+
+    def columns(self, q: sp.csr_matrix) -> sp.csr_matrix:
+        """Σ_{i in line} M(h, i) for every item h and line (q: items x lines weights)."""
+        if self.m is not None:
+            return (self.m @ q).tocsr()
+        held = (self.x @ q).tocsr()  # per user and line: how many of its items they have
+        g = (self.xt @ held).tocsr() - sp.diags(self.holders) @ q  # h != i
+        g = (sp.diags(self.item_scale) @ g).tocsr()
+        g.eliminate_zeros()
+        return g
+
+    def rank_users(
+        self, q: sp.csr_matrix, k: int, exclude_holders: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each line's (column of q's) top k users, best first, with their shares, as
+        (indices, scores, lengths). `exclude_holders` leaves out the users who have every
+        one of a line's items (item-affinity's lines hold one item each)."""
+        lines = q.shape[1]
+        k = min(k, self.n_users)
+        step = max(1, LIST_BUDGET // max(k, 1))
+        if lines > step:  # lines are independent: the same answers in groups
+            parts = [
+                self.rank_users(q[:, s : s + step], k, exclude_holders)
+                for s in range(0, lines, step)
+            ]
+            return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+        q = q.tocsr()
+        sizes = np.diff(q.tocsc().indptr)  # items per line
+        g = self.columns(q)
+        pool = _Pool(lines, k)
+        totals = np.zeros(lines)
+        for start in range(0, self.n_users, USER_BLOCK):
+            block = self.x[start : start + USER_BLOCK]
+            s = (block @ g).tocoo()
+            rows, cols, vals = s.row.astype(np.int64), s.col.astype(np.int64), s.data
+            vals = vals * self.user_weight[start + rows]
+            keep = vals > 0
+            if exclude_holders:
+                held = _holders(block @ q, sizes)
+                keys = np.sort(held.row.astype(np.int64) * lines + held.col)
+                if len(keys):
+                    key = rows * lines + cols
+                    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+                    keep &= keys[at] != key
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+            totals += np.bincount(cols, weights=vals, minlength=lines)
+            pool.add(cols, rows + start, vals)
+        users, shares, counts = pool.lists(totals)
+        return self._fill(q, users, shares, counts, k, exclude_holders)
+
+    def _fill(
+        self,
+        q: sp.csr_matrix,
+        users: np.ndarray,
+        shares: np.ndarray,
+        counts: np.ndarray,
+        k: int,
+        exclude_holders: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lines with fewer than k scored users go on with the most active others."""
+        lines = len(counts)
+        short = np.flatnonzero(counts < k)
+        if not len(short):
+            return users, shares, counts
+        # a short line's excluded users: its scored ones, and its items' holders
+        width = users.shape[1]
+        j = np.arange(width)[None, :]
+        listed = j < counts[short, None]
+        rows = [np.nonzero(listed)[0]]
+        cols = [users[short][listed]]
+        if exclude_holders:
+            held = _holders(self.x @ q[:, short], np.diff(q[:, short].tocsc().indptr))
+            rows.append(held.col.astype(np.int64))
+            cols.append(held.row.astype(np.int64))
+        fill, fill_len = fill_from_order(
+            self.order, self.rank, np.concatenate(rows), np.concatenate(cols), len(short), k
+        )
+        out_users = np.zeros((lines, k), dtype=np.int64)
+        out_scores = np.zeros((lines, k))
+        out_users[:, :width] = users[:, :k]
+        out_scores[:, :width] = shares[:, :k]
+        have = counts[short, None]
+        at = np.clip(np.arange(k)[None, :] - have, 0, max(0, fill.shape[1] - 1))
+        from_fill = np.arange(k)[None, :] >= have
+        filled = np.take_along_axis(fill, at, axis=1) if fill.shape[1] else out_users[short]
+        out_users[short] = np.where(from_fill, filled, out_users[short])
+        out_scores[short] = np.where(from_fill, 0.0, out_scores[short])
+        lengths = counts.copy()
+        lengths[short] = np.minimum(k, counts[short] + fill_len)
+        return out_users, out_scores, lengths
+
+
+def _holders(held: sp.spmatrix, sizes: np.ndarray) -> sp.coo_matrix:
+    """The (user, line) entries of `held` (how many of a line's items a user has) where
+    the user has every one of them: nothing is left for them to meet."""
+    held = held.tocoo()
+    full = held.data >= sizes[held.col]
+    return sp.coo_matrix((held.data[full], (held.row[full], held.col[full])), shape=held.shape)
+
+
+class _Pool:
+    """Each line's best (user, value) pairs so far; users arrive in ascending order, so
+    a later user equal to a line's k-th best value ranks after it and is not kept."""
+
+    def __init__(self, lines: int, k: int) -> None:
+        self.lines, self.k = lines, k
+        self.kth = np.full(lines, -np.inf)  # a line's k-th best value once it has k
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, lines: np.ndarray, users: np.ndarray, vals: np.ndarray) -> None:
+        keep = vals > self.kth[lines]
+        if not keep.any():
+            return
+        self.parts.append((lines[keep], users[keep], vals[keep]))
+        self.size += int(keep.sum())
+        if self.size > POOL_FACTOR * max(self.lines * self.k, USER_BLOCK):
+            self._cut()
+
+    def _cut(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Keep each line's k best (value descending, user ascending)."""
+        if self.parts:
+            lines, users, vals = (np.concatenate(p) for p in zip(*self.parts, strict=True))
+        else:
+            lines = users = np.zeros(0, dtype=np.int64)
+            vals = np.zeros(0)
+        order = np.lexsort((users, -vals, lines))
+        lines, users, vals = lines[order], users[order], vals[order]
+        first = np.searchsorted(lines, np.arange(self.lines))
+        pos = np.arange(len(lines)) - first[lines]
+        keep = pos < self.k
+        lines, users, vals, pos = lines[keep], users[keep], vals[keep], pos[keep]
+        full = pos == self.k - 1
+        self.kth[lines[full]] = vals[full]
+        self.parts = [(lines, users, vals)]
+        self.size = len(lines)
+        return lines, users, vals, pos
+
+    def lists(self, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, shares of the line's total, counts) per line, best first."""
+        lines, users, vals, pos = self._cut()
+        counts = np.bincount(lines, minlength=self.lines)
+        width = int(counts.max(initial=0))
+        out_users = np.zeros((self.lines, width), dtype=np.int64)
+        out_vals = np.zeros((self.lines, width))
+        out_users[lines, pos] = users
+        safe = np.where(totals > 0, totals, 1.0)
+        out_vals[lines, pos] = vals / safe[lines]
+        return out_users, out_vals, counts
+
+
+def one_hot(items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """items x lines: 1 at each line's item (no entry for -1, an unknown item)."""
+    items = np.asarray(items, dtype=np.int64)
+    known = np.flatnonzero(items >= 0)
+    return sp.csr_matrix((np.ones(len(known)), (items[known], known)), shape=(n_items, len(items)))
+
+
+def indicator(masks: list[np.ndarray | None], n_items: int) -> sp.csr_matrix:
+    """items x lines: 1 at each item a line's mask holds (None: no item)."""
+    rows, cols = [], []
+    for line, mask in enumerate(masks):
+        if mask is not None:
+            hit = np.flatnonzero(mask)
+            rows.append(hit)
+            cols.append(np.full(len(hit), line, dtype=np.int64))
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_items, len(masks)))
+
+
+def empty_answers(lines: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.zeros((lines, 0), dtype=np.int64),
+        np.zeros((lines, 0)),
+        np.zeros(lines, dtype=np.int64),
+    )
+
+
+def answer(
+    affinity: Affinity, q: sp.csr_matrix, k: int, exclude_holders: bool, answered: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rank_users for the lines `answered` (bool per line); other lines have length 0."""
+    lines = q.shape[1]
+    out_users, out_scores, lengths = empty_answers(lines)
+    some = np.flatnonzero(answered)
+    if not len(some) or k <= 0:
+        return out_users, out_scores, lengths
+    users, scores, got = affinity.rank_users(q[:, some], k, exclude_holders)
+    out_users = np.zeros((lines, users.shape[1]), dtype=np.int64)
+    out_scores = np.zeros((lines, users.shape[1]))
+    out_users[some], out_scores[some], lengths[some] = users, scores, got
+    return out_users, out_scores, lengths
+
+
+def describe(rule: Rule) -> dict[str, Any]:
+    """The rule as `pbatch describe` could show it."""
+    out: dict[str, Any] = {
+        "source": rule.source,
+        "activityExponent": rule.activity_exponent,
+    }
+    if rule.source == "cooccurrence":
+        out["cooccurrenceExponent"] = rule.cooccurrence_exponent
+    return out
