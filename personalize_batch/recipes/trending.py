@@ -1,0 +1,200 @@
+"""trending-now: the items whose interactions grow fastest (Personalize's Trending-Now,
+which answers in real time only; pbatch answers it in batch and in `pbatch recommend`).
+
+Time is cut into windows of `trend_discovery_frequency` ending at the latest timestamp
+of the data: c1 counts an item's interactions in the latest window, c0 in the window
+before it. Items are ranked by the evidence of growth, the Poisson-difference z score
+
+    z = (c1 - c0) / sqrt(c0 + c1 + 1)
+
+(the same rise counts more when it rests on more interactions), ties by item index.
+Only items with an interaction in the latest window appear: one popular long ago and
+quiet now never does, and a list may be shorter than numResults. A user's own items
+are left out, as popularity-count leaves them out. The score of an item is its z.
+
+The default frequency, `auto`, is chosen from the data: for each of Personalize's
+frequencies F, the list that the data before its last window would have given (the
+windows F and 2F before that) is measured on what that last window holds – the share
+of its interactions that fall on the list's first VALIDATION_LENGTH items – and the
+frequency with the largest share is kept (ties: the longer window). Data without
+timestamps has no trend: training refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..data import Interactions
+from ..errors import DataError, UsageError
+from .numeric import eligible_before, mask_rows, order_lists, row_positions, topk
+from .protocol import (
+    ITEMS,
+    USER_PERSONALIZATION,
+    Arrays,
+    HyperParameter,
+    HyperParameters,
+    Query,
+    Recipe,
+    Validation,
+)
+from .validation import TOP_N_METRICS, top_n
+
+# Personalize's "trend discovery frequency" values, in seconds
+FREQUENCIES = {"30 minutes": 1800, "1 hour": 3600, "3 hours": 10800, "1 day": 86400}
+AUTO = "auto"
+VALIDATION_LENGTH = 25  # the list length the automatic choice measures
+
+
+class Frequency(HyperParameter):
+    """A hyperparameter whose values are Personalize's frequencies or `auto`."""
+
+    def parse(self, raw: str) -> Any:
+        value = " ".join(raw.strip().lower().split())
+        if value in FREQUENCIES or value == AUTO:
+            return value
+        known = ", ".join(repr(f) for f in (AUTO, *FREQUENCIES))
+        raise UsageError(f"hyperparameter {self.name} must be one of {known}, not {raw!r}")
+
+
+HYPERPARAMETERS = HyperParameters(
+    [
+        Frequency(
+            "trend_discovery_frequency",
+            AUTO,
+            str,
+            help="window of the trend: 30 minutes, 1 hour, 3 hours or 1 day; auto: the "
+            "one that best foretold the data's last window",
+        )
+    ]
+)
+
+
+def window_counts(
+    items: np.ndarray, times: np.ndarray, end: int, width: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(c1, c0): each item's interactions in (end - width, end] and in the window of the
+    same width before it."""
+    recent = (times > end - width) & (times <= end)
+    before = (times > end - 2 * width) & (times <= end - width)
+    return (
+        np.bincount(items[recent], minlength=n_items).astype(np.int64),
+        np.bincount(items[before], minlength=n_items).astype(np.int64),
+    )
+
+
+def growth(c1: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    """The z score of growth; -inf where an item has no interaction in the latest window."""
+    z = (c1 - c0) / np.sqrt(c0 + c1 + 1.0)
+    return np.where(c1 > 0, z, -np.inf)
+
+
+def trend_order(z: np.ndarray) -> np.ndarray:
+    """The items with a finite z, z descending, then index ascending."""
+    keep = np.flatnonzero(np.isfinite(z))
+    return keep[np.lexsort((keep, -z[keep]))]
+
+
+def choose_frequency(data: Interactions) -> tuple[str, dict[str, float]]:
+    """The frequency whose list, made before the data's last window, held the largest
+    share of that window's interactions (ties: the longer window), and every share."""
+    end = int(data.timestamps.max())
+    shares = {}
+    for name, width in FREQUENCIES.items():
+        c1, c0 = window_counts(data.items, data.timestamps, end - width, width, data.n_items)
+        listed = trend_order(growth(c1, c0))[:VALIDATION_LENGTH]
+        target = data.items[data.timestamps > end - width]
+        shares[name] = float(np.isin(target, listed).mean()) if len(target) else 0.0
+    best = max(shares.values())
+    chosen = [name for name, share in shares.items() if share == best][-1]
+    return chosen, shares
+
+
+def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
+    """The growth score of every item at the end of the data."""
+    if not data.has_timestamps:
+        raise DataError(
+            "trending-now needs a TIMESTAMP column: a trend is a change over time, and "
+            f"{data.source or 'the interactions'} has none"
+        )
+    frequency = hp["trend_discovery_frequency"]
+    if frequency == AUTO:
+        frequency, _ = choose_frequency(data)
+    width = FREQUENCIES[frequency]
+    end = int(data.timestamps.max()) if len(data.timestamps) else 0
+    c1, c0 = window_counts(data.items, data.timestamps, end, width, data.n_items)
+    return {
+        "trend_latest": c1,
+        "trend_before": c0,
+        "trend_window": np.array(width, dtype=np.int64),
+        "trend_end": np.array(end, dtype=np.int64),
+    }
+
+
+class Scorer:
+    """Answers a chunk of users (or none): the trend order, minus each user's items."""
+
+    block_rows = 1024  # no dense block x items matrix
+
+    def __init__(self, solution) -> None:
+        self.solution = solution
+        a = solution.arrays
+        z = growth(a["trend_latest"].astype(np.float64), a["trend_before"].astype(np.float64))
+        self.z = z
+        self.order = trend_order(z)
+        n = len(z)
+        # an item's place in the order; items off it are placed after every listed one
+        self.rank = np.full(n, len(self.order), dtype=np.int64)
+        self.rank[self.order] = np.arange(len(self.order))
+        self.score = np.where(np.isfinite(z), z, 0.0)
+
+    def recommend(
+        self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k per user; `mask` (a filters.ChunkMask) blocks items before the cut."""
+        b, listed = len(users), len(self.order)
+        if mask is not None:
+            keys = np.tile(self.z, (b, 1))
+            if not include_seen:
+                mask_rows(keys, self.solution.seen_rows(users))
+            mask.apply(keys)
+            idx, lengths = topk(keys, k)
+            return idx, self.score[idx], lengths
+        if include_seen or not listed:
+            row = before = np.zeros(0, dtype=np.int64)
+            count = np.zeros(b, dtype=np.int64)
+        else:
+            a = self.solution.arrays
+            indptr, pos = row_positions(a["seen_indptr"], users)
+            owner = np.repeat(np.arange(b), np.diff(indptr))
+            seen = a["seen_indices"][pos]
+            on = self.rank[seen] < listed  # only listed items change a list
+            row, before = eligible_before(self.rank, owner[on], seen[on], listed)
+            count = np.bincount(row, minlength=b)
+        if not listed:
+            return np.zeros((b, 0), dtype=np.int64), np.zeros((b, 0)), np.zeros(b, np.int64)
+        idx, lengths = order_lists(self.order, row, before, count, b, k)
+        return idx, self.score[idx], lengths
+
+
+RECIPE = Recipe(
+    name="trending-now",
+    recipe_type=USER_PERSONALIZATION,
+    query=Query("userId", required=False),  # a user's own items are left out
+    output=ITEMS,
+    example='{} or {"userId": "12"}',
+    hyperparameters=HYPERPARAMETERS,
+    arrays=Arrays(
+        required={
+            "trend_latest": ("i", 1),
+            "trend_before": ("i", 1),
+            "trend_window": ("i", 0),
+            "trend_end": ("i", 0),
+        },
+        per_item=("trend_latest", "trend_before"),
+    ),
+    fit=fit,
+    scorer=Scorer,
+    validation=Validation(top_n, TOP_N_METRICS),
+)
