@@ -231,7 +231,12 @@ CASES = [
       f"http://HOST[:PORT] or https://HOST[:PORT] {SEE_RUN}"),
     C("option", "an unknown recipe", "train -r deep-magic -i interactions.csv -o m.npz", 2,
       "unknown recipe 'deep-magic' (known: user-personalization, popularity-count, "
-      "personalized-ranking, sims)"),
+      "personalized-ranking, sims, trending-now, item-affinity, item-attribute-affinity)"),
+    C("option", "a recipe name with a typo",
+      "train -r aws-user-personalization-v2 -i interactions.csv -o m.npz", 2,
+      "unknown recipe 'aws-user-personalization-v2', did you mean "
+      "'aws-user-personalization'? (known: user-personalization, popularity-count, "
+      "personalized-ranking, sims, trending-now, item-affinity, item-attribute-affinity)"),
     C("option", "an unknown hyperparameter", "train -r sims -i interactions.csv -o m.npz --hp x=1",
       2, "sims has no hyperparameter 'x' (known: popularity_discount_factor, "
       "min_cointeraction_count, min_user_history_length_percentile, "

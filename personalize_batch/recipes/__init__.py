@@ -9,6 +9,7 @@ imports them all. This module and `protocol` import no numpy.
 
 from __future__ import annotations
 
+import difflib
 from importlib import import_module
 from typing import NamedTuple
 
@@ -31,6 +32,9 @@ REGISTRY = (
     Entry("popularity-count", "popularity", ("aws-popularity-count",)),
     Entry("personalized-ranking", "personalized_ranking", ("aws-personalized-ranking",)),
     Entry("sims", "sims", ("aws-sims",)),
+    Entry("trending-now", "trending", ("aws-trending-now",)),
+    Entry("item-affinity", "item_affinity", ("aws-item-affinity",)),
+    Entry("item-attribute-affinity", "item_attribute_affinity", ("aws-item-attribute-affinity",)),
 )
 ARN_PREFIX = "arn:aws:personalize:::recipe/"
 
@@ -49,7 +53,15 @@ def entry(name: str) -> Entry:
     for found in REGISTRY:
         if key == found.name or key in found.aliases:
             return found
-    raise UsageError(f"unknown recipe {name!r} (known: {', '.join(names())})")
+    raise UsageError(f"unknown recipe {name!r}{_nearest(key)} (known: {', '.join(names())})")
+
+
+def _nearest(key: str) -> str:
+    """', did you mean NAME?' for the recipe name or alias closest to `key` (difflib),
+    or "" when none is close."""
+    spellings = [s for found in REGISTRY for s in (found.name, *found.aliases)]
+    close = difflib.get_close_matches(key, spellings, n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def canonical(name: str) -> str:
