@@ -20,6 +20,7 @@ from .data.splits import (  # noqa: F401  (the splits are part of evaluation's i
     split_time_cut,
 )
 from .errors import UsageError
+from .recipes.protocol import USER_SEGMENTATION
 from .tuning import choose, given_names, read_hpo_config
 from .tuning.hpo import HpoConfig
 from .tuning.objective import objective
@@ -77,6 +78,8 @@ def evaluate_data(
     settings are chosen on the split's training part first, as `pbatch train` chooses
     them on all the data (the test part is never seen while choosing)."""
     recipe = recipes.canonical(recipe)
+    if split == "personalize" and recipes.recipe(recipe).recipe_type == USER_SEGMENTATION:
+        split = "segment"  # Personalize's split for segments: 80/20 within each user
     if shuffle:
         data = shuffle_within_users(data, seed)
     parts = split_data(

@@ -353,3 +353,12 @@ def test_expression_fields_and_matching():
     tree = parse('ITEMS.g = "y" AND (ITEMS.g = "x" OR ITEMS.item_id = "b")')
     assert attributes.fields(tree) == {"G", "ITEM_ID"}
     assert attributes.matching_items(tree, cat).tolist() == [True, True, False]
+
+
+def test_evaluate_uses_personalizes_segment_split_for_segment_recipes():
+    from personalize_batch.evaluation import evaluate_data
+
+    hp = recipes.recipe("item-affinity").hyperparameters.defaults()
+    report = evaluate_data("aws-item-affinity", interactions(n_users=300, n_items=40), hp)
+    assert report["split"] == "segment" and report["held"] == "random"  # no timestamps
+    assert set(report["metrics"]) == {"recall_at_1_percent", "hit_at_1_percent"}
