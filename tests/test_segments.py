@@ -114,6 +114,25 @@ def test_blockwise_scorer_matches_one_user_at_a_time(rule):
             np.testing.assert_allclose(scores[i, :n], want_scores, rtol=1e-12, atol=0)
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from(RULES),
+    st.integers(1, 70),
+    st.booleans(),
+)
+def test_blockwise_scorer_matches_the_reference_on_random_data(seed, rule, k, exclude):
+    data = interactions(seed, n_users=int(seed % 40) + 5, n_items=12)
+    affinity = Affinity(solution(data=data, rule=rule).arrays, rule)
+    items = np.random.default_rng(seed).choice(12, size=4, replace=False)
+    users, scores, lengths = affinity.rank_users(one_hot(items, 12), k, exclude)
+    for line, i in enumerate(items.tolist()):
+        want_users, want_scores = reference(affinity, i, k, exclude)
+        n = lengths[line]
+        assert users[line, :n].tolist() == want_users
+        np.testing.assert_allclose(scores[line, :n], want_scores, rtol=1e-12, atol=0)
+
+
 def test_chunking_and_pool_cuts_change_no_byte(monkeypatch):
     sol = solution(rule=Rule("cooccurrence", 0.5, 0.5))
     scorer = recipes.recipe("item-affinity").scorer(sol)

@@ -2,14 +2,15 @@
 users most likely to interact with it – user-personalization's model read the other way
 round (see `segments` for the scoring).
 
-Training fits user-personalization's model (the same fit, arrays, hyperparameters and
-search) and then chooses how a segment is read from it on a held-out part of the data
-(`choose_rule`): the segment split (20 % of each user's interactions; the newest when
-time carries signal) of at most RULE_ROWS interactions, the user model fitted on its
-training part, and each candidate rule's hit and recall at the top 1 % of users for up
-to SEGMENT_ITEMS held-out items. Measured on MovieTweetings and anime, no fixed rule
-was best on both (the sparse data wanted co-occurrence with active users favoured, the
-dense one the model's neighbours): the data decides.
+Training fits user-personalization's model (the same fit, arrays and hyperparameters;
+its search limited to what a segment reads of the model) and then chooses how a segment
+is read from it on a held-out part of the data (`choose_rule`): the segment split (20 %
+of each user's interactions; the newest when time carries signal) of at most RULE_ROWS
+interactions, the user model fitted on its training part, and each candidate rule's
+hit and recall at the top 1 % of users for up to SEGMENT_ITEMS held-out items.
+Measured on MovieTweetings and anime, no fixed rule was best on both (the sparse data
+wanted co-occurrence with active users favoured, the dense one the model's
+neighbours): the data decides.
 
 Users who already have the item are left out of its segment, unless the job keeps seen
 items (`--include-seen`), as item recommendations leave out a user's own items. An item
@@ -32,11 +33,13 @@ from .protocol import (
     Arrays,
     Query,
     Recipe,
+    Search,
+    Space,
     Validation,
 )
 from .segments import RULE_ARRAYS, SOURCES, Affinity, Rule, answer, one_hot
 from .user_fit import fit as fit_user_model
-from .user_personalization import ARRAYS, HYPERPARAMETERS, SEARCH
+from .user_personalization import ARRAYS, HYPERPARAMETERS, search_space
 from .validation import SEGMENT_METRICS, segment_metrics, segment_task, user_segments
 
 RULE_ROWS = 1_000_000  # interactions the rule is chosen on (a sample of users above)
@@ -116,6 +119,19 @@ def fit(
     return arrays
 
 
+# what a segment reads of the user model: its item neighbours and item-item model (the
+# other terms – recency, transitions, popularity – shape a user's item list only)
+SEGMENT_DIMENSIONS = ("regularization", "dropout", "item_model_neighbours")
+SEARCH_BUDGET = 15
+
+
+def segment_space(data: Interactions, prof: Any, hp: dict[str, Any]) -> Space:
+    """user-personalization's search space, limited to what a segment reads."""
+    space = search_space(data, prof, hp)
+    dims = [d for d in space.dimensions if d.name in SEGMENT_DIMENSIONS]
+    return Space(space.start, dims, space.fixed)
+
+
 UNKNOWN_ITEM = "the item is not in the solution (no interactions in its training data)"
 
 
@@ -162,5 +178,5 @@ RECIPE = Recipe(
     fit=fit,
     scorer=Scorer,
     validation=Validation(user_segments, SEGMENT_METRICS),
-    search=SEARCH,
+    search=Search(segment_space, budget=SEARCH_BUDGET),
 )
