@@ -381,3 +381,29 @@ def test_evaluate_uses_personalizes_segment_split_for_segment_recipes():
     report = evaluate_data("aws-item-affinity", interactions(n_users=300, n_items=40), hp)
     assert report["split"] == "segment" and report["held"] == "random"  # no timestamps
     assert set(report["metrics"]) == {"recall_at_1_percent", "hit_at_1_percent"}
+
+
+def test_memory_holds_lists_and_a_block_never_users_by_items():
+    import tracemalloc
+
+    from personalize_batch.recipes.numeric import seen_arrays
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, rows = 60_000, 3_000, 240_000  # users x items in float64: 1.4 GB
+    users = rng.integers(0, n_users, rows)
+    items = np.minimum(rng.zipf(1.3, rows) - 1, n_items - 1)
+    arrays = {
+        "user_ids": np.arange(n_users).astype(str),
+        "item_ids": np.arange(n_items).astype(str),
+        **seen_arrays(users, items, n_users, n_items),
+    }
+    affinity = Affinity(arrays, Rule("cooccurrence", 0.5, 0.5))
+    q = one_hot(np.arange(16), n_items)  # the most popular items: dense columns
+    tracemalloc.start()
+    try:
+        got, _, lengths = affinity.rank_users(q, 1_000, True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert lengths.tolist() == [1_000] * 16
+    assert peak < 64 * 2**20  # a block's products and the columns (17 MiB), not 1.4 GB
