@@ -51,14 +51,38 @@ MIN_ITEMS = 20  # fewer held-out items than this decide nothing: DEFAULT_RULE
 DEFAULT_RULE = Rule("cooccurrence", 0.5, 0.5)
 
 
+def sources() -> list[tuple[str, float]]:
+    """(source, cooccurrence exponent) of every rule choose_rule measures."""
+    return [
+        (source, gamma)
+        for source in SOURCES
+        for gamma in (COOCCURRENCE_EXPONENTS if source == "cooccurrence" else (0.5,))
+    ]
+
+
 def candidates() -> list[Rule]:
     """Every rule choose_rule measures, in the order ties are settled (first wins)."""
-    out = []
-    for source in SOURCES:
-        gammas = COOCCURRENCE_EXPONENTS if source == "cooccurrence" else (0.5,)
-        for gamma in gammas:
-            out += [Rule(source, beta, gamma) for beta in ACTIVITY_EXPONENTS]
-    return out
+    return [Rule(s, beta, gamma) for s, gamma in sources() for beta in ACTIVITY_EXPONENTS]
+
+
+# the hyperparameters each source reads of the user model (a search's trials reuse the
+# measures of the sources whose hyperparameters did not change)
+_NEIGHBOURS = ("neighbours", "min_cointeraction_count")
+_ITEM_MODEL = (
+    "regularization",
+    "dropout",
+    "min_item_interactions",
+    "item_model_neighbours",
+    "max_dense_items",
+    "hidden_dimension",
+)
+
+
+def _reads(source: str, hp: dict[str, Any]) -> tuple[Any, ...]:
+    if source == "cooccurrence":
+        return ()
+    names = _NEIGHBOURS + (_ITEM_MODEL if source == "neighbours+item-model" else ())
+    return tuple(hp[n] for n in names)
 
 
 def choose_rule(
@@ -73,20 +97,40 @@ def choose_rule(
     if len(asked) < MIN_ITEMS:
         return DEFAULT_RULE, {"reason": f"fewer than {MIN_ITEMS} held-out items"}
     nested = None if cache is None else cache.setdefault(("segment rule", seed), {})
-    arrays = fit_user_model(split.train, hp, seed=seed, cache=nested)
     train = split.train
-    arrays.update(
-        user_ids=train.user_ids,
-        item_ids=train.item_ids,
-        **seen_arrays(train.users, train.items, train.n_users, train.n_items),
-    )
+    fitted: dict[str, np.ndarray] = {}
+
+    def arrays() -> dict[str, np.ndarray]:
+        """The user model on the split's training part (fitted when first needed)."""
+        if not fitted:
+            fitted.update(fit_user_model(train, hp, seed=seed, cache=nested))
+            fitted.update(
+                user_ids=train.user_ids,
+                item_ids=train.item_ids,
+                **seen_arrays(train.users, train.items, train.n_users, train.n_items),
+            )
+        return fitted
+
     q = one_hot(asked, train.n_items)
     scores = {}
-    for rule in candidates():
-        users, _, lengths = Affinity(arrays, rule).rank_users(q, top, True)
-        lists = [row[:n] for row, n in zip(users, lengths, strict=True)]
-        m = segment_metrics(lists, relevant, top)
-        scores[rule] = (m["recall_at_1_percent"], m["hit_at_1_percent"])
+    for source, gamma in sources():
+        # a search's trials reuse what the hyperparameters they change cannot move
+        key = ("segment rule scores", seed, source, gamma, *_reads(source, hp))
+        if cache is not None and key in cache:
+            scores.update(cache[key])
+            continue
+        affinity = Affinity(arrays(), Rule(source, 0.0, gamma))
+        weights = [affinity.weights(beta) for beta in ACTIVITY_EXPONENTS]
+        found = {}
+        for beta, (users, _, lengths) in zip(
+            ACTIVITY_EXPONENTS, affinity.rank_users_by(q, top, True, weights), strict=True
+        ):
+            lists = [row[:n] for row, n in zip(users, lengths, strict=True)]
+            m = segment_metrics(lists, relevant, top)
+            found[Rule(source, beta, gamma)] = (m["recall_at_1_percent"], m["hit_at_1_percent"])
+        if cache is not None:
+            cache[key] = found
+        scores.update(found)
     best = max(scores.values())
     chosen = next(r for r, v in scores.items() if v == best)
     report = {

@@ -103,11 +103,8 @@ class Affinity:
             shape=(n_users, n_items),
         )
         self.xt = self.x.T.tocsr()  # item -> its users, ascending
-        activity = np.diff(indptr).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            self.user_weight = np.where(
-                activity > 0, np.power(activity, rule.activity_exponent), 0.0
-            )
+        self.activity = activity = np.diff(indptr).astype(np.float64)
+        self.user_weight = self.weights(rule.activity_exponent)
         self.order = np.lexsort((np.arange(n_users), -activity))  # the most active first
         self.rank = np.empty(n_users, dtype=np.int64)
         self.rank[self.order] = np.arange(n_users)
@@ -125,6 +122,11 @@ class Affinity:
         else:
             raise ValueError(f"unknown segment source {rule.source!r}")
 
+    def weights(self, activity_exponent: float) -> np.ndarray:
+        """a_u ** activity_exponent (0 for a user without training items)."""
+        with np.errstate(divide="ignore"):
+            return np.where(self.activity > 0, np.power(self.activity, activity_exponent), 0.0)
+
     def columns(self, q: sp.csr_matrix) -> sp.csr_matrix:
         """Σ_{i in line} M(h, i) for every item h and line (q: items x lines weights)."""
         if self.m is not None:
@@ -141,38 +143,53 @@ class Affinity:
         """Each line's (column of q's) top k users, best first, with their shares, as
         (indices, scores, lengths). `exclude_holders` leaves out the users who have every
         one of a line's items (item-affinity's lines hold one item each)."""
+        return self.rank_users_by(q, k, exclude_holders, [self.user_weight])[0]
+
+    def rank_users_by(
+        self, q: sp.csr_matrix, k: int, exclude_holders: bool, weights: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """rank_users once per vector of user weights (a_u ** activity_exponent), from
+        one pass over the users: what choosing the exponent on held-out data needs."""
         lines = q.shape[1]
         k = min(k, self.n_users)
         step = max(1, LIST_BUDGET // max(k, 1))
         if lines > step:  # lines are independent: the same answers in groups
-            parts = [
-                self.rank_users(q[:, s : s + step], k, exclude_holders)
+            groups = [
+                self.rank_users_by(q[:, s : s + step], k, exclude_holders, weights)
                 for s in range(0, lines, step)
             ]
-            return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+            return [
+                tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[misc]
+                for parts in zip(*groups, strict=True)
+            ]
         q = q.tocsr()
         sizes = np.diff(q.tocsc().indptr)  # items per line
         g = self.columns(q)
-        pool = _Pool(lines, k)
-        totals = np.zeros(lines)
+        pools = [_Pool(lines, k) for _ in weights]
+        totals = [np.zeros(lines) for _ in weights]
         for start in range(0, self.n_users, USER_BLOCK):
             block = self.x[start : start + USER_BLOCK]
             s = (block @ g).tocoo()
-            rows, cols, vals = s.row.astype(np.int64), s.col.astype(np.int64), s.data
-            vals = vals * self.user_weight[start + rows]
-            keep = vals > 0
+            rows, cols, raw = s.row.astype(np.int64), s.col.astype(np.int64), s.data
+            free = np.ones(len(rows), dtype=bool)
             if exclude_holders:
                 held = _holders(block @ q, sizes)
                 keys = np.sort(held.row.astype(np.int64) * lines + held.col)
                 if len(keys):
                     key = rows * lines + cols
                     at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-                    keep &= keys[at] != key
-            rows, cols, vals = rows[keep], cols[keep], vals[keep]
-            totals += np.bincount(cols, weights=vals, minlength=lines)
-            pool.add(cols, rows + start, vals)
-        users, shares, counts = pool.lists(totals)
-        return self._fill(q, users, shares, counts, k, exclude_holders)
+                    free = keys[at] != key
+            for w, pool, total in zip(weights, pools, totals, strict=True):
+                vals = raw * w[start + rows]
+                keep = free & (vals > 0)
+                r, c, v = rows[keep], cols[keep], vals[keep]
+                total += np.bincount(c, weights=v, minlength=lines)
+                pool.add(c, r + start, v)
+        out = []
+        for pool, total in zip(pools, totals, strict=True):
+            users, shares, counts = pool.lists(total)
+            out.append(self._fill(q, users, shares, counts, k, exclude_holders))
+        return out
 
     def _fill(
         self,
