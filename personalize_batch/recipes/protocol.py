@@ -72,7 +72,11 @@ class Scorer(Protocol):
     entries, best first, ties in a fixed order. `mask` (filters) sets blocked entries of
     a chunk's key matrix to -inf before the top k; `explore` (item exploration, where
     the recipe `explores`) replaces the top k. A recipe whose lines rank a list has
-    `rank(users, lists)` instead: each list's indices best first, with their scores."""
+    `rank(users, lists)` instead: each list's indices best first, with their scores.
+    A scorer that cannot answer some queries (segment recipes: an unknown item, an
+    attribute expression that names no field or matches no item) has
+    `problems(queries)`: a message per query, None where it can answer; the job makes
+    those lines error lines, and `recommend` gives them an empty answer."""
 
     block_rows: int  # the rows a chunk is scored in when no dense block is needed
 
