@@ -407,3 +407,17 @@ def test_memory_holds_lists_and_a_block_never_users_by_items():
         tracemalloc.stop()
     assert lengths.tolist() == [1_000] * 16
     assert peak < 64 * 2**20  # a block's products and the columns (17 MiB), not 1.4 GB
+
+
+def test_train_searches_only_what_the_chosen_rule_reads():
+    from personalize_batch.tuning import choose
+
+    hp = recipes.recipe("item-affinity").hyperparameters.defaults()
+    lines = []
+    chosen = choose("item-affinity", interactions(n_users=300, n_items=40), hp, say=lines.append)
+    report = chosen.report
+    assert report["searched"] and report["objective"]["metricName"] == "recall_at_1_percent"
+    searched = set(report["searchedHyperparameters"])
+    assert searched <= set(item_affinity.SEGMENT_DIMENSIONS)
+    if not searched:  # the rule reads no item-item model: the search is skipped, and why
+        assert any("reads no item-item model" in line for line in lines)

@@ -170,8 +170,15 @@ SEARCH_BUDGET = 15
 
 
 def segment_space(data: Interactions, prof: Any, hp: dict[str, Any]) -> Space:
-    """user-personalization's search space, limited to what a segment reads."""
+    """user-personalization's search space, limited to what a segment reads of the user
+    model: nothing, when the rule chosen on this data at the start reads no item-item
+    model (each setting tried would give the same segments)."""
     space = search_space(data, prof, hp)
+    rule, _ = choose_rule(data, {**hp, **space.start}, seed=0)
+    if rule.source != "neighbours+item-model":
+        why = f"the segment rule chosen on this data ({rule.source}) reads no item-item model"
+        fixed = {**space.fixed, **{n: (space.start[n], why) for n in SEGMENT_DIMENSIONS}}
+        return Space(space.start, [], fixed)
     dims = [d for d in space.dimensions if d.name in SEGMENT_DIMENSIONS]
     return Space(space.start, dims, space.fixed)
 
