@@ -177,7 +177,7 @@ def segment_space(data: Interactions, prof: Any, hp: dict[str, Any]) -> Space:
     rule, _ = choose_rule(data, {**hp, **space.start}, seed=0)
     if rule.source != "neighbours+item-model":
         why = f"the segment rule chosen on this data ({rule.source}) reads no item-item model"
-        fixed = {**space.fixed, **{n: (space.start[n], why) for n in SEGMENT_DIMENSIONS}}
+        fixed = {**space.fixed, **{n: (hp[n], why) for n in SEGMENT_DIMENSIONS}}
         return Space(space.start, [], fixed)
     dims = [d for d in space.dimensions if d.name in SEGMENT_DIMENSIONS]
     return Space(space.start, dims, space.fixed)
