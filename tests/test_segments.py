@@ -72,13 +72,22 @@ def reference(affinity: Affinity, item: int, k: int, exclude: bool) -> tuple[lis
     rule = affinity.rule
     holders = [sum(item_ in h for h in histories) for item_ in range(affinity.n_items)]
 
-    def m(h: int) -> float:
+    def weight(h: int) -> float:
         if affinity.m is not None:
             return float(affinity.m[h, item])
         if h == item:
             return 0.0
         both = sum(1 for hist in histories if h in hist and item in hist)
         return both * float(np.power(max(holders[h], 1.0), -rule.cooccurrence_exponent))
+
+    column = {h: weight(h) for h in range(affinity.n_items)}
+    if affinity.m is None:  # co-occurrence keeps the strongest items only
+        strongest = sorted((h for h in column if column[h] != 0), key=lambda h: (-column[h], h))
+        cut = set(strongest[segments.COOCCURRENCE_KEPT :])
+        column = {h: 0.0 if h in cut else v for h, v in column.items()}
+
+    def m(h: int) -> float:
+        return column[h]
 
     scored, others = [], []
     for u, hist in enumerate(histories):
@@ -131,6 +140,20 @@ def test_blockwise_scorer_matches_the_reference_on_random_data(seed, rule, k, ex
         n = lengths[line]
         assert users[line, :n].tolist() == want_users
         np.testing.assert_allclose(scores[line, :n], want_scores, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kept", [1, 3, 6])
+def test_cooccurrence_keeps_the_strongest_items_of_a_line(monkeypatch, kept):
+    monkeypatch.setattr(segments, "COOCCURRENCE_KEPT", kept)
+    rule = Rule("cooccurrence", 0.5, 1.0)
+    affinity = Affinity(solution(rule=rule).arrays, rule)
+    g = affinity.columns(one_hot(np.arange(25), 25)).tocsc()
+    assert np.diff(g.indptr).max() <= kept
+    users, scores, lengths = affinity.rank_users(one_hot(np.arange(25), 25), 40, True)
+    for i in range(25):
+        want_users, want_scores = reference(affinity, i, 40, True)
+        assert users[i, : lengths[i]].tolist() == want_users
+        np.testing.assert_allclose(scores[i, : lengths[i]], want_scores, rtol=1e-12, atol=0)
 
 
 def test_chunking_and_pool_cuts_change_no_byte(monkeypatch):
