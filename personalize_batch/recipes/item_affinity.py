@@ -38,6 +38,7 @@ from .protocol import (
     Validation,
 )
 from .segments import RULE_ARRAYS, SOURCES, Affinity, Rule, answer, one_hot
+from .user_fit import COMPONENTS
 from .user_fit import fit as fit_user_model
 from .user_personalization import ARRAYS, HYPERPARAMETERS, search_space
 from .validation import SEGMENT_METRICS, segment_metrics, segment_task, user_segments
@@ -67,15 +68,8 @@ def candidates() -> list[Rule]:
 
 # the hyperparameters each source reads of the user model (a search's trials reuse the
 # measures of the sources whose hyperparameters did not change)
-_NEIGHBOURS = ("neighbours", "min_cointeraction_count")
-_ITEM_MODEL = (
-    "regularization",
-    "dropout",
-    "min_item_interactions",
-    "item_model_neighbours",
-    "max_dense_items",
-    "hidden_dimension",
-)
+_NEIGHBOURS = ("neighbours", *COMPONENTS["neighbours"])
+_ITEM_MODEL = COMPONENTS["item_model"]
 
 
 def _reads(source: str, hp: dict[str, Any]) -> tuple[Any, ...]:
