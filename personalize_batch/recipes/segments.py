@@ -34,7 +34,6 @@ lines of the call, so an answer is the same bytes for any chunking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -351,14 +350,3 @@ def answer(
     out_scores = np.zeros((lines, users.shape[1]))
     out_users[some], out_scores[some], lengths[some] = users, scores, got
     return out_users, out_scores, lengths
-
-
-def describe(rule: Rule) -> dict[str, Any]:
-    """The rule as `pbatch describe` could show it."""
-    out: dict[str, Any] = {
-        "source": rule.source,
-        "activityExponent": rule.activity_exponent,
-    }
-    if rule.source == "cooccurrence":
-        out["cooccurrenceExponent"] = rule.cooccurrence_exponent
-    return out
