@@ -169,6 +169,19 @@ def test_chunking_and_pool_cuts_change_no_byte(monkeypatch):
         assert np.concatenate(part).tobytes() == got.tobytes()
 
 
+@pytest.mark.parametrize("rule", RULES[:2] + RULES[3:4], ids=lambda r: r.source)
+def test_ties_across_blocks_and_cuts_go_to_the_lower_user(monkeypatch, rule):
+    monkeypatch.setattr(segments, "USER_BLOCK", 5)  # ties meet across many blocks
+    monkeypatch.setattr(segments, "POOL_FACTOR", 0)  # and the pool is cut after each
+    data = interactions(seed=7, n_users=80, n_items=10)  # few items: many equal histories
+    affinity = Affinity(solution(data=data, rule=rule).arrays, rule)
+    users, scores, lengths = affinity.rank_users(one_hot(np.arange(10), 10), 30, True)
+    for i in range(10):
+        want_users, want_scores = reference(affinity, i, 30, True)
+        assert users[i, : lengths[i]].tolist() == want_users
+        np.testing.assert_allclose(scores[i, : lengths[i]], want_scores, rtol=1e-12)
+
+
 def test_user_blocks_change_no_list(monkeypatch):
     sol = solution(rule=Rule("neighbours", 1.0))
     items = np.arange(25, dtype=np.int64)

@@ -259,7 +259,8 @@ def _holders(held: sp.spmatrix, sizes: np.ndarray) -> sp.coo_matrix:
 
 class _Pool:
     """Each line's best (user, value) pairs so far; users arrive in ascending order, so
-    a later user equal to a line's k-th best value ranks after it and is not kept."""
+    a later user equal to a line's k-th best value ranks after it and is not kept, and a
+    line's entries of equal value lie in ascending user order (see _cut)."""
 
     def __init__(self, lines: int, k: int) -> None:
         self.lines, self.k = lines, k
@@ -283,7 +284,13 @@ class _Pool:
         else:
             lines = users = np.zeros(0, dtype=np.int64)
             vals = np.zeros(0)
-        order = np.lexsort((users, -vals, lines))
+        # (line, value descending, user ascending) from two stable sorts: the pool holds
+        # a line's entries of equal value in ascending user order already (the kept ones
+        # sorted, then later blocks' users, each block's in order), and a stable sort
+        # keeps that order; a line number sorts as 16 bits (radix) where it fits
+        order = np.argsort(-vals, kind="stable")
+        by_line = lines[order].astype(np.int16) if self.lines < 2**15 else lines[order]
+        order = order[np.argsort(by_line, kind="stable")]
         lines, users, vals = lines[order], users[order], vals[order]
         first = np.searchsorted(lines, np.arange(self.lines))
         pos = np.arange(len(lines)) - first[lines]
