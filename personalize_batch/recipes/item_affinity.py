@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import Interactions
 from ..data.splits import split_segment, subset_users
+from ..errors import UsageError
 from .numeric import seen_arrays
 from .protocol import (
     ITEM,
@@ -199,7 +200,7 @@ class Scorer:
         """Each item's top-k users, with their share of the item's affinity; an unknown
         item (-1) gets an empty answer (see `problems`)."""
         if mask is not None:
-            raise NotImplementedError("filters on segment jobs")
+            raise UsageError("filters do not apply to segment jobs yet: run without --filter")
         items = np.asarray(items, dtype=np.int64)
         q = one_hot(items, self.affinity.n_items)
         return answer(self.affinity, q, k, not include_seen, items >= 0)

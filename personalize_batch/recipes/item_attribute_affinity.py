@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from ..filters.catalogue import Catalogue
 from . import item_affinity
 from .attributes import ExpressionError, matching_items, parse, unparse
@@ -71,7 +72,7 @@ class Scorer:
         """Each expression's top-k users, with their share of its affinity; a line that
         cannot be answered gets an empty answer (see `problems`)."""
         if mask is not None:
-            raise NotImplementedError("filters on segment jobs")
+            raise UsageError("filters do not apply to segment jobs yet: run without --filter")
         found = [self.items_of(t) for t in texts]
         masks = [None if isinstance(f, str) else f for f in found]
         q = indicator(masks, self.affinity.n_items)
