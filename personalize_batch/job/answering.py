@@ -52,8 +52,13 @@ def answer_chunk(
     before = answerer.unknown_snapshot()
     answers = iter(answerer.answer(valid))
     # the usual chunk: every line valid, no filter (whose values may fail a line), no
-    # metadata
-    if len(valid) == len(parsed) and answerer.filter is None and not answerer.item_metadata:
+    # metadata, a recipe that answers every valid line
+    if (
+        len(valid) == len(parsed)
+        and answerer.filter is None
+        and not answerer.item_metadata
+        and not answerer.may_refuse
+    ):
         return ChunkResult(
             success_lines([r.obj for r in valid], answers, answerer.output.key),
             answered=len(valid),

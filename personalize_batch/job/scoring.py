@@ -101,6 +101,8 @@ class Answerer:
         self.num_results = num_results
         self.include_seen = include_seen
         self.scorer = solution.scorer()
+        # a recipe that cannot answer some valid lines says which (protocol: problems)
+        self.may_refuse = hasattr(self.scorer, "problems")
         # the ids an answer's indices name
         answer_ids = solution.item_ids if self.output.names == ITEM else solution.user_ids
         self.answer_ids = answer_ids.astype(object)
@@ -194,9 +196,9 @@ class Answerer:
             for r, b in zip(requests, bindings, strict=True)
         ]
 
-    def _blocks(self, requests: list[Request], bindings: list | None) -> list[Answer]:
+    def _blocks(self, requests: list[Request], bindings: list | None) -> list[Answer | BadLine]:
         """Score in blocks whose dense block x items matrices stay cache-sized."""
-        out: list[Answer] = []
+        out: list[Answer | BadLine] = []
         for start in range(0, len(requests), self.block):
             stop = start + self.block
             out += self._answer(requests[start:stop], bindings[start:stop] if bindings else None)
@@ -210,7 +212,7 @@ class Answerer:
         self._note(self.item_examples, unknown)
         return queries
 
-    def _answer(self, requests: list[Request], bindings: list | None) -> list[Answer]:
+    def _answer(self, requests: list[Request], bindings: list | None) -> list[Answer | BadLine]:
         if not requests:
             return []
         names = self.query.names
@@ -232,6 +234,9 @@ class Answerer:
         idx, scores, lengths = self.scorer.recommend(
             queries, self.num_results, self.include_seen, **kwargs
         )
+        # lines the recipe cannot answer (segments: an unknown item, an expression that
+        # names no field or matches no item) become error lines; the job goes on
+        problems = self.scorer.problems(queries) if self.may_refuse else None
         shared = shared_rows(idx, scores, lengths)
         if shared is not None:  # lines with the same answer: each answer is made once
             first, which = shared
@@ -243,9 +248,14 @@ class Answerer:
             n = int(lengths[r])
             items[r], scores[r] = items[r][:n], scores[r][:n]
         answers = list(zip(items, scores, strict=True))
-        if shared is None:
-            return answers
-        return [answers[k] for k in which.tolist()]  # the same Answer object, shared
+        if shared is not None:
+            answers = [answers[k] for k in which.tolist()]  # the same Answer object, shared
+        if problems is not None and any(m is not None for m in problems):
+            return [
+                a if m is None else BadLine(r.obj, m)
+                for a, m, r in zip(answers, problems, requests, strict=True)
+            ]
+        return answers
 
     def _rank(self, requests: list[Request], bindings: list | None) -> list[Answer]:
         """Known items by the model, then unknown ones in input order; with a filter,
