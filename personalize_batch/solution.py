@@ -149,7 +149,7 @@ class Solution:
 
     def describe(self) -> dict[str, Any]:
         """What `pbatch describe` prints: the metadata, then item fields and filter data."""
-        from .filters.catalogue import describe_items  # noqa: PLC0415
+        from .recipes.catalogue import describe_items  # noqa: PLC0415
 
         return {
             "solution": self.path,

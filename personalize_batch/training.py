@@ -10,7 +10,7 @@ import numpy as np
 from . import solution as solution_mod
 from .data import Interactions, Items, read_items
 from .evaluation import evaluate_data, prepare
-from .filters.catalogue import DEFAULT_HISTORY, event_arrays
+from .recipes.catalogue import DEFAULT_HISTORY, event_arrays
 from .tuning import choose, given_names, read_hpo_config
 from .tuning.search import Trial
 

@@ -96,3 +96,18 @@ def test_few_modules_at_the_package_root():
 def test_no_module_past_600_lines(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines; split it by concern"
+
+
+def _folder(name: str) -> str:
+    """The package folder (or root module) a module belongs to: the unit a reader sees."""
+    return ".".join(name.split(".")[:2])
+
+
+def test_no_import_cycle_between_folders():
+    """Folders are layers: one folder's modules never import another's that import back
+    (recipes/ below filters/, filters/ below solution.py, and so on)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        edges = graph.setdefault(_folder(name), set())
+        edges.update(_folder(t) for t in _imports(name, path) if _folder(t) != _folder(name))
+    assert _cycles(graph) == []

@@ -402,7 +402,7 @@ def test_attribute_validation_asks_item_id_expressions():
 
 
 def test_expression_fields_and_matching():
-    from personalize_batch.filters.catalogue import Catalogue
+    from personalize_batch.recipes.catalogue import Catalogue
 
     cat = Catalogue(np.array(["a", "b", "c"]), {"G": np.array(["x|y", "y", ""])})
     tree = parse('ITEMS.g = "y" AND (ITEMS.g = "x" OR ITEMS.item_id = "b")')

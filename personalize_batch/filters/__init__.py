@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalogue import DEFAULT_HISTORY, Catalogue, describe_items, event_arrays
+from ..recipes.catalogue import DEFAULT_HISTORY, Catalogue, describe_items, event_arrays
 from .evaluate import ChunkMask, CompiledFilter
 from .parse import Filter, FilterSyntaxError, parse_filter
 

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import recipes
+from ..recipes.catalogue import Catalogue
 from ..recipes.numeric import mask_rows
 from ..recipes.protocol import RELATED_ITEMS
-from .catalogue import Catalogue
 from .parse import Condition, Expression, Filter, FilterSyntaxError
 from .values import parse_number, parse_value_list
 

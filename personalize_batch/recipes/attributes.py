@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..filters.catalogue import Catalogue
+    from .catalogue import Catalogue
 
 Node = tuple  # ("=", FIELD, value) or ("AND" or "OR", (Node, ...))
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..filters.catalogue import Catalogue
 from . import item_affinity
 from .attributes import ExpressionError, matching_items, parse, unparse
+from .catalogue import Catalogue
 from .protocol import TEXT, USER_SEGMENTATION, USERS, Query, Recipe, Validation
 from .segments import Affinity, Rule, answer, indicator
 from .validation import SEGMENT_METRICS, user_segments

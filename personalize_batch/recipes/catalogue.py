@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..recipes.numeric import csr_rows, latest_distinct
+from .numeric import csr_rows, latest_distinct
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
