@@ -10,20 +10,36 @@ import time
 from . import storage
 from .errors import NotFound, UsageError
 
-ARN_PREFIX = "arn:pbatch:local:batch-inference-job/"
+# the two kinds of batch job, named as their ARNs name them
+INFERENCE, SEGMENT = "batch-inference-job", "batch-segment-job"
+KINDS = (INFERENCE, SEGMENT)
+ARN_PREFIX = f"arn:pbatch:local:{INFERENCE}/"
+SEGMENT_ARN_PREFIX = f"arn:pbatch:local:{SEGMENT}/"
 SOLUTION_ARN_PREFIX = "arn:pbatch:local:solution-version/"
 # ARN kinds that name a solution file (a campaign is a deployed solution version)
 SOLUTION_ARN_KINDS = ("solution-version", "solution", "campaign")
 
 
-def job_arn(name: str) -> str:
-    """A job's ARN."""
-    return ARN_PREFIX + name
+def job_arn(name: str, kind: str = INFERENCE) -> str:
+    """A job's ARN: `arn:pbatch:local:batch-inference-job/NAME` or
+    `arn:pbatch:local:batch-segment-job/NAME`."""
+    return f"arn:pbatch:local:{kind}/{name}"
 
 
 def job_name_from(name_or_arn: str) -> str:
-    """Accept a job name or its ARN."""
-    return name_or_arn[len(ARN_PREFIX) :] if name_or_arn.startswith(ARN_PREFIX) else name_or_arn
+    """Accept a job name or its ARN (of either kind)."""
+    for prefix in (ARN_PREFIX, SEGMENT_ARN_PREFIX):
+        if name_or_arn.startswith(prefix):
+            return name_or_arn[len(prefix) :]
+    return name_or_arn
+
+
+def job_kind_from(name_or_arn: str) -> str | None:
+    """The kind an ARN names (None for a plain name)."""
+    for kind in KINDS:
+        if name_or_arn.startswith(f"arn:pbatch:local:{kind}/"):
+            return kind
+    return None
 
 
 def new_job_name() -> str:

@@ -151,12 +151,14 @@ class Solution:
         """What `pbatch describe` prints: the metadata, then item fields and filter data."""
         from .recipes.catalogue import describe_items  # noqa: PLC0415
 
+        own = recipes.recipe(self.recipe).describe
         return {
             "solution": self.path,
             "sha256": self.sha256,
             "formatVersion": FORMAT_VERSION,
             "recipe": self.recipe,
             **{k: v for k, v in self.meta.items() if k != "recipe"},
+            **(own(self.arrays) if own is not None else {}),
             **describe_items(self.arrays, self.meta),
         }
 
@@ -302,6 +304,20 @@ def load(path: str, endpoint_url: str | None = None) -> Solution:
             hasher.join()
     sol.sha256 = hashed[0] if hashed else _file_sha256(path)  # a failure raised here
     return sol
+
+
+def read_recipe(path: str) -> str | None:
+    """The recipe a local solution file names, read from its metadata member alone: a
+    quick look before a job is recorded (`load` validates everything). None when the
+    file is not local or cannot be read so."""
+    if storage.is_s3(path) or not os.path.isfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as z, z.open("meta.npy") as f:
+            meta = orjson.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+        return recipes.canonical(meta["recipe"])
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError, PbatchError):
+        return None  # orjson's JSONDecodeError is a ValueError
 
 
 def _load_s3(url: str, endpoint_url: str | None) -> Solution:

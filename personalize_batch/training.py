@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from . import recipes
 from . import solution as solution_mod
 from .data import Interactions, Items, read_items
+from .errors import UsageError
 from .evaluation import evaluate_data, prepare
 from .recipes.catalogue import DEFAULT_HISTORY, event_arrays
 from .tuning import choose, given_names, read_hpo_config
@@ -80,6 +82,9 @@ def train(
     measures the recipe on a split of the same data (choosing its settings on the split's
     training part, as training does) and stores the metrics.
     """
+    needs = recipes.recipe(recipe).needs_items
+    if needs is not None and items is None:  # before any work
+        raise UsageError(f"{recipes.canonical(recipe)} needs --items ITEMS.csv: {needs}")
     recipe, hp, data = prepare(
         recipe, interactions, hp_pairs, event_type, event_value_threshold, endpoint_url, warn
     )

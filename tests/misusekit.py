@@ -177,9 +177,14 @@ CASES = [
       "cannot write new.npz: File too large", process=True),
     # ---------------------------------------------------------------- options
     C("option", "num-results 0", "run -s model.npz -i users.json -n 0", 2,
-      f"Invalid value for '--num-results' / '-n': must be 1-500 {SEE_RUN}"),
+      "Invalid value for '--num-results' / '-n': must be 1-500 (1-5,000,000 users per line "
+      f"for a segment solution) {SEE_RUN}"),
     C("option", "num-results 501", "run -s model.npz -i users.json -n 501", 2,
-      f"Invalid value for '--num-results' / '-n': must be 1-500 {SEE_RUN}"),
+      "--num-results must be 1-500 for a user-personalization solution, not 501 (only a "
+      "segment solution takes more: up to 5,000,000 users per line)"),
+    C("option", "num-results over 5,000,000", "run -s model.npz -i users.json -n 5000001", 2,
+      "Invalid value for '--num-results' / '-n': must be 1-500 (1-5,000,000 users per line "
+      f"for a segment solution) {SEE_RUN}"),
     C("option", "no --input", "run -s model.npz", 2, f"Missing option '--input' / '-i' {SEE_RUN}"),
     C("option", "a misspelt option", f"{RUN} --errors users.err", 2,
       "No such option '--errors'. (Did you mean one of: '--errors-to', '--skip-errors'?) "
@@ -224,7 +229,7 @@ CASES = [
       "--resume continues a job with the options it was started with; not with --num-results "
       + SEE_RUN),
     C("option", "resume an unknown job", "run --resume nightly", 1,
-      "no batch inference job named 'nightly'"),
+      "no job named 'nightly'"),
     C("option", "an endpoint that is not a URL",
       "run -s model.npz -i s3://bucket/in.json --endpoint-url not-a-url", 2,
       "Invalid value for '--endpoint-url': S3 endpoint 'not-a-url' is not a URL: give "
@@ -237,6 +242,10 @@ CASES = [
       "unknown recipe 'aws-user-personalization-v2', did you mean "
       "'aws-user-personalization'? (known: user-personalization, popularity-count, "
       "personalized-ranking, sims, trending-now, item-affinity, item-attribute-affinity)"),
+    C("option", "item-attribute-affinity without --items",
+      "train -r item-attribute-affinity -i interactions.csv -o m.npz", 2,
+      "item-attribute-affinity needs --items ITEMS.csv: its lines are expressions over the "
+      "item metadata (ITEMS.genres = ...)"),
     C("option", "an unknown hyperparameter", "train -r sims -i interactions.csv -o m.npz --hp x=1",
       2, "sims has no hyperparameter 'x' (known: popularity_discount_factor, "
       "min_cointeraction_count, min_user_history_length_percentile, "
@@ -254,9 +263,9 @@ CASES = [
     C("option", "prune without a unit", "jobs prune --older-than 30", 2,
       "--older-than takes a number and a unit (s, m, h, d, w), like 30d or 12h; not '30'"),
     C("option", "delete an unknown job", "jobs delete nightly", 1,
-      "no batch inference job named 'nightly'"),
+      "no job named 'nightly'"),
     C("option", "describe an unknown job", "jobs describe nightly", 1,
-      "no batch inference job named 'nightly'"),
+      "no job named 'nightly'"),
     C("option", "describe with nothing to describe", "describe", 2,
       "give a SOLUTION file or --recipe NAME (one of them) (see 'pbatch describe --help')"),
     C("option", "recommend without a user", "recommend -s model.npz", 2,

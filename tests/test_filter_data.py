@@ -124,5 +124,5 @@ def test_job_records_the_filter_and_exploration(with_items, tmp_path, pbatch_hom
             ),
             store,
         )
-    with pytest.raises(Exception, match="no batch inference job named 'syntax'"):
+    with pytest.raises(Exception, match="no job named 'syntax'"):
         store.get("syntax")

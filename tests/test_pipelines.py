@@ -130,7 +130,7 @@ def test_delete_refuses_a_running_job_and_goes_on_with_the_others(solutions, tmp
     assert result.stderr == (
         f"pbatch: error: job busy is PENDING (process {os.getpid()}); only a finished job "
         "can be deleted: stop it first, or wait for it\n"
-        "pbatch: error: no batch inference job named 'nope'\n"
+        "pbatch: error: no job named 'nope'\n"
         "pbatch: deleted job done (ACTIVE)\n"
     )
     assert [r["jobName"] for r in JobStore().records()] == ["busy"]

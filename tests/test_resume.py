@@ -213,7 +213,7 @@ def test_what_cannot_be_resumed(solutions, tmp_path):
     result = pbatch(["run", "--resume", "nope"], home)
     assert (result.returncode, result.stderr) == (
         1,
-        "pbatch: error: no batch inference job named 'nope'\n",
+        "pbatch: error: no job named 'nope'\n",
     )
     result = pbatch(["run", "--resume", "job", "-n", "3"], home)
     assert result.returncode == 2 and "not with --num-results" in result.stderr

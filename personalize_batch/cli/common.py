@@ -97,6 +97,16 @@ def _num_results(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+def _job_num_results(ctx: click.Context, param: click.Parameter, value: int | None) -> Any:
+    from ..recipes.protocol import MAX_SEGMENT_RESULTS  # noqa: PLC0415
+
+    if value is not None and not 1 <= value <= MAX_SEGMENT_RESULTS:
+        raise click.BadParameter(
+            f"must be 1-500 (1-{MAX_SEGMENT_RESULTS:,} users per line for a segment solution)"
+        )
+    return value
+
+
 def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     from ..storage import check_endpoint  # noqa: PLC0415
 
@@ -148,6 +158,18 @@ NUM_RESULTS = click.option(
     show_default=True,
     callback=_num_results,
     help="Items per list, 1-500.",
+)
+
+# a job's: its solution's recipe decides the range and the default (job.params)
+JOB_NUM_RESULTS = click.option(
+    "--num-results",
+    "-n",
+    type=int,
+    default=None,
+    callback=_job_num_results,
+    help="Items per line, 1-500 (default 25); for a segment solution (item-affinity, "
+    "item-attribute-affinity), users per line, 1-5,000,000 (default: the top 1 % of its "
+    "users, at least 25).",
 )
 
 

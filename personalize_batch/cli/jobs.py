@@ -1,4 +1,4 @@
-"""`pbatch jobs list|describe`."""
+"""`pbatch jobs list|describe|delete|prune`: the job store's records, of both kinds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from .common import ENDPOINT, QUIET, emit, main
 
 @main.group()
 def jobs() -> None:
-    """List, describe and delete batch inference jobs (records in $PBATCH_HOME/jobs.db)."""
+    """List, describe and delete batch jobs, inference and segment (records in
+    $PBATCH_HOME/jobs.db)."""
 
 
 @jobs.command("list")
@@ -28,33 +29,49 @@ def jobs() -> None:
     help="Jobs per page, newest first.",
 )
 @click.option("--next-token", default=None, help="The nextToken of the previous page.")
+@click.option(
+    "--kind",
+    type=click.Choice(["inference", "segment"]),
+    default=None,
+    help="Only batch inference jobs or only batch segment jobs (default: both).",
+)
 def jobs_list(
-    solution: str | None, status: str | None, max_results: int, next_token: str | None
+    solution: str | None,
+    status: str | None,
+    max_results: int,
+    next_token: str | None,
+    kind: str | None,
 ) -> None:
-    """List jobs, shaped like ListBatchInferenceJobs.
+    """List jobs newest first: a page of both kinds, batch inference jobs shaped like
+    ListBatchInferenceJobs' and batch segment jobs like ListBatchSegmentJobs', each
+    under its own key (one kind with --kind).
 
     \b
     Examples:
       pbatch jobs list --status "CREATE FAILED" --max-results 10
       pbatch jobs list --solution model.npz
+      pbatch jobs list --kind segment
     """
+    from ..arns import INFERENCE, SEGMENT  # noqa: PLC0415
     from ..job.store import JobStore  # noqa: PLC0415
 
-    emit(JobStore().list(solution, status, max_results, next_token))
+    chosen = {"inference": INFERENCE, "segment": SEGMENT}.get(kind or "")
+    emit(JobStore().list(solution, status, max_results, next_token, kind=chosen))
 
 
 @jobs.command("describe")
 @click.argument("name", metavar="NAME_OR_ARN")
 def jobs_describe(name: str) -> None:
-    """Describe one job, shaped like DescribeBatchInferenceJob.
+    """Describe one job, shaped like DescribeBatchInferenceJob (`batchInferenceJob`) or,
+    for a segment job, DescribeBatchSegmentJob (`batchSegmentJob`).
 
     \b
     Examples:
       pbatch jobs describe nightly
     """
-    from ..job.store import JobStore  # noqa: PLC0415
+    from ..job.store import JobStore, described  # noqa: PLC0415
 
-    emit({"batchInferenceJob": JobStore().get(name)})
+    emit(described(JobStore().get(name)))
 
 
 @jobs.command("delete")

@@ -12,7 +12,7 @@ from ..job.framing import DEFAULT_PARTITION_SIZE
 from .common import (
     ENDPOINT,
     ITEM_METADATA,
-    NUM_RESULTS,
+    JOB_NUM_RESULTS,
     QUIET,
     SOLUTION_HELP,
     exploration_options,
@@ -45,7 +45,7 @@ RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
     metavar="DIR",
     help="Output directory or s3:// prefix (default: beside the input), or - (stdout).",
 )
-@NUM_RESULTS
+@JOB_NUM_RESULTS
 @filter_options
 @exploration_options
 @ITEM_METADATA
@@ -130,7 +130,9 @@ RESUME_KEEPS = ("resume", "workers", "quiet", "endpoint_url")
 @ENDPOINT
 @QUIET
 def run(**options: Any) -> int:
-    """Run a batch inference job: INPUT lines in, NAME.out lines out, in order.
+    """Run a batch job: INPUT lines in, NAME.out lines out, in order. The solution's
+    recipe decides the kind: a batch inference job (items), or for item-affinity and
+    item-attribute-affinity a batch segment job (users).
 
     \b
     Examples:

@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import storage
-from ..arns import job_arn, solution_arn
+from ..arns import INFERENCE, SEGMENT, job_arn, solution_arn
 from ..errors import UsageError
 from ..filters.parse import parse_filter
-from ..recipes.protocol import MAX_RESULTS
+from ..recipes.protocol import (
+    MAX_RESULTS,
+    MAX_SEGMENT_RESULTS,
+    MIN_SEGMENT_RESULTS,
+    SEGMENT_SHARE,
+    USER_SEGMENTATION,
+)
 from . import store as jobs_mod
 from .exploration import Exploration
 from .framing import DEFAULT_PARTITION_SIZE
@@ -45,15 +51,22 @@ class AnswerOptions:
     include_seen: bool = False
 
 
+# answers (lines x numResults entries) a chunk of lines holds: a segment job's lines may
+# ask for millions of users each, and a chunk's answers are held until it is written
+CHUNK_ANSWERS = 1 << 21
+
+
 @dataclass
 class JobParams:
-    """Everything a job needs; mirrors CreateBatchInferenceJob plus pbatch's options."""
+    """Everything a job needs; mirrors CreateBatchInferenceJob / CreateBatchSegmentJob
+    plus pbatch's options. `kind` and `num_results` left None are decided by the
+    solution's recipe when it is loaded (`fit_to_recipe`)."""
 
     solution: str
     input: str
     output: str | None = None
     job_name: str | None = None
-    num_results: int = 25
+    num_results: int | None = None
     include_seen: bool = False
     compress: str | None = None
     compress_level: int = 1
@@ -77,17 +90,28 @@ class JobParams:
     filter_file: str | None = None  # the file filter_expression was read from: an input
     api: bool = False  # started through the SDK, aws-shaped commands or console: messages
     # name the request's members (jobOutput), not the CLI's options
+    kind: str | None = None  # INFERENCE or SEGMENT (arns); None: the solution's recipe decides
 
     def answer_options(self) -> AnswerOptions:
-        """What decides each line's answer."""
+        """What decides each line's answer (once fit_to_recipe has set num_results)."""
         return AnswerOptions(
             self.filter_expression,
             self.filter_source,
             self.exploration,
             tuple(self.item_metadata),
-            num_results=self.num_results,
+            num_results=self.results(),
             include_seen=self.include_seen,
         )
+
+    def results(self) -> int:
+        """numResults, decided (fit_to_recipe); before that, the inference default."""
+        return 25 if self.num_results is None else self.num_results
+
+    def lines_per_chunk(self) -> int:
+        """Lines read and answered at a time: chunk_lines, fewer when each line asks for
+        so many answers that a chunk would hold more than CHUNK_ANSWERS (a segment job's
+        answers are the same bytes whatever the chunking)."""
+        return max(1, min(self.chunk_lines, CHUNK_ANSWERS // self.results()))
 
     def output_url(self) -> str:
         """The output folder or prefix: as given, or beside the input."""
@@ -96,8 +120,11 @@ class JobParams:
 
 def check_params(p: JobParams) -> JobParams:
     """Usage errors, found before a job record exists."""
-    if not 1 <= p.num_results <= MAX_RESULTS:
-        raise UsageError(f"--num-results must be 1-{MAX_RESULTS}, not {p.num_results}")
+    if p.num_results is not None and not 1 <= p.num_results <= MAX_SEGMENT_RESULTS:
+        raise UsageError(
+            f"{'numResults' if p.api else '--num-results'} must be 1-{MAX_RESULTS} "
+            f"(1-{MAX_SEGMENT_RESULTS:,} users per line of a segment job), not {p.num_results}"
+        )
     if p.compress not in (None, "gzip"):
         raise UsageError(f"--compress takes gzip, not {p.compress!r}")
     if p.workers is not None and not 1 <= p.workers <= 256:
@@ -116,6 +143,62 @@ def check_params(p: JobParams) -> JobParams:
     p.item_metadata = check_field_count(tuple(p.item_metadata), "--item-metadata")
     _check_engine(p)
     return p
+
+
+def default_results(segment: bool, n_users: int) -> int:
+    """numResults when not given: 25 items (Personalize's default), or for a segment job
+    the top SEGMENT_SHARE of the solution's users, at least MIN_SEGMENT_RESULTS."""
+    if not segment:
+        return 25
+    return min(MAX_SEGMENT_RESULTS, max(MIN_SEGMENT_RESULTS, round(SEGMENT_SHARE * n_users)))
+
+
+def fit_to_recipe(p: JobParams, recipe: str, recipe_type: str, n_users: int) -> None:
+    """Decide the job's kind and numResults from its solution's recipe (check_recipe
+    first)."""
+    p.kind = check_recipe(p, recipe, recipe_type)
+    if p.num_results is None:
+        p.num_results = default_results(p.kind == SEGMENT, n_users)
+
+
+def check_recipe(p: JobParams, recipe: str, recipe_type: str) -> str:
+    """The kind of job a solution's recipe runs; refused, what it cannot do: a job of
+    the other kind, more than MAX_RESULTS items a line, item fields beside users."""
+    segment = recipe_type == USER_SEGMENTATION
+    kind = SEGMENT if segment else INFERENCE
+    if p.kind is not None and p.kind != kind:
+        raise UsageError(wrong_kind(p.kind, recipe))
+    if p.num_results is not None and not segment and p.num_results > MAX_RESULTS:
+        name = "numResults" if p.api else "--num-results"
+        raise UsageError(
+            f"{name} must be 1-{MAX_RESULTS} for {a(recipe)} solution, not {p.num_results} "
+            f"(only a segment solution takes more: up to {MAX_SEGMENT_RESULTS:,} users per line)"
+        )
+    if segment and p.item_metadata:
+        raise UsageError(
+            f"{'metadataColumns' if p.api else '--item-metadata'} adds item fields to "
+            f"recommended items; {a(recipe)} solution answers users"
+        )
+    return kind
+
+
+def a(word: str) -> str:
+    """`word` with its indefinite article."""
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def wrong_kind(kind: str, recipe: str) -> str:
+    """Why a job of `kind` cannot use a solution of `recipe`, and what to do instead."""
+    if kind == SEGMENT:
+        return (
+            "a batch segment job needs a USER_SEGMENTATION solution (item-affinity or "
+            f"item-attribute-affinity), not {a(recipe)} solution, which answers items: "
+            "create a batch inference job for it"
+        )
+    return (
+        f"a batch inference job needs a solution that answers items, not {a(recipe)} "
+        "solution, which answers users (USER_SEGMENTATION): create a batch segment job for it"
+    )
 
 
 def _check_engine(p: JobParams) -> None:
@@ -192,18 +275,39 @@ def exploration_from_config(config: dict[str, Any]) -> Exploration:
     )
 
 
+# the members of one kind's record that the other kind's has not
+KIND_KEYS = {
+    INFERENCE: ("batchInferenceJobArn", "batchInferenceJobConfig", "batchInferenceJobMode"),
+    SEGMENT: ("batchSegmentJobArn",),
+}
+
+
 def to_record(p: JobParams, name: str, solution: str, sha256: str | None) -> dict[str, Any]:
-    """A new job's record, shaped as Personalize's DescribeBatchInferenceJob: what
-    `from_record` reads back (the background worker runs the job from it)."""
-    return {
+    """A new job's record, shaped as Personalize's DescribeBatchInferenceJob or, for a
+    segment job, DescribeBatchSegmentJob: what `from_record` reads back (the background
+    worker runs the job from it). A job whose kind is not decided yet is recorded as an
+    inference job until its solution is loaded (see job.run)."""
+    common = {
         "jobName": name,
-        "batchInferenceJobArn": job_arn(name),
         "solutionVersionArn": solution_arn(solution, sha256),
         "solutionPath": storage.display_path(solution),
         "numResults": p.num_results,
         **({"filterExpression": p.filter_expression} if p.filter_expression else {}),
         "jobInput": {"s3DataSource": {"path": storage.display_path(p.input)}},
         "jobOutput": {"s3DataDestination": {"path": storage.display_path(p.output_url())}},
+    }
+    if p.kind == SEGMENT:
+        return {
+            "jobName": name,
+            "batchSegmentJobArn": job_arn(name, SEGMENT),
+            **common,
+            "includeSeen": p.include_seen,
+            **p.record_extra,
+        }
+    return {
+        "jobName": name,
+        "batchInferenceJobArn": job_arn(name),
+        **common,
         "batchInferenceJobConfig": {
             **p.config,
             "itemExplorationConfig": p.exploration.as_config(),
@@ -217,11 +321,12 @@ def to_record(p: JobParams, name: str, solution: str, sha256: str | None) -> dic
 
 def from_record(record: dict[str, Any]) -> JobParams:
     """The JobParams of a job recorded PENDING by the service (its Personalize-shaped
-    record is what CreateBatchInferenceJob was given)."""
+    record is what CreateBatchInferenceJob or CreateBatchSegmentJob was given)."""
     arn = record["solutionVersionArn"]
     _, sep, sha = arn.rpartition("@sha256:")
     config = record.get("batchInferenceJobConfig") or {}
     return JobParams(
+        kind=jobs_mod.kind_of(record),
         solution=record["solutionPath"],
         input=record["jobInput"]["s3DataSource"]["path"],
         output=record["jobOutput"]["s3DataDestination"]["path"],

@@ -1,4 +1,5 @@
-"""The batch inference job (A.3-A.10): record it, load and check its solution, run its
+"""The batch job (A.3-A.10, A.17): record it, load and check its solution (whose recipe
+decides the job's kind, inference or segment, and its default numResults), run its
 engine over its inputs, and record how it ended. `pbatch run`, the service's background
 worker, the SDK and the console all run jobs through `run_job` / `execute_job`.
 
@@ -14,16 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import storage
+from .. import recipes, storage
 from ..arns import (
     check_solution_hash,
     job_name_from,
     new_job_name,
     parse_solution_ref,
-    solution_arn,
 )
 from ..errors import Interrupted, JobFailed, PbatchError, UsageError
-from ..solution import Solution, load, tuning_summary
+from ..solution import Solution, load, read_recipe, tuning_summary
 from ..storage import paths
 from . import checkpoint, params, preflight, signals
 from . import store as jobs_mod
@@ -67,6 +67,9 @@ def run_job(
     check_params(p)
     if p.job_name is not None and store.exists(p.job_name):  # say what the job is
         raise jobs_mod.name_in_use(p.job_name, store.get(p.job_name), api=p.api)
+    recipe = read_recipe(parse_solution_ref(p.solution)[0])
+    if recipe is not None:  # a local solution: what its recipe cannot do, before the job
+        p.kind = params.check_recipe(p, recipe, recipes.recipe(recipe).recipe_type)
     check_paths(p)  # before the job exists: a refused job leaves its name free
     name = start_job(p, store)
     return execute_job(name, p, store, progress=progress, on_solution=on_solution, warn=warn)
@@ -305,6 +308,8 @@ def _started(job: _Job, solution: Solution | None) -> Solution:
     if solution is None:
         solution = load(path, p.endpoint_url)
     check_solution_hash(path, solution.sha256, sha or p.solution_sha256)
+    recipe_type = recipes.recipe(solution.recipe).recipe_type
+    params.fit_to_recipe(p, solution.recipe, recipe_type, len(solution.user_ids))
     metadata_columns(solution, p.item_metadata)  # a usage error before any output
     types = solution.arrays.get("events_types")
     said = preflight.unknown_event_types(
@@ -312,10 +317,13 @@ def _started(job: _Job, solution: Solution | None) -> Solution:
     )
     if said is not None:
         job.note(said)
+    # the record in its kind's shape, with the numResults the recipe decided
+    record = params.to_record(p, job.name, path, solution.sha256)
     job.store.update(
         job.name,
+        drop=tuple(k for keys in params.KIND_KEYS.values() for k in keys if k not in record),
+        **record,
         status=jobs_mod.IN_PROGRESS,
-        solutionVersionArn=solution_arn(path, solution.sha256),
         recipe=solution.recipe,
         solutionTuning=tuning_summary(solution.meta),
     )

@@ -1,4 +1,6 @@
-"""The job store: one SQLite database (WAL mode) of batch inference job records (A.9).
+"""The job store: one SQLite database (WAL mode) of batch job records (A.9), of both
+kinds: batch inference jobs and batch segment jobs (A.17), one namespace of names, each
+record shaped as its kind's Describe call and its kind kept in a column of its own.
 
 Concurrent `pbatch run` processes each write their own row in short transactions; a
 busy timeout makes them wait for each other instead of failing. A job whose process
@@ -21,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..arns import SOLUTION_ARN_PREFIX, job_name_from
+from ..arns import INFERENCE, SEGMENT, SOLUTION_ARN_PREFIX, job_kind_from, job_name_from
 from ..errors import (
     AlreadyExists,
     InvalidNextToken,
@@ -45,6 +47,21 @@ SUMMARY_KEYS = (
     "solutionVersionArn",
     "batchInferenceJobMode",
 )
+# ListBatchSegmentJobs' BatchSegmentJobSummary
+SEGMENT_SUMMARY_KEYS = (
+    "batchSegmentJobArn",
+    "jobName",
+    "status",
+    "creationDateTime",
+    "lastUpdatedDateTime",
+    "failureReason",
+    "solutionVersionArn",
+)
+# per kind: the ARN's key in a record, a listing's key, its summaries' keys, in words
+KIND_SHAPES = {
+    INFERENCE: ("batchInferenceJobArn", "batchInferenceJobs", SUMMARY_KEYS, "batch inference job"),
+    SEGMENT: ("batchSegmentJobArn", "batchSegmentJobs", SEGMENT_SUMMARY_KEYS, "batch segment job"),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -55,7 +72,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid INTEGER,
     pid_start TEXT,
     host TEXT,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'batch-inference-job'
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 """
@@ -70,6 +88,22 @@ def default_home() -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(data) / "pbatch"
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """A record's kind: a segment job's record has a batchSegmentJobArn."""
+    return SEGMENT if "batchSegmentJobArn" in record else INFERENCE
+
+
+def words(kind: str | None) -> str:
+    """A kind in words, for messages ("job" for any kind)."""
+    return "job" if kind is None else KIND_SHAPES[kind][3]
+
+
+def described(record: dict[str, Any]) -> dict[str, Any]:
+    """A record under its kind's Describe key: batchInferenceJob or batchSegmentJob."""
+    key = "batchSegmentJob" if kind_of(record) == SEGMENT else "batchInferenceJob"
+    return {key: record}
 
 
 def now_iso() -> str:
@@ -95,7 +129,7 @@ def name_in_use(
     CLI option."""
     status = f" ({record['status']})" if record else ""
     if api or record is None:
-        what = "a batch inference job" if api else "a job"
+        what = f"a {words(kind_of(record or {}))}" if api else "a job"
         tail = "" if api else "; choose another --job-name"
         return AlreadyExists(f"{what} named {name!r} already exists{status}{tail}")
     if record["status"] in (PENDING, IN_PROGRESS):
@@ -150,7 +184,7 @@ def _alive(pid: int, start: str | None) -> bool:
 
 
 class JobStore:
-    """Batch inference job records in $PBATCH_HOME/jobs.db."""
+    """Batch job records (inference and segment jobs) in $PBATCH_HOME/jobs.db."""
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
@@ -162,8 +196,28 @@ class JobStore:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_kind()
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the job store {self.path}: {exc}") from None
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+
+    def _add_kind(self) -> None:
+        """A store made before segment jobs has no kind column: every job in it is a
+        batch inference job. Added once, by whichever process opens it first."""
+        if "kind" in self._columns():
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if "kind" not in self._columns():
+                self.db.execute(
+                    f"ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '{INFERENCE}'"
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -197,7 +251,7 @@ class JobStore:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO jobs (name, solution, status, created, pid, pid_start, host,"
-                    " record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " record, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record["jobName"],
                         record["solutionVersionArn"],
@@ -207,6 +261,7 @@ class JobStore:
                         _process_start(pid),
                         socket.gethostname(),
                         orjson.dumps(record).decode(),
+                        kind_of(record),
                     ),
                 )
         except StorageError as exc:
@@ -238,23 +293,24 @@ class JobStore:
         return row is not None
 
     def update(self, name: str, *, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
-        """Merge fields into a job's record (status changes update the status column);
-        remove the keys in `drop`."""
+        """Merge fields into a job's record (status changes update the status column, a
+        record that becomes a segment job's its kind); remove the keys in `drop`."""
         with self._tx() as db:
             row = db.execute("SELECT record FROM jobs WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise NotFound(f"no batch inference job named {name!r}")
+                raise NotFound(f"no job named {name!r}")
             record = orjson.loads(row[0])
             record.update(fields)
             for key in drop:
                 record.pop(key, None)
             record["lastUpdatedDateTime"] = now_iso()
             db.execute(
-                "UPDATE jobs SET record = ?, status = ?, solution = ? WHERE name = ?",
+                "UPDATE jobs SET record = ?, status = ?, solution = ?, kind = ? WHERE name = ?",
                 (
                     orjson.dumps(record).decode(),
                     record["status"],
                     record["solutionVersionArn"],
+                    kind_of(record),
                     name,
                 ),
             )
@@ -300,7 +356,7 @@ class JobStore:
         """The pid of the process that owns a job (None once unknown)."""
         row = self.db.execute("SELECT pid FROM jobs WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"no batch inference job named {name!r}")
+            raise NotFound(f"no job named {name!r}")
         return row[0]
 
     def _reap(
@@ -321,28 +377,35 @@ class JobStore:
             return self.update(name, status=FAILED, failureReason="process exited")
         return record
 
-    def get(self, name_or_arn: str) -> dict[str, Any]:
-        """One job's record (DescribeBatchInferenceJob's batchInferenceJob)."""
+    def get(self, name_or_arn: str, kind: str | None = None) -> dict[str, Any]:
+        """One job's record (DescribeBatchInferenceJob's batchInferenceJob, or
+        DescribeBatchSegmentJob's batchSegmentJob). With `kind` (or an ARN, which names
+        one), a job of the other kind is not found, as in Personalize."""
         name = job_name_from(name_or_arn)
+        kind = kind or job_kind_from(name_or_arn)
         try:
             row = self.db.execute(
-                "SELECT status, pid, pid_start, host, record FROM jobs WHERE name = ?", (name,)
+                "SELECT status, pid, pid_start, host, record, kind FROM jobs WHERE name = ?",
+                (name,),
             ).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None
-        if row is None:
-            raise NotFound(f"no batch inference job named {name!r}")
-        status, pid, start, host, record = row
+        if row is None or (kind is not None and row[5] != kind):
+            raise NotFound(f"no {words(kind)} named {name!r}")
+        status, pid, start, host, record, _ = row
         return self._reap(name, status, pid, start, host, orjson.loads(record))
 
-    def records(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    def records(
+        self, limit: int | None = None, offset: int = 0, kind: str | None = None
+    ) -> list[dict[str, Any]]:
         """Full job records, newest first (dead processes reported CREATE FAILED); `limit`
-        of them after the first `offset`."""
+        of them after the first `offset`; only those of `kind` when given."""
+        where = "" if kind is None else "WHERE kind = ?"
         try:
             rows = self.db.execute(
-                "SELECT name, status, pid, pid_start, host, record FROM jobs"
+                f"SELECT name, status, pid, pid_start, host, record FROM jobs {where}"
                 " ORDER BY created DESC, name DESC LIMIT ? OFFSET ?",
-                (-1 if limit is None else limit, offset),
+                (*(() if kind is None else (kind,)), -1 if limit is None else limit, offset),
             ).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None
@@ -354,24 +417,31 @@ class JobStore:
         status: str | None = None,
         max_results: int = 100,
         next_token: str | None = None,
+        kind: str | None = INFERENCE,
     ) -> dict[str, Any]:
-        """Newest first, shaped like ListBatchInferenceJobs (with nextToken paging)."""
+        """Newest first, shaped like ListBatchInferenceJobs or ListBatchSegmentJobs (with
+        nextToken paging); with `kind` None, a page of both kinds, each kind's jobs under
+        its own key in its own summary shape."""
         if next_token and not (next_token.isascii() and next_token.isdigit()):
             raise InvalidNextToken(f"invalid nextToken {next_token[:40]!r}")
         offset = int(next_token) if next_token else 0
-        records = self.records()
+        records = self.records(kind=kind)
         if solution is not None:
             records = [r for r in records if _matches_solution(r, solution)]
         if status is not None:
             records = [r for r in records if r["status"] == status]
         page = records[offset : offset + max_results]
         more = offset + max_results < len(records)
-        return {
-            "batchInferenceJobs": [
-                {k: r.get(k) for k in SUMMARY_KEYS if r.get(k) is not None} for r in page
-            ],
-            "nextToken": str(offset + max_results) if more else None,
-        }
+        out: dict[str, Any] = {}
+        for shown in KIND_SHAPES if kind is None else (kind,):
+            _, key, keys, _ = KIND_SHAPES[shown]
+            out[key] = [
+                {k: r.get(k) for k in keys if r.get(k) is not None}
+                for r in page
+                if kind_of(r) == shown
+            ]
+        out["nextToken"] = str(offset + max_results) if more else None
+        return out
 
 
 def _matches_solution(record: dict[str, Any], solution: str) -> bool:

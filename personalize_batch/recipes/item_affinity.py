@@ -148,6 +148,11 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
     }
 
 
+def describe_rule(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The segment rule a solution keeps, as `pbatch describe` shows it."""
+    return {"segmentRule": _rule_dict(Rule.from_arrays(arrays))}
+
+
 def fit(
     data: Interactions, hp: dict, *, seed: int = 0, cache: dict | None = None
 ) -> dict[str, np.ndarray]:
@@ -225,4 +230,5 @@ RECIPE = Recipe(
     scorer=Scorer,
     validation=Validation(user_segments, SEGMENT_METRICS),
     search=Search(segment_space, budget=SEARCH_BUDGET),
+    describe=describe_rule,
 )

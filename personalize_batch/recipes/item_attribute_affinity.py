@@ -105,5 +105,7 @@ RECIPE = Recipe(
     fit=item_affinity.fit,
     scorer=Scorer,
     validation=Validation(by_item_id, SEGMENT_METRICS),
+    needs_items="its lines are expressions over the item metadata (ITEMS.genres = ...)",
+    describe=item_affinity.describe_rule,
     search=item_affinity.RECIPE.search,
 )

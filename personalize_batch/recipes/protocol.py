@@ -37,6 +37,12 @@ USER_PERSONALIZATION, PERSONALIZED_RANKING = "USER_PERSONALIZATION", "PERSONALIZ
 RELATED_ITEMS = "RELATED_ITEMS"
 USER_SEGMENTATION = "USER_SEGMENTATION"  # users for an item (a batch segment job)
 MAX_RESULTS = 500  # numResults' largest value (A.4): the longest answer asked of a scorer
+# a segment job's numResults: at most Personalize's 5 million users per line; by default
+# the top SEGMENT_SHARE of the solution's users (the share its rule was chosen for), at
+# least MIN_SEGMENT_RESULTS
+MAX_SEGMENT_RESULTS = 5_000_000
+SEGMENT_SHARE = 0.01
+MIN_SEGMENT_RESULTS = 25
 
 
 @dataclass(frozen=True)
@@ -298,3 +304,7 @@ class Recipe:
     # recent popularity was brought up to date)
     fresh_events: bool = False
     fold_in: Callable[..., tuple[dict[str, np.ndarray], bool]] | None = None
+    # what it answers needs the items CSV (`train --items`), and why
+    needs_items: str | None = None
+    # what `pbatch describe` shows of its own arrays (a solution's arrays -> JSON)
+    describe: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None

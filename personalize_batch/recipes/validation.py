@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .numeric import chunk_rows
+from .protocol import SEGMENT_SHARE  # the top 1 % of users
 
 if TYPE_CHECKING:
     from ..data.splits import Split
@@ -205,7 +206,6 @@ def _latest_items(split: Split, seed: int) -> np.ndarray:
 
 SEGMENT_METRICS = ("recall_at_1_percent", "hit_at_1_percent")
 SEGMENT_ITEMS = 500  # held-out items asked (a seeded sample)
-SEGMENT_SHARE = 0.01  # the top 1 % of users
 
 
 def segment_task(split: Split, seed: int) -> tuple[np.ndarray, list[np.ndarray], int]:

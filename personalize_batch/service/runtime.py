@@ -20,7 +20,7 @@ from ..errors import NotFound, UsageError
 from ..job.lines import BadLine, parse_line
 from ..job.params import AnswerOptions
 from ..job.scoring import Answerer, metadata_columns
-from ..recipes.protocol import MAX_RESULTS
+from ..recipes.protocol import MAX_RESULTS, USER_SEGMENTATION
 from ..solution import Solution, load
 
 MAX_RESULTS_WITH_METADATA = 50  # GetRecommendations' numResults and inputList (B.7)
@@ -135,9 +135,16 @@ def get_recommendations(
 ) -> dict[str, Any]:
     """GetRecommendations: `{"itemList": [{"itemId", "score"}], "recommendationId"}`."""
     sol = _solution(solution, cache)
-    if recipes.recipe(sol.recipe).query.ranks:
+    declared = recipes.recipe(sol.recipe)
+    if declared.query.ranks:
         raise UsageError(
             f"a {sol.recipe} solution re-ranks a list: use GetPersonalizedRanking (`pbatch rank`)"
+        )
+    if declared.recipe_type == USER_SEGMENTATION:  # Personalize has no real-time segments
+        raise UsageError(
+            f"{sol.recipe} solutions answer users for items, in batch segment jobs only "
+            "(Personalize has no real-time segments): run one with `pbatch run` or "
+            "`pbatch create-batch-segment-job`"
         )
     request: dict[str, Any] = {
         k: v for k, v in (("userId", user_id), ("itemId", item_id)) if v is not None

@@ -357,7 +357,7 @@ def _plan(
                     sha256=solution.sha256,
                     options=p.answer_options(),
                     endpoint_url=p.endpoint_url,
-                    chunk_lines=p.chunk_lines,
+                    chunk_lines=p.lines_per_chunk(),
                     events=storage.display_path(p.events) if p.events else None,
                     events_sha256=solution.meta.get("foldIn", {}).get("eventsSha256"),
                 )

@@ -15,7 +15,7 @@ from ...solution import Solution
 from .. import checkpoint, signals
 from ..answering import LineOptions, answer_stream_guarded
 from ..counts import Counts
-from ..params import JobParams
+from ..params import CHUNK_ANSWERS, JobParams
 from ..resume import resumed_output
 from ..scoring import Answerer
 from ..workers import ChunkResult, WorkerPool, default_workers
@@ -87,7 +87,7 @@ def run(
                             stream=stream,
                             out=out,
                             answerer=answerer,
-                            chunk_lines=_task_lines(p.chunk_lines, pool, ref.url),
+                            chunk_lines=_task_lines(p, pool, ref.url),
                             pauses=True,
                             tick=tick,
                             pool=pool,
@@ -110,11 +110,13 @@ def _with(answerer: Answerer, task: Callable[..., ChunkResult], *args: Any) -> C
     return task(answerer, *args)
 
 
-def _task_lines(chunk_lines: int, pool: WorkerPool | None, url: str) -> int:
-    """Lines per task: larger ones for worker processes when the input is all there."""
-    if pool is not None and storage.is_complete(url):
-        return chunk_lines * TASK_CHUNKS
-    return chunk_lines
+def _task_lines(p: JobParams, pool: WorkerPool | None, url: str) -> int:
+    """Lines per task: larger ones for worker processes when the input is all there,
+    within the answers a chunk may hold (JobParams.lines_per_chunk)."""
+    lines = p.lines_per_chunk()
+    if pool is not None and storage.is_complete(url) and lines == p.chunk_lines:
+        return max(1, min(lines * TASK_CHUNKS, CHUNK_ANSWERS // p.results()))
+    return lines
 
 
 def _committed(
