@@ -183,8 +183,8 @@ def check_recipe(p: JobParams, recipe: str, recipe_type: str) -> str:
 
 
 def a(word: str) -> str:
-    """`word` with its indefinite article."""
-    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+    """`word` with its indefinite article (recipe names: user- is "a")."""
+    return f"{'an' if word[0] in 'aeio' else 'a'} {word}"
 
 
 def wrong_kind(kind: str, recipe: str) -> str:
