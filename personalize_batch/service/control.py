@@ -1,5 +1,6 @@
-"""Batch inference jobs as Personalize's control plane has them (B.1): create (returns at
-once, the job runs in a detached background process), describe, list, wait.
+"""Batch jobs as Personalize's control plane has them (B.1): batch inference jobs and
+batch segment jobs (A.17), each created (returns at once, the job runs in a detached
+background process), described and listed; inference jobs waited for.
 
 This is the one implementation behind the three faces: the SDK client (`sdk.py` beside it), the
 aws-CLI-shaped commands (`cli/aws.py`) and the web console (`console/`). The keyword
@@ -17,14 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import storage
-from ..arns import check_solution_hash, job_arn, parse_solution_ref
+from .. import recipes, storage
+from ..arns import INFERENCE, SEGMENT, check_solution_hash, job_arn, parse_solution_ref
 from ..errors import NotFound, SolutionError, StorageError, UsageError, WaiterFailed
 from ..job import preflight
 from ..job import store as jobs_mod
-from ..job.params import JobParams, exploration_from_config
+from ..job.params import JobParams, check_params, exploration_from_config, fit_to_recipe
 from ..job.run import check_paths, start_job
-from ..recipes.protocol import MAX_RESULTS
 from ..solution import load
 
 INPUT_KEYS = ("s3DataSource", "S3DataSource")
@@ -154,6 +154,76 @@ def create_batch_inference_job(
 ) -> dict[str, str]:
     """CreateBatchInferenceJob: check everything, record the job PENDING, start it in a
     detached process and return `{"batchInferenceJobArn": ...}` at once."""
+    if batchInferenceJobMode not in (None, "BATCH_INFERENCE"):
+        raise UsageError(f"batchInferenceJobMode {batchInferenceJobMode!r} is not supported")
+    if themeGenerationConfig is not None:
+        raise UsageError("themeGenerationConfig is not supported (no theme generation)")
+    name = _create(
+        store,
+        INFERENCE,
+        jobName=jobName,
+        solutionVersionArn=solutionVersionArn,
+        jobInput=jobInput,
+        jobOutput=jobOutput,
+        numResults=numResults,
+        filterArn=filterArn,
+        config=_config(batchInferenceJobConfig),
+        roleArn=roleArn,
+        tags=tags,
+        spawn=spawn,
+    )
+    return {"batchInferenceJobArn": job_arn(name)}
+
+
+def create_batch_segment_job(
+    store: jobs_mod.JobStore,
+    *,
+    jobName: str,
+    solutionVersionArn: str,
+    jobInput: Any,
+    jobOutput: Any,
+    numResults: int | None = None,
+    filterArn: str | None = None,
+    roleArn: str | None = None,
+    tags: list[dict[str, str]] | None = None,
+    spawn: bool = True,
+) -> dict[str, str]:
+    """CreateBatchSegmentJob: as create_batch_inference_job, for a USER_SEGMENTATION
+    solution (item-affinity, item-attribute-affinity); returns
+    `{"batchSegmentJobArn": ...}` at once."""
+    name = _create(
+        store,
+        SEGMENT,
+        jobName=jobName,
+        solutionVersionArn=solutionVersionArn,
+        jobInput=jobInput,
+        jobOutput=jobOutput,
+        numResults=numResults,
+        filterArn=filterArn,
+        config={},
+        roleArn=roleArn,
+        tags=tags,
+        spawn=spawn,
+    )
+    return {"batchSegmentJobArn": job_arn(name, SEGMENT)}
+
+
+def _create(
+    store: jobs_mod.JobStore,
+    kind: str,
+    *,
+    jobName: str,
+    solutionVersionArn: str,
+    jobInput: Any,
+    jobOutput: Any,
+    numResults: int | None,
+    filterArn: str | None,
+    config: dict[str, Any],
+    roleArn: str | None,
+    tags: list[dict[str, str]] | None,
+    spawn: bool,
+) -> str:
+    """Check a request of either kind, record its job PENDING and start it; its name."""
     name = jobs_mod.check_name(_text(jobName, "jobName"))
     if store.exists(name):  # early, before the slower checks; store.create checks again
         raise jobs_mod.name_in_use(name, store.get(name), api=True)
@@ -162,23 +232,16 @@ def create_batch_inference_job(
     for path, what in ((input_path, "jobInput"), (output_path, "jobOutput")):
         if path == "-":
             raise UsageError(f"{what}: a background job has no stdin/stdout; use `pbatch run`")
-    if numResults is None:
-        numResults = 25
-    if isinstance(numResults, bool) or not isinstance(numResults, int):
+    if numResults is not None and (isinstance(numResults, bool) or not isinstance(numResults, int)):
         raise UsageError(f"numResults must be an integer, not {numResults!r}")
-    if not 1 <= numResults <= MAX_RESULTS:
-        raise UsageError(f"numResults must be 1-{MAX_RESULTS}, not {numResults}")
     filter_text, filter_source = filter_from_arn(filterArn)
-    if batchInferenceJobMode not in (None, "BATCH_INFERENCE"):
-        raise UsageError(f"batchInferenceJobMode {batchInferenceJobMode!r} is not supported")
-    if themeGenerationConfig is not None:
-        raise UsageError("themeGenerationConfig is not supported (no theme generation)")
+    if kind == SEGMENT and filterArn is not None:
+        raise UsageError("filterArn: filters do not apply to batch segment jobs in pbatch yet")
     extra: dict[str, Any] = {}
     if roleArn is not None:
         extra["roleArn"] = _text(roleArn, "roleArn")  # recorded; pbatch assumes no role
     if tags is not None:
         extra["tags"] = _tags(tags)
-    config = _config(batchInferenceJobConfig)
     path, sha = parse_solution_ref(_text(solutionVersionArn, "solutionVersionArn"))
     if not os.path.exists(path):
         raise NotFound(f"solution version not found: {path}")
@@ -187,15 +250,6 @@ def create_batch_inference_job(
     except SolutionError as exc:
         raise UsageError(str(exc)) from None
     check_solution_hash(path, solution.sha256, sha)
-    if filter_text is not None:  # a field the solution lacks: refused now, not by the job
-        from ..filters import compile_filter  # noqa: PLC0415
-
-        compile_filter(filter_text, solution, filter_source)
-    try:
-        refs = storage.list_inputs(input_path)
-        preflight.check(refs, solution.recipe)
-    except StorageError as exc:
-        raise UsageError(f"jobInput: {exc}") from None
     params = JobParams(
         solution=path,
         input=input_path,
@@ -210,12 +264,25 @@ def create_batch_inference_job(
         record_extra=extra,
         filter_file=filter_path(filterArn) if filterArn is not None else None,
         api=True,
+        kind=kind,
     )
+    check_params(params)  # numResults' range, before the solution's recipe narrows it
+    recipe_type = recipes.recipe(solution.recipe).recipe_type
+    fit_to_recipe(params, solution.recipe, recipe_type, len(solution.user_ids))
+    if filter_text is not None:  # a field the solution lacks: refused now, not by the job
+        from ..filters import compile_filter  # noqa: PLC0415
+
+        compile_filter(filter_text, solution, filter_source)
+    try:
+        refs = storage.list_inputs(input_path)
+        preflight.check(refs, solution.recipe)
+    except StorageError as exc:
+        raise UsageError(f"jobInput: {exc}") from None
     check_paths(params, refs)
     start_job(params, store)
     if spawn:
         spawn_worker(name, store)
-    return {"batchInferenceJobArn": job_arn(name)}
+    return name
 
 
 def spawn_worker(name: str, store: jobs_mod.JobStore) -> int:
@@ -249,7 +316,8 @@ def describe_batch_inference_job(
     store: jobs_mod.JobStore, *, batchInferenceJobArn: str
 ) -> dict[str, Any]:
     """DescribeBatchInferenceJob: `{"batchInferenceJob": record}` (by ARN or name)."""
-    return {"batchInferenceJob": store.get(_text(batchInferenceJobArn, "batchInferenceJobArn"))}
+    arn = _text(batchInferenceJobArn, "batchInferenceJobArn")
+    return {"batchInferenceJob": store.get(arn, INFERENCE)}
 
 
 def list_batch_inference_jobs(
@@ -260,15 +328,44 @@ def list_batch_inference_jobs(
     nextToken: str | None = None,
 ) -> dict[str, Any]:
     """ListBatchInferenceJobs: newest first, pages of maxResults (1-100, default 100)."""
-    if maxResults is None:
-        maxResults = 100
-    if isinstance(maxResults, bool) or not isinstance(maxResults, int):
-        raise UsageError(f"maxResults must be an integer, not {maxResults!r}")
-    if not 1 <= maxResults <= 100:
-        raise UsageError(f"maxResults must be 1-100, not {maxResults}")
-    if solutionVersionArn is not None:
-        _text(solutionVersionArn, "solutionVersionArn")
-    return store.list(solutionVersionArn, None, maxResults, nextToken)
+    return _list(store, INFERENCE, solutionVersionArn, maxResults, nextToken)
+
+
+def describe_batch_segment_job(
+    store: jobs_mod.JobStore, *, batchSegmentJobArn: str
+) -> dict[str, Any]:
+    """DescribeBatchSegmentJob: `{"batchSegmentJob": record}` (by ARN or name)."""
+    arn = _text(batchSegmentJobArn, "batchSegmentJobArn")
+    return {"batchSegmentJob": store.get(arn, SEGMENT)}
+
+
+def list_batch_segment_jobs(
+    store: jobs_mod.JobStore,
+    *,
+    solutionVersionArn: str | None = None,
+    maxResults: int | None = None,
+    nextToken: str | None = None,
+) -> dict[str, Any]:
+    """ListBatchSegmentJobs: newest first, pages of maxResults (1-100, default 100)."""
+    return _list(store, SEGMENT, solutionVersionArn, maxResults, nextToken)
+
+
+def _list(
+    store: jobs_mod.JobStore,
+    kind: str,
+    solution: str | None,
+    max_results: int | None,
+    next_token: str | None,
+) -> dict[str, Any]:
+    if max_results is None:
+        max_results = 100
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise UsageError(f"maxResults must be an integer, not {max_results!r}")
+    if not 1 <= max_results <= 100:
+        raise UsageError(f"maxResults must be 1-100, not {max_results}")
+    if solution is not None:
+        _text(solution, "solutionVersionArn")
+    return store.list(solution, None, max_results, next_token, kind=kind)
 
 
 def wait_batch_inference_job_active(
@@ -283,7 +380,7 @@ def wait_batch_inference_job_active(
     an unknown job, or max_attempts polls without reaching ACTIVE (as aws-cli waiters)."""
     for attempt in range(max_attempts):
         try:
-            record = store.get(batchInferenceJobArn)
+            record = store.get(batchInferenceJobArn, INFERENCE)
         except NotFound as exc:
             raise WaiterFailed(f"Waiter {WAITER} failed: {exc}") from None
         if record["status"] == jobs_mod.ACTIVE:

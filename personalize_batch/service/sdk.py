@@ -16,17 +16,21 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError
 
 from ..errors import AlreadyExists, InvalidNextToken, NotFound, PbatchError, UsageError
 from ..job import store as jobs_mod
 from ..job.params import AnswerOptions, check_field_count
 from . import control as service
 from . import runtime
+from .paging import PageIterator, Paginator
+from .requests import check_request
+
+__all__ = ["PageIterator", "Paginator", "check_request", "client"]
 
 # the members of boto3's BatchInferenceJob / BatchInferenceJobSummary shapes
 JOB_KEYS = (
@@ -47,96 +51,28 @@ JOB_KEYS = (
     "lastUpdatedDateTime",
 )
 SUMMARY_KEYS = jobs_mod.SUMMARY_KEYS
-DATE_KEYS = ("creationDateTime", "lastUpdatedDateTime")
-
-# The members of each request as boto3 checks them before sending it (botocore's
-# ParamValidator): name -> (type, required, least length or value). Nested members are
-# pbatch's to check, as it also takes the older shapes of Personalize's docs.
-S, N, D, L = "string", "integer", "structure", "list"
-REQUESTS: dict[str, dict[str, tuple[str, bool, int | None]]] = {
-    "CreateBatchInferenceJob": {
-        "jobName": (S, True, 1),
-        "solutionVersionArn": (S, True, None),
-        "filterArn": (S, False, None),
-        "numResults": (N, False, None),
-        "jobInput": (D, True, None),
-        "jobOutput": (D, True, None),
-        "roleArn": (S, True, None),
-        "batchInferenceJobConfig": (D, False, None),
-        "tags": (L, False, 0),
-        "batchInferenceJobMode": (S, False, None),
-        "themeGenerationConfig": (D, False, None),
-    },
-    "DescribeBatchInferenceJob": {"batchInferenceJobArn": (S, True, None)},
-    "ListBatchInferenceJobs": {
-        "solutionVersionArn": (S, False, None),
-        "nextToken": (S, False, None),
-        "maxResults": (N, False, 1),
-    },
-    "GetRecommendations": {
-        "campaignArn": (S, False, None),
-        "itemId": (S, False, None),
-        "userId": (S, False, None),
-        "numResults": (N, False, 0),
-        "context": ("map", False, None),
-        "filterArn": (S, False, None),
-        "filterValues": ("map", False, None),
-        "recommenderArn": (S, False, None),
-        "promotions": (L, False, None),
-        "metadataColumns": ("map", False, None),
-    },
-    "GetPersonalizedRanking": {
-        "campaignArn": (S, True, None),
-        "inputList": (L, True, None),
-        "userId": (S, True, None),
-        "context": ("map", False, None),
-        "filterArn": (S, False, None),
-        "filterValues": ("map", False, None),
-        "metadataColumns": ("map", False, None),
-    },
+# the members of boto3's BatchSegmentJob / BatchSegmentJobSummary shapes
+SEGMENT_JOB_KEYS = (
+    "jobName",
+    "batchSegmentJobArn",
+    "filterArn",
+    "failureReason",
+    "solutionVersionArn",
+    "numResults",
+    "jobInput",
+    "jobOutput",
+    "roleArn",
+    "status",
+    "creationDateTime",
+    "lastUpdatedDateTime",
+)
+SEGMENT_SUMMARY_KEYS = jobs_mod.SEGMENT_SUMMARY_KEYS
+# the list methods that page, with the key of their jobs
+PAGED = {
+    "list_batch_inference_jobs": "batchInferenceJobs",
+    "list_batch_segment_jobs": "batchSegmentJobs",
 }
-PYTHON_TYPES = {S: (str,), N: (int,), D: (dict,), L: (list, tuple), "map": (dict,)}
-# pbatch's own keyword: a solution file instead of a campaign's ARN (runtime methods)
-EXTRAS = {"GetRecommendations": ("solution",), "GetPersonalizedRanking": ("solution",)}
-
-
-def check_request(operation: str, params: dict[str, Any]) -> None:
-    """Raise botocore's ParamValidationError, with its report, for a request boto3
-    would refuse before sending it: a required member missing, an unknown one, a value
-    of the wrong type or under its least length or value."""
-    members = REQUESTS[operation]
-    extras = EXTRAS.get(operation, ())
-    report = []
-    for name, (_, required, _) in members.items():
-        # pbatch's `solution=` stands for campaignArn
-        if required and name not in params and not (name == "campaignArn" and "solution" in params):
-            report.append(f'Missing required parameter in input: "{name}"')
-    for name in params:
-        if name not in members and name not in extras:
-            report.append(
-                f'Unknown parameter in input: "{name}", must be one of: {", ".join(members)}'
-            )
-    for name, value in params.items():
-        if name not in members:
-            continue
-        kind, _, least = members[name]
-        types = PYTHON_TYPES[kind]
-        if not isinstance(value, types):
-            report.append(
-                f"Invalid type for parameter {name}, value: {value}, type: {type(value)}, "
-                f"valid types: {', '.join(str(t) for t in types)}"
-            )
-        elif least is not None and kind == N and value < least:
-            report.append(
-                f"Invalid value for parameter {name}, value: {value}, valid min value: {least}"
-            )
-        elif least is not None and kind in (S, L) and len(value) < least:
-            report.append(
-                f"Invalid length for parameter {name}, value: {len(value)}, valid min "
-                f"length: {least}"
-            )
-    if report:
-        raise ParamValidationError(report="\n".join(report))
+DATE_KEYS = ("creationDateTime", "lastUpdatedDateTime")
 
 
 class PersonalizeError(ClientError):
@@ -251,7 +187,7 @@ class _BaseClient:
 
 
 class PersonalizeClient(_BaseClient):
-    """`client("personalize")`: batch inference jobs."""
+    """`client("personalize")`: batch inference jobs and batch segment jobs."""
 
     def create_batch_inference_job(self, **kwargs: Any) -> dict[str, Any]:
         """CreateBatchInferenceJob: returns `{"batchInferenceJobArn"}` at once; the job runs
@@ -285,72 +221,51 @@ class PersonalizeClient(_BaseClient):
 
         return self._call("ListBatchInferenceJobs", call, kwargs)
 
+    def create_batch_segment_job(self, **kwargs: Any) -> dict[str, Any]:
+        """CreateBatchSegmentJob: returns `{"batchSegmentJobArn"}` at once; the job runs in
+        a detached background process, as an inference job does. The solution must be a
+        USER_SEGMENTATION one (item-affinity, item-attribute-affinity)."""
+        return self._call(
+            "CreateBatchSegmentJob",
+            lambda: service.create_batch_segment_job(self._store(), **kwargs),
+            kwargs,
+        )
+
+    def describe_batch_segment_job(self, **kwargs: Any) -> dict[str, Any]:
+        """DescribeBatchSegmentJob(batchSegmentJobArn=...)."""
+
+        def call() -> dict[str, Any]:
+            job = service.describe_batch_segment_job(self._store(), **kwargs)
+            return {"batchSegmentJob": _shape(job["batchSegmentJob"], SEGMENT_JOB_KEYS)}
+
+        return self._call("DescribeBatchSegmentJob", call, kwargs)
+
+    def list_batch_segment_jobs(self, **kwargs: Any) -> dict[str, Any]:
+        """ListBatchSegmentJobs(solutionVersionArn=, maxResults=, nextToken=), newest first."""
+
+        def call() -> dict[str, Any]:
+            page = service.list_batch_segment_jobs(self._store(), **kwargs)
+            out: dict[str, Any] = {
+                "batchSegmentJobs": [
+                    _shape(j, SEGMENT_SUMMARY_KEYS) for j in page["batchSegmentJobs"]
+                ]
+            }
+            if page["nextToken"] is not None:
+                out["nextToken"] = page["nextToken"]
+            return out
+
+        return self._call("ListBatchSegmentJobs", call, kwargs)
+
     def can_paginate(self, operation_name: str) -> bool:
-        """Only list_batch_inference_jobs pages here."""
-        return operation_name == "list_batch_inference_jobs"
+        """list_batch_inference_jobs and list_batch_segment_jobs page here."""
+        return operation_name in PAGED
 
     def get_paginator(self, operation_name: str) -> Paginator:
-        """`get_paginator("list_batch_inference_jobs")`, as boto3's."""
+        """`get_paginator("list_batch_inference_jobs")` or
+        `get_paginator("list_batch_segment_jobs")`, as boto3's."""
         if not self.can_paginate(operation_name):
             raise ValueError(f"pbatch has no paginator for {operation_name!r}")
-        return Paginator(self.list_batch_inference_jobs)
-
-
-class Paginator:
-    """boto3's paginator for ListBatchInferenceJobs: `paginate(**kwargs)` yields pages;
-    PaginationConfig takes PageSize, MaxItems and StartingToken."""
-
-    def __init__(self, method: Callable[..., dict[str, Any]]) -> None:
-        self._method = method
-
-    def paginate(self, **kwargs: Any) -> PageIterator:
-        config = kwargs.pop("PaginationConfig", None) or {}
-        return PageIterator(self._method, kwargs, config)
-
-
-class PageIterator:
-    """The pages of one paginate() call."""
-
-    def __init__(
-        self, method: Callable[..., dict[str, Any]], kwargs: dict[str, Any], config: dict
-    ) -> None:
-        self._method, self._kwargs = method, dict(kwargs)
-        if config.get("PageSize") is not None:
-            self._kwargs["maxResults"] = config["PageSize"]
-        if config.get("StartingToken") is not None:
-            self._kwargs["nextToken"] = config["StartingToken"]
-        self._max_items = config.get("MaxItems")
-        self.resume_token: str | None = None
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        kwargs, left = dict(self._kwargs), self._max_items
-        while True:
-            page = self._method(**kwargs)
-            if left is not None:
-                jobs = page["batchInferenceJobs"]
-                if len(jobs) >= left:
-                    more = len(jobs) > left or page.get("nextToken")
-                    token = int(kwargs.get("nextToken") or 0) + left  # an offset (job/store.py)
-                    page["batchInferenceJobs"] = jobs[:left]
-                    self.resume_token = str(token) if more else None
-                    page.pop("nextToken", None)
-                    yield page
-                    return
-                left -= len(page["batchInferenceJobs"])
-            yield page
-            if not page.get("nextToken"):
-                return
-            kwargs["nextToken"] = page["nextToken"]
-
-    def build_full_result(self) -> dict[str, Any]:
-        """All pages' jobs in one list (with NextToken when MaxItems cut it short)."""
-        jobs: list[dict[str, Any]] = []
-        for page in self:
-            jobs.extend(page["batchInferenceJobs"])
-        out: dict[str, Any] = {"batchInferenceJobs": jobs}
-        if self.resume_token is not None:
-            out["NextToken"] = self.resume_token
-        return out
+        return Paginator(getattr(self, operation_name), PAGED[operation_name])
 
 
 def _not_supported(**given: Any) -> None:
