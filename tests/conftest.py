@@ -96,3 +96,31 @@ def solutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         train(recipe, str(EXAMPLES / "interactions.csv"), str(path), tune=False)
         out[recipe] = path
     return out
+
+
+@pytest.fixture(scope="session")
+def segment_solutions(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """item-affinity and item-attribute-affinity on the bundled example data, with an
+    items CSV of genres; "items" holds the item ids."""
+    from personalize_batch.training import train
+
+    folder = tmp_path_factory.mktemp("segments")
+    items = folder / "items.csv"
+    ids = [
+        line.split(",")[1] for line in (EXAMPLES / "interactions.csv").read_text().splitlines()[1:]
+    ]
+    distinct = sorted(set(ids))
+    rows = [f"{i},{'Comedy|Action' if k % 3 == 0 else 'Drama'}" for k, i in enumerate(distinct)]
+    items.write_text("ITEM_ID,GENRES\n" + "\n".join(rows) + "\n")
+    out: dict = {}
+    for recipe in ("item-affinity", "item-attribute-affinity"):
+        out[recipe] = folder / f"{recipe}.npz"
+        train(
+            recipe,
+            str(EXAMPLES / "interactions.csv"),
+            str(out[recipe]),
+            items=str(items),
+            tune=False,
+        )
+    out["items"] = distinct
+    return out

@@ -481,6 +481,9 @@ OPERATIONS = {
     "create_batch_inference_job": ("personalize", "CreateBatchInferenceJob"),
     "describe_batch_inference_job": ("personalize", "DescribeBatchInferenceJob"),
     "list_batch_inference_jobs": ("personalize", "ListBatchInferenceJobs"),
+    "create_batch_segment_job": ("personalize", "CreateBatchSegmentJob"),
+    "describe_batch_segment_job": ("personalize", "DescribeBatchSegmentJob"),
+    "list_batch_segment_jobs": ("personalize", "ListBatchSegmentJobs"),
     "get_recommendations": ("personalize-runtime", "GetRecommendations"),
     "get_personalized_ranking": ("personalize-runtime", "GetPersonalizedRanking"),
 }
@@ -492,6 +495,7 @@ GOOD = {
     "roleArn": "arn:aws:iam::1:role/r",
     "numResults": 5,
     "batchInferenceJobArn": "arn:pbatch:local:batch-inference-job/j",
+    "batchSegmentJobArn": "arn:pbatch:local:batch-segment-job/j",
     "maxResults": 10,
     "campaignArn": "c.npz",
     "userId": "653",

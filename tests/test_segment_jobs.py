@@ -7,41 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from personalize_batch.cli import main
-from personalize_batch.training import train
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from personalize_batch.job.params import CHUNK_ANSWERS, JobParams, default_results
+from personalize_batch.job.run import run_job
+from personalize_batch.job.store import JobStore
 
 
 def pbatch(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args], prog_name="pbatch")
-
-
-@pytest.fixture(scope="module")
-def segment_solutions(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("segments")
-    items = folder / "items.csv"
-    ids = [
-        line.split(",")[1] for line in (EXAMPLES / "interactions.csv").read_text().splitlines()[1:]
-    ]
-    distinct = sorted(set(ids))
-    rows = [f"{i},{'Comedy|Action' if k % 3 == 0 else 'Drama'}" for k, i in enumerate(distinct)]
-    items.write_text("ITEM_ID,GENRES\n" + "\n".join(rows) + "\n")
-    out = {}
-    for recipe in ("item-affinity", "item-attribute-affinity"):
-        out[recipe] = folder / f"{recipe}.npz"
-        train(
-            recipe,
-            str(EXAMPLES / "interactions.csv"),
-            str(out[recipe]),
-            items=str(items),
-            tune=False,
-        )
-    out["items"] = distinct
-    return out
 
 
 def lines_of(path: Path) -> list[dict]:
@@ -153,3 +128,105 @@ def test_inputs_of_the_other_kind_are_refused_up_front(segment_solutions, soluti
     )
     assert result.exit_code == 2
     assert 'user-personalization needs "userId"' in result.stderr
+
+
+def test_num_results_of_a_segment_job_default_range_and_chunks(segment_solutions, tmp_path):
+    """Above 500 users a line for a segment solution (not for an inference one), the top
+    1 % of users (at least 25) by default, one line over 5,000,000 refused; a chunk holds
+    fewer lines when each asks for many users, and the bytes do not change."""
+    model = segment_solutions["item-affinity"]
+    data = [{"itemId": i} for i in segment_solutions["items"][:30]]
+    (tmp_path / "in.json").write_text("\n".join(json.dumps(d) for d in data) + "\n")
+    result = pbatch("run", "-s", model, "-i", tmp_path / "in.json", "-o", tmp_path / "d", "-q")
+    assert result.exit_code == 0, result.output
+    got = lines_of(tmp_path / "d" / "in.json.out")
+    assert {len(g["output"]["recommendedUsers"]) for g in got} == {25}  # 802 users: 1 % is 8
+    record = json.loads(pbatch("jobs", "list", "--kind", "segment").stdout)["batchSegmentJobs"]
+    name = record[0]["jobName"]
+    assert (
+        json.loads(pbatch("jobs", "describe", name).stdout)["batchSegmentJob"]["numResults"] == 25
+    )
+    assert (default_results(True, 802), default_results(True, 1_000_000)) == (25, 10_000)
+    assert default_results(True, 10**9) == 5_000_000 and default_results(False, 10**6) == 25
+
+    outs = []
+    for chunk in (1024, 1):
+        out = tmp_path / f"c{chunk}"
+        p = JobParams(
+            solution=str(model),
+            input=str(tmp_path / "in.json"),
+            output=str(out),
+            num_results=700,
+            chunk_lines=chunk,
+            workers=1,
+        )
+        run_job(p, JobStore())
+        outs.append((out / "in.json.out").read_bytes())
+    assert outs[0] == outs[1]
+    lines = lines_of(tmp_path / "c1" / "in.json.out")
+    assert max(len(g["output"]["recommendedUsers"]) for g in lines) == 700
+    assert JobParams(solution="s", input="i", num_results=CHUNK_ANSWERS // 3).lines_per_chunk() == 3
+    assert JobParams(solution="s", input="i", num_results=5_000_000).lines_per_chunk() == 1
+    assert JobParams(solution="s", input="i", num_results=500).lines_per_chunk() == 1024
+
+    result = pbatch("run", "-s", model, "-i", tmp_path / "in.json", "-n", "5000001")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "1-5,000,000 users per line for a segment solution" in result.stderr
+
+
+def test_a_segment_solution_in_recommend_describe_and_run_options(
+    segment_solutions, solutions, tmp_path
+):
+    """recommend refuses a segment solution with where to go instead; describe shows the
+    segment rule it keeps; item fields beside users and more than 500 items a line for an
+    inference solution are refused before the job exists."""
+    model = segment_solutions["item-affinity"]
+    result = pbatch("recommend", "-s", model, "--item-id", segment_solutions["items"][0])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "pbatch: error: item-affinity solutions answer users for items, in batch segment jobs "
+        "only (Personalize has no real-time segments): run one with `pbatch run` or "
+        "`pbatch create-batch-segment-job`\n"
+    )
+    for recipe in ("item-affinity", "item-attribute-affinity"):
+        shown = json.loads(pbatch("describe", segment_solutions[recipe]).stdout)
+        rule = shown["segmentRule"]
+        assert set(rule) == {"source", "activityExponent", "cooccurrenceExponent"}
+        assert rule["source"] in ("cooccurrence", "neighbours", "neighbours+item-model")
+    assert "segmentRule" not in json.loads(pbatch("describe", solutions["sims"]).stdout)
+
+    (tmp_path / "in.json").write_text(json.dumps({"itemId": segment_solutions["items"][0]}))
+    result = pbatch(
+        "run",
+        "-s",
+        model,
+        "-i",
+        tmp_path / "in.json",
+        "--item-metadata",
+        "GENRES",
+        "--job-name",
+        "meta",
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "pbatch: error: --item-metadata adds item fields to recommended items; an "
+        "item-affinity solution answers users\n"
+    )
+    (tmp_path / "users.json").write_text('{"userId": "653"}\n')
+    result = pbatch(
+        "run",
+        "-s",
+        solutions["sims"],
+        "-i",
+        tmp_path / "users.json",
+        "-n",
+        "501",
+        "--job-name",
+        "many",
+    )
+    assert result.exit_code == 2 and "for a sims solution, not 501" in result.stderr
+    assert json.loads(pbatch("jobs", "list").stdout) == {
+        "batchInferenceJobs": [],
+        "batchSegmentJobs": [],
+        "nextToken": None,
+    }

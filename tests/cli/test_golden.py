@@ -265,3 +265,39 @@ def test_run_with_fresh_events(solutions, runner, tmp_path):
         + ["--events", str(events)],
     )
     _check("run-events-sims", result)
+
+
+def test_segment_jobs(segment_solutions, solutions, runner, tmp_path):
+    """A segment job's lines (users for items, an unknown item's error line) and the
+    refusals of a job of the wrong kind, word for word."""
+    src = tmp_path / "items.json"
+    src.write_bytes((EXAMPLES / "items.json").read_bytes() + b'{"itemId": "no-such-item"}\n')
+    args = ["run", "-s", str(segment_solutions["item-affinity"]), "-i", str(src), "-o", "-"]
+    _check("run-item-affinity", invoke(runner, [*args, "-n", "5", "-q", "--job-name", "golden"]))
+    out = str(tmp_path / "out")
+    create = [
+        "--job-name",
+        "wrong",
+        "--job-input",
+        f"s3DataSource={{path={src}}}",
+        "--job-output",
+        f"s3DataDestination={{path={out}}}",
+        "--solution-version-arn",
+    ]
+    text = ""
+    for args in (
+        ["create-batch-segment-job", *create, str(solutions["sims"])],
+        ["create-batch-inference-job", *create, str(segment_solutions["item-affinity"])],
+        [
+            "create-batch-segment-job",
+            *create,
+            str(segment_solutions["item-affinity"]),
+            "--filter-arn",
+            str(src),
+        ],
+        ["recommend", "-s", str(segment_solutions["item-affinity"]), "--item-id", "1300854"],
+        ["run", "-s", str(solutions["sims"]), "-i", str(src), "-n", "501"],
+    ):
+        result = invoke(runner, args)
+        text += f"$ pbatch {args[0]}\nexit: {result.exit_code}\n{result.stdout}{result.stderr}\n"
+    compare_golden("segment-refusals", text)
