@@ -8,6 +8,7 @@ import html
 import http.client
 import re
 import threading
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -200,3 +201,55 @@ def test_delete_asks_first_and_refuses_a_running_job(console, solutions, tmp_pat
     status, _, body = request(console, "POST", "/jobs/running/delete", {"token": token(console)})
     assert status == 409 and "only a finished job can be deleted" in body
     assert 'id="delete"' not in request(console, "GET", "/jobs/running")[2]
+
+
+def test_segment_jobs_have_their_list_page_and_form(
+    console, segment_solutions, solutions, tmp_path
+):
+    """The segment form creates a batch segment job (numResults above 500 allowed, blank
+    for the solution's default), refuses a solution of the other kind, and each list
+    shows its own kind."""
+    from personalize_batch.service.control import describe_batch_segment_job
+
+    items = tmp_path / "items.json"
+    items.write_text("".join(f'{{"itemId": "{i}"}}\n' for i in segment_solutions["items"][:4]))
+    status, _, body = request(console, "GET", "/create-segment-job")
+    assert status == 200 and "Batch segment job name" in body and 'name="filter"' not in body
+    assert 'name="numResults" type="number" value=""' in body
+    good = {
+        "jobName": "segment",
+        "solution": str(segment_solutions["item-affinity"]),
+        "input": str(items),
+        "output": str(tmp_path / "out"),
+        "numResults": "",
+    }
+    cases = [
+        ({"numResults": "5000001"}, "Number of results must be a whole number 1–5,000,000"),
+        ({"solution": str(solutions["sims"])}, "a batch segment job needs a USER_SEGMENTATION"),
+    ]
+    for change, message in cases:
+        form = {**good, **change, "token": token(console)}
+        status, _, body = request(console, "POST", "/create-segment-job", form)
+        assert status == 400 and message in body, (change, body)
+    form = {**good, "solution": good["solution"], "token": token(console)}
+    status, _, body = request(console, "POST", "/create", {**form, "jobName": "other"})
+    assert status == 400 and "a batch inference job needs a solution that answers items" in body
+    assert JobStore().records() == []
+    status, headers, _ = request(
+        console, "POST", "/create-segment-job", {**form, "numResults": "600"}
+    )
+    assert (status, headers["Location"]) == (303, "/jobs/segment")
+    for _ in range(300):
+        job = describe_batch_segment_job(JobStore(), batchSegmentJobArn="segment")
+        if job["batchSegmentJob"]["status"] in ("ACTIVE", "CREATE FAILED"):
+            break
+        time.sleep(0.1)
+    assert job["batchSegmentJob"]["status"] == "ACTIVE"
+    assert job["batchSegmentJob"]["numResults"] == 600
+    _, _, body = request(console, "GET", "/segment-jobs")
+    assert "Batch segment jobs (1)" in body and 'data-job="segment"' in body
+    _, _, body = request(console, "GET", "/")
+    assert "Batch inference jobs (0)" in body and "No batch inference jobs yet" in body
+    _, _, body = request(console, "GET", "/jobs/segment")
+    assert "Job details (describe-batch-segment-job)" in body and "recommendedUsers" in body
+    assert '<a href="/segment-jobs">← Batch segment jobs</a>' in body

@@ -341,3 +341,35 @@ def test_layout_errors_delete_and_paging_in_chromium(browser, console, solutions
     assert sorted(m.get_attribute("id") for m in marked) == ["jobName", "numResults", "output"]
     assert _overflowing(browser) == []
     assert len(store.records()) == 55
+
+
+def test_a_segment_job_from_its_form_in_a_browser(browser, console, segment_solutions, tmp_path):
+    """The navigation leads to the segment form; the job it creates appears on the
+    segment jobs' list (refreshing itself to ACTIVE), not on the inference one, and its
+    page shows users for the item."""
+    items = tmp_path / "items.json"
+    items.write_text("".join(f'{{"itemId": "{i}"}}\n' for i in segment_solutions["items"][:3]))
+    browser.get(console)
+    click_and_load(browser, By.LINK_TEXT, "Create batch segment job")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Create batch segment job"
+    fill(
+        browser,
+        {
+            "jobName": "mailing",
+            "solution": str(segment_solutions["item-affinity"]),
+            "input": str(items),
+            "output": str(tmp_path / "out"),
+            "numResults": "600",
+        },
+    )
+    assert browser.current_url == console + "jobs/mailing"
+    click_and_load(browser, By.LINK_TEXT, "Batch segment jobs")
+    row = 'tr[data-job="mailing"]'
+    WebDriverWait(browser, 60, poll_frequency=0.2).until(lambda d: ACTIVE in text_of(d, row))
+    assert "3 lines" in text_of(browser, row)
+    assert _overflowing(browser) == []
+    click_and_load(browser, By.LINK_TEXT, "mailing")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "recommendedUsers" in body and "describe-batch-segment-job" in body
+    click_and_load(browser, By.LINK_TEXT, "Batch inference jobs")
+    assert "No batch inference jobs yet" in browser.find_element(By.TAG_NAME, "body").text

@@ -1,6 +1,6 @@
 """`pbatch console`: a local web console on 127.0.0.1 (stdlib wsgiref, one thread per
-request). It lists, describes and creates batch inference jobs through `service.py`,
-the same functions as the CLI and the SDK.
+request). It lists, describes and creates batch inference jobs and batch segment jobs
+through `service.control`, the same functions as the CLI and the SDK.
 
 Being local is not enough to be safe from other web pages open in the same browser:
 requests must carry our own Host (defeats DNS rebinding), a form post must carry the
@@ -20,14 +20,15 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .. import storage
-from ..arns import check_solution_hash, new_job_name, parse_solution_ref
+from .. import recipes, storage
+from ..arns import INFERENCE, SEGMENT, check_solution_hash, new_job_name, parse_solution_ref
 from ..errors import PbatchError
 from ..job import framing, preflight
 from ..job import store as jobs_mod
-from ..job.params import JobParams
+from ..job.params import JobParams, check_recipe
 from ..job.run import check_paths
 from ..job.store import JobStore
+from ..recipes.protocol import MAX_RESULTS, MAX_SEGMENT_RESULTS
 from ..service import control as service
 from ..solution import load
 from . import pages
@@ -75,7 +76,9 @@ class Console:
         try:
             query = parse_qs(environ.get("QUERY_STRING", ""))
             if path == "/" and method in ("GET", "HEAD"):
-                return self._jobs(store, query)
+                return self._jobs(store, query, INFERENCE)
+            if path == "/segment-jobs" and method in ("GET", "HEAD"):
+                return self._jobs(store, query, SEGMENT)
             if path.startswith("/jobs/") and path.endswith("/delete"):
                 name = unquote(path[len("/jobs/") : -len("/delete")])
                 if method in ("GET", "HEAD"):
@@ -84,29 +87,32 @@ class Console:
                     return self._delete(store, name, environ)
             if path.startswith("/jobs/") and method in ("GET", "HEAD"):
                 return self._job(store, unquote(path[len("/jobs/") :]))
-            if path == "/create" and method in ("GET", "HEAD"):
-                values = {"jobName": new_job_name(), "numResults": "25"}
-                return "200 OK", self._form(store, values, None), []
-            if path == "/create" and method == "POST":
-                return self._create(store, environ)
+            for kind, k in pages.KINDS.items():
+                if path == k.create_url and method in ("GET", "HEAD"):
+                    values = {"jobName": new_job_name(), "numResults": DEFAULT_RESULTS[kind]}
+                    return "200 OK", self._form(store, values, None, kind), []
+                if path == k.create_url and method == "POST":
+                    return self._create(store, environ, kind)
             return "404 Not Found", pages.message_page("Not found", f"No page {path}."), []
         finally:
             store.close()
 
     def _jobs(
-        self, store: JobStore, query: dict[str, list[str]]
+        self, store: JobStore, query: dict[str, list[str]], kind: str
     ) -> tuple[str, str, list[tuple[str, str]]]:
-        """The list of jobs, a page of PAGE_SIZE at a time (newest first)."""
-        total = store.count()
+        """The list of one kind's jobs, a page of PAGE_SIZE at a time (newest first)."""
+        total = store.count(kind)
         pages_count = max(1, -(-total // PAGE_SIZE))
         try:
             number = min(max(1, int(query.get("page", ["1"])[0])), pages_count)
         except ValueError:
             number = 1
-        records = store.records(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        records = store.records(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, kind=kind)
         now = dt.datetime.now(dt.timezone.utc)
         deleted = query.get("deleted", [None])[0]
-        body = pages.jobs_page(records, now, paging=(number, pages_count, total), deleted=deleted)
+        body = pages.jobs_page(
+            records, now, paging=(number, pages_count, total), deleted=deleted, kind=kind
+        )
         return "200 OK", body, []
 
     def _confirm_delete(self, store: JobStore, name: str) -> tuple[str, str, list[tuple[str, str]]]:
@@ -132,10 +138,11 @@ class Console:
         if refused is not None:
             return refused
         try:
-            delete_job(store, name)
+            record, _ = delete_job(store, name)
         except PbatchError as exc:
             return "409 Conflict", pages.message_page("Not deleted", str(exc)), []
-        return "303 See Other", "", [("Location", "/?deleted=" + quote(name, safe=""))]
+        back = pages.KINDS[jobs_mod.kind_of(record)].list_url
+        return "303 See Other", "", [("Location", f"{back}?deleted=" + quote(name, safe=""))]
 
     def _form_post(
         self, environ: dict[str, Any]
@@ -173,37 +180,48 @@ class Console:
         return "200 OK", pages.job_page(record, previews, now), []
 
     def _form(
-        self, store: JobStore, values: dict[str, str], problems: list[tuple[str, str]]
+        self,
+        store: JobStore,
+        values: dict[str, str],
+        problems: list[tuple[str, str]] | None,
+        kind: str,
     ) -> str:
-        seen = dict.fromkeys(r.get("solutionPath", "") for r in store.records(limit=200))
-        return pages.create_page(values, self.token, problems, [s for s in seen if s][:20])
+        """The create form, offering the solutions of earlier jobs of its kind."""
+        earlier = store.records(limit=200, kind=kind)
+        seen = dict.fromkeys(r.get("solutionPath", "") for r in earlier)
+        return pages.create_page(values, self.token, problems, [s for s in seen if s][:20], kind)
 
     def _create(
-        self, store: JobStore, environ: dict[str, Any]
+        self, store: JobStore, environ: dict[str, Any], kind: str
     ) -> tuple[str, str, list[tuple[str, str]]]:
         form, refused = self._form_post(environ)
         if refused is not None:
             return refused
         values = {key: form.get(key, [""])[0].strip() for key, *_ in pages.FIELDS}
-        problems = form_problems(store, values)
+        problems = form_problems(store, values, kind)
         if problems:
-            return "400 Bad Request", self._form(store, values, problems), []
+            return "400 Bad Request", self._form(store, values, problems, kind), []
         try:
-            arn = create_from_form(store, values)
+            arn = create_from_form(store, values, kind)
         except PbatchError as exc:
-            return "400 Bad Request", self._form(store, values, [("", str(exc))]), []
+            return "400 Bad Request", self._form(store, values, [("", str(exc))], kind), []
         name = arn.rsplit("/", 1)[1]
         return "303 See Other", "", [("Location", pages.job_url(name))]
 
 
 FORM_LABELS = {key: label for key, label, *_ in pages.FIELDS}
 PAGE_SIZE = 50  # jobs on a page of the list
+DEFAULT_RESULTS = {INFERENCE: "25", SEGMENT: ""}  # blank: the solution decides
+MOST_RESULTS = {INFERENCE: MAX_RESULTS, SEGMENT: MAX_SEGMENT_RESULTS}
 
 
-def form_problems(store: JobStore, values: dict[str, str]) -> list[tuple[str, str]]:
+def form_problems(
+    store: JobStore, values: dict[str, str], kind: str = INFERENCE
+) -> list[tuple[str, str]]:
     """Every problem of the create form, each with its field (messages name the form's
     labels or the request's members), so that one post shows them all: what the
     service would refuse one at a time."""
+    values = {"filter": "", **values}
     problems: list[tuple[str, str]] = []
 
     def check(field: str, step: Any) -> Any:
@@ -221,14 +239,21 @@ def form_problems(store: JobStore, values: dict[str, str]) -> list[tuple[str, st
         name = check("jobName", lambda: jobs_mod.check_name(values["jobName"]))
         if name is not None and store.exists(name):
             problems.append(("jobName", str(jobs_mod.name_in_use(name, store.get(name), True))))
-    number = values["numResults"] or "25"
-    if not number.isdigit() or not 1 <= int(number) <= 500:
+    number, most = values["numResults"] or DEFAULT_RESULTS[kind] or "1", MOST_RESULTS[kind]
+    if not number.isdigit() or not 1 <= int(number) <= most:
         problems.append(
-            ("numResults", f"Number of results must be a whole number 1–500, not {number!r}.")
+            (
+                "numResults",
+                f"Number of results must be a whole number 1–{most:,}, not {number!r}.",
+            )
         )
     solution = None
     if values["solution"]:
         solution = check("solution", lambda: _solution(values["solution"]))
+    if solution is not None:  # a solution of the other kind of job
+        declared = recipes.recipe(solution.recipe)
+        asked = JobParams(solution="", input="", kind=kind, api=True)
+        check("solution", lambda: check_recipe(asked, solution.recipe, declared.recipe_type))
     text, source = check("filter", lambda: service.filter_from_arn(values["filter"] or None)) or (
         None,
         "",
@@ -266,17 +291,20 @@ def _solution(ref: str) -> Any:
     return solution
 
 
-def create_from_form(store: JobStore, values: dict[str, str]) -> str:
+def create_from_form(store: JobStore, values: dict[str, str], kind: str = INFERENCE) -> str:
     """Create the job the form describes (checked by form_problems first)."""
-    number = values["numResults"] or "25"
+    number = values["numResults"] or DEFAULT_RESULTS[kind]
+    request = {
+        "jobName": values["jobName"],
+        "solutionVersionArn": values["solution"],
+        "jobInput": {"s3DataSource": {"path": values["input"]}},
+        "jobOutput": {"s3DataDestination": {"path": values["output"]}},
+        "numResults": int(number) if number else None,
+    }
+    if kind == SEGMENT:
+        return service.create_batch_segment_job(store, **request)["batchSegmentJobArn"]
     response = service.create_batch_inference_job(
-        store,
-        jobName=values["jobName"],
-        solutionVersionArn=values["solution"],
-        jobInput={"s3DataSource": {"path": values["input"]}},
-        jobOutput={"s3DataDestination": {"path": values["output"]}},
-        numResults=int(number),
-        filterArn=values["filter"] or None,
+        store, **request, filterArn=values.get("filter") or None
     )
     return response["batchInferenceJobArn"]
 

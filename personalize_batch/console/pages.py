@@ -6,14 +6,48 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from ..job.store import ACTIVE, FAILED, IN_PROGRESS, PENDING
+from ..arns import INFERENCE, SEGMENT
+from ..job.store import ACTIVE, FAILED, IN_PROGRESS, PENDING, kind_of
 
 RUNNING = (PENDING, IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How the console names one kind of job, and where its pages are."""
+
+    plural: str  # "Batch inference jobs"
+    one: str  # "batch inference job"
+    list_url: str
+    create_url: str
+    describe: str  # the aws-shaped command whose record a job's page shows
+    results_hint: str  # the create form's numResults hint
+
+
+KINDS = {
+    INFERENCE: Kind(
+        "Batch inference jobs",
+        "batch inference job",
+        "/",
+        "/create",
+        "describe-batch-inference-job",
+        "1–500 items per line (default 25)",
+    ),
+    SEGMENT: Kind(
+        "Batch segment jobs",
+        "batch segment job",
+        "/segment-jobs",
+        "/create-segment-job",
+        "describe-batch-segment-job",
+        "1–5,000,000 users per line (default: the top 1 % of the solution's users, at least 25)",
+    ),
+}
 BADGE = {PENDING: "pending", IN_PROGRESS: "running", ACTIVE: "active", FAILED: "failed"}
 
 CSS = """
@@ -74,12 +108,11 @@ def job_url(name: str) -> str:
 def page(title: str, body: str, *, here: str = "", refresh: int | None = None) -> str:
     """A whole page: header with navigation, then `body` (already escaped)."""
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
+    links = [(f"jobs-{k}", v.list_url, v.plural) for k, v in KINDS.items()]
+    links += [(f"create-{k}", v.create_url, f"Create {v.one}") for k, v in KINDS.items()]
     nav = "".join(
         f'<a href="{href}"{" class=here" if key == here else ""}>{label}</a>'
-        for key, href, label in (
-            ("jobs", "/", "Batch inference jobs"),
-            ("create", "/create", "Create batch inference job"),
-        )
+        for key, href, label in links
     )
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}'
@@ -131,9 +164,11 @@ def jobs_page(
     now: dt.datetime,
     paging: tuple[int, int, int] | None = None,
     deleted: str | None = None,
+    kind: str = INFERENCE,
 ) -> str:
-    """A page of the list of jobs, newest first (`paging`: its number, the number of
-    pages and of jobs); it refreshes itself (faster while jobs run)."""
+    """A page of the list of jobs of one kind, newest first (`paging`: its number, the
+    number of pages and of jobs); it refreshes itself (faster while jobs run)."""
+    k = KINDS[kind]
     number, pages_count, total = paging or (1, 1, len(records))
     running = any(r["status"] in RUNNING for r in records)
     refresh = 2 if running else 10
@@ -155,15 +190,15 @@ def jobs_page(
         "<th>Error lines</th><th>Solution</th><th>Created</th><th>Duration</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         if rows
-        else '<p>No batch inference jobs yet. <a href="/create">Create one</a>.</p>'
+        else f'<p>No {k.one}s yet. <a href="{k.create_url}">Create one</a>.</p>'
     )
     links = []
     if number > 1:
-        links.append(f'<a href="/?page={number - 1}" id="newer">← Newer jobs</a>')
+        links.append(f'<a href="{k.list_url}?page={number - 1}" id="newer">← Newer jobs</a>')
     if pages_count > 1:
         links.append(f'<span class="note">Page {number} of {pages_count}</span>')
     if number < pages_count:
-        links.append(f'<a href="/?page={number + 1}" id="older">Older jobs →</a>')
+        links.append(f'<a href="{k.list_url}?page={number + 1}" id="older">Older jobs →</a>')
     pager = f'<div class="pager">{"".join(links)}</div>' if links else ""
     notice = (
         f'<div class="notice" role="status" id="notice">Job {h(deleted)} was deleted.</div>'
@@ -171,12 +206,12 @@ def jobs_page(
         else ""
     )
     body = (
-        f'{notice}<div class="bar"><h1>Batch inference jobs ({total:,})</h1>'
-        f'<a class="button" href="/create">Create batch inference job</a></div>'
+        f'{notice}<div class="bar"><h1>{k.plural} ({total:,})</h1>'
+        f'<a class="button" href="{k.create_url}">Create {k.one}</a></div>'
         f'<div class="panel">{table}{pager}</div>'
         f'<p class="note">This page refreshes itself every {refresh} s.</p>'
     )
-    return page("Batch inference jobs", body, here="jobs", refresh=refresh)
+    return page(k.plural, body, here=f"jobs-{kind}", refresh=refresh)
 
 
 def _value(value: Any) -> str:
@@ -206,6 +241,8 @@ def job_page(
 ) -> str:
     """Everything `describe` shows, the failure reason, and the first output lines."""
     name, status = record["jobName"], record["status"]
+    kind = kind_of(record)
+    k = KINDS[kind]
     failure = ""
     if status == FAILED:
         failure = (
@@ -238,13 +275,13 @@ def job_page(
         else ""
     )
     body = (
-        f'<p><a href="/">← Batch inference jobs</a></p><h1>{h(name)} {badge(status)}</h1>'
+        f'<p><a href="{k.list_url}">← {k.plural}</a></p><h1>{h(name)} {badge(status)}</h1>'
         f'{failure}<div class="panel"><dl>{rows}</dl></div>{delete}'
         f'<h2>First output lines</h2><div class="panel" id="outputs">{outputs}</div>'
-        f'<h2>Job details (describe-batch-inference-job)</h2><div class="panel"><dl>'
+        f'<h2>Job details ({k.describe})</h2><div class="panel"><dl>'
         f"{described}</dl></div>"
     )
-    return page(f"Job {name}", body, here="jobs", refresh=refresh)
+    return page(f"Job {name}", body, here=f"jobs-{kind}", refresh=refresh)
 
 
 FIELDS = (
@@ -262,17 +299,33 @@ FIELDS = (
 )
 
 
+def fields(kind: str) -> list[tuple[str, str, str, bool]]:
+    """The create form's fields for a kind of job (a segment job takes no filter yet)."""
+    k = KINDS[kind]
+    out = []
+    for key, label, hint, needed in FIELDS:
+        if key == "filter" and kind == SEGMENT:
+            continue
+        label = f"{k.one[0].upper()}{k.one[1:]} name" if key == "jobName" else label
+        hint = k.results_hint if key == "numResults" else hint
+        out.append((key, label, hint, needed))
+    return out
+
+
 def create_page(
     values: dict[str, str],
     token: str,
     problems: list[tuple[str, str]] | None,
     solutions: list[str],
+    kind: str = INFERENCE,
 ) -> str:
-    """The "Create batch inference job" form, with the values kept and every problem
-    found, listed at the top and under its field."""
+    """The "Create batch inference job" (or segment job) form, with the values kept and
+    every problem found, listed at the top and under its field."""
+    k = KINDS[kind]
+    title = f"Create {k.one}"
     problems = problems or []
     parts = []
-    for key, label, hint, needed in FIELDS:
+    for key, label, hint, needed in fields(kind):
         extra = ' list="solutions"' if key == "solution" else ""
         kind = "number" if key == "numResults" else "text"
         mine = [m for field, m in problems if field == key]
@@ -296,16 +349,16 @@ def create_page(
             f"was created.</b><ul>{items}</ul></div>"
         )
     body = (
-        f"<h1>Create batch inference job</h1>{alert}"
-        f'<div class="panel"><form method="post" action="/create" novalidate>'
+        f"<h1>{title}</h1>{alert}"
+        f'<div class="panel"><form method="post" action="{k.create_url}" novalidate>'
         f'<input type="hidden" name="token" value="{h(token)}">{"".join(parts)}'
         f'<datalist id="solutions">{options}</datalist>'
-        f'<p><button class="button" type="submit" id="create">Create batch inference job'
+        f'<p><button class="button" type="submit" id="create">{title}'
         f"</button></p></form></div>"
         '<p class="note">The job starts at once and runs in the background; its page shows '
         "its progress.</p>"
     )
-    return page("Create batch inference job", body, here="create")
+    return page(title, body, here=f"create-{kind}")
 
 
 def delete_page(record: dict[str, Any], kept: list[str], token: str) -> str:
@@ -327,7 +380,7 @@ def delete_page(record: dict[str, Any], kept: list[str], token: str) -> str:
         '<button class="button danger" type="submit" id="confirm-delete">Delete job'
         f'</button> <a href="{h(job_url(name))}">Cancel</a></form></div>'
     )
-    return page(f"Delete job {name}", body, here="jobs")
+    return page(f"Delete job {name}", body, here=f"jobs-{kind_of(record)}")
 
 
 def message_page(title: str, message: str) -> str:

@@ -280,10 +280,11 @@ class JobStore:
         if not gone:
             raise PbatchError(f"job {name} changed while it was being deleted; try again")
 
-    def count(self) -> int:
-        """How many jobs are recorded."""
+    def count(self, kind: str | None = None) -> int:
+        """How many jobs are recorded (of `kind`, when given)."""
+        where, args = ("", ()) if kind is None else ("WHERE kind = ?", (kind,))
         try:
-            return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            return self.db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
         except sqlite3.Error as exc:
             raise StorageError(f"job store {self.path}: {exc}") from None
 
