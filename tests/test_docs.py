@@ -93,7 +93,7 @@ def test_examples(document, tmp_path):
 MAIN_COMMANDS = [
     "run", "train", "evaluate", "validate", "describe", "recommend", "rank", "diff",
     "jobs list", "jobs describe", "jobs delete", "jobs prune", "console",
-    "create-batch-inference-job",
+    "create-batch-inference-job", "create-batch-segment-job",
 ]  # fmt: skip
 
 
