@@ -18,17 +18,19 @@ their history to the item (X @ C, C the cosine item-item matrix, no self-similar
 ties by user index.
 
 Throughput: one line per anime-5k item (every user ranked: numResults = all users), and
-1,000 lines (a seeded sample of items) with numResults 10,000 on the synthetic 1,000,000
-users x 100,000 items of `fit_scaling.py`: until `pbatch run` serves segment jobs, the
-scorer is driven in a process of its own in chunks of its `block_rows` lines (the job's
-scoring step, without reading and writing JSON); lines/s of the scoring, and the peak
-RSS of that process (loading the solution included).
+1,000 lines (`--lines`; a seeded sample of items) with numResults 10,000 on the
+synthetic 1,000,000 users x 100,000 items of `fit_scaling.py`, each a real `pbatch run`
+in a process of its own: lines/s end to end and its peak RSS and PSS, against the job's
+own limit measured in the same run (the scoring step alone, combined with orjson alone
+on the same lines, as `throughput.py` measures the own-model limit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +40,16 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, Timer, machine, run_measured, table, write_section  # noqa: E402
+from common import (  # noqa: E402
+    DATA,
+    PBATCH,
+    Timer,
+    compile_package,
+    machine,
+    run_sampled,
+    table,
+    write_section,
+)
 
 from personalize_batch import recipes  # noqa: E402
 from personalize_batch.data import read_interactions  # noqa: E402
@@ -47,6 +58,7 @@ from personalize_batch.data.splits import (  # noqa: E402
     split_random,
     split_segment,
 )
+from personalize_batch.job.workers import default_workers  # noqa: E402
 from personalize_batch.recipes.segments import Rule  # noqa: E402
 from personalize_batch.recipes.validation import user_segments  # noqa: E402
 from personalize_batch.solution import build_meta, in_memory, model_arrays  # noqa: E402
@@ -130,83 +142,120 @@ def quality() -> str:
     )
 
 
-def score_child(solution_path: str, lines: int, k: int, seed: int, out: str) -> None:
-    """In a process of its own: load the solution, answer `lines` items (every item when
-    there are no more; else a seeded sample) in chunks of the scorer's `block_rows`, and
-    write the seconds to `out`."""
+def score_child(solution_path: str, src: str, k: int, part: int, parts: int, out: str) -> None:
+    """In a process of its own: load the solution, look up the input's item ids, and
+    answer part `part` of `parts` of them (a contiguous share) in chunks of the scorer's
+    `block_rows`; write the scoring seconds to `out`. The job's scoring step alone: no
+    JSON read or written, no job."""
+    import orjson  # noqa: PLC0415
+
     from personalize_batch import solution as solution_mod  # noqa: PLC0415
 
-    with Timer() as load:
-        sol = solution_mod.load(solution_path)
-        scorer = sol.scorer()
-    n_items = len(sol.item_ids)
-    items = np.arange(n_items, dtype=np.int64)
-    if lines < n_items:
-        rng = np.random.default_rng(seed)
-        items = np.sort(rng.choice(n_items, lines, replace=False)).astype(np.int64)
+    sol = solution_mod.load(solution_path)
+    scorer = sol.scorer()
+    sol.build_indexes(users=False, items=True)
+    ids = [orjson.loads(line)["itemId"] for line in Path(src).read_bytes().splitlines()]
+    items = sol.item_index.lookup(ids)
+    share = -(-len(items) // parts)
+    items = items[part * share : (part + 1) * share]
     step = scorer.block_rows
     with Timer() as t:
         for s in range(0, len(items), step):
             scorer.recommend(items[s : s + step], k, False)
-    Path(out).write_text(json.dumps({"load": load.seconds, "seconds": t.seconds}))
+    Path(out).write_text(json.dumps({"seconds": t.seconds, "lines": len(items)}))
 
 
-def measure_scoring(path: Path, lines: int, k: int) -> tuple[dict[str, float], float]:
-    """score_child's timings and its peak RSS (MiB), in a fresh process."""
-    out = path.with_suffix(".timing.json")
-    args = [sys.executable, __file__, "--score", str(path), "--lines", str(lines), "--k", str(k)]
-    _, peak = run_measured([*args, "--out", str(out)])
-    return json.loads(out.read_text()), peak
+def scoring_alone(path: Path, src: Path, k: int, processes: int) -> float:
+    """Lines/s of the scoring step alone, in `processes` fresh processes at once (as
+    many as the job's workers), each on its share of the lines: lines over the slowest
+    share's scoring seconds (loading excluded)."""
+    outs = [path.with_suffix(f".scoring-{p}.json") for p in range(processes)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--score", str(path), "--src", str(src), "--k", str(k)]
+            + ["--part", str(p), "--parts", str(processes), "--out", str(outs[p])]
+        )
+        for p in range(processes)
+    ]
+    for child in children:
+        if child.wait() != 0:
+            raise RuntimeError(f"the scoring child failed ({child.args})")
+    timings = [json.loads(o.read_text()) for o in outs]
+    return sum(t["lines"] for t in timings) / max(t["seconds"] for t in timings)
+
+
+def json_alone(src: Path, out: Path) -> float:
+    """Lines/s of orjson alone on the job's lines (benchmarks/throughput.py's JSON pass):
+    parse every input line, parse and dump every output line."""
+    import orjson  # noqa: PLC0415
+
+    ins, outs = src.read_bytes().splitlines(), out.read_bytes().splitlines()
+    with Timer() as t:
+        for line in ins:
+            orjson.loads(line)
+        for line in outs:
+            orjson.dumps(orjson.loads(line))
+    return len(ins) / t.seconds
+
+
+def run_job(tmp: Path, path: Path, ids: list[str], k: int) -> list[str]:
+    """`pbatch run` of one line per id with numResults k, in a process of its own (its
+    own job store under `tmp`), against the job's own limit measured right after it;
+    the table's cells from lines on."""
+    src = path.with_suffix(".lines.json")
+    src.write_bytes(b"".join(b'{"itemId": "' + i.encode() + b'"}\n' for i in ids))
+    out = path.with_suffix(".out")
+    env = {**os.environ, "PBATCH_HOME": str(tmp / "home")}
+    name = f"bench-{time.time_ns()}"
+    args = [*PBATCH, "run", "-s", str(path), "-i", str(src), "-o", str(out), "-q"]
+    seconds, rss, pss = run_sampled([*args, "-n", str(k), "--job-name", name], env)
+    rate = len(ids) / seconds
+    scoring = scoring_alone(path, src, k, default_workers())
+    encoding = json_alone(src, out / (src.name + ".out"))
+    limit = 1.0 / (1.0 / scoring + 1.0 / encoding)
+    return [
+        f"{len(ids):,}",
+        f"{k:,}",
+        f"{rate:,.1f}",
+        f"{rss:,.0f} / {pss:,.0f}",
+        f"{limit:,.1f} (scoring {scoring:,.1f}, JSON {encoding:,.1f})",
+        f"{rate / limit:.2f}",
+    ]
+
+
+def trained(tmp: Path, name: str, data) -> tuple[Path, float, Rule]:
+    """item-affinity with the default settings (`--no-tune`), its rule chosen on the
+    data, saved under `tmp`: (path, fit seconds, rule)."""
+    from personalize_batch import solution as solution_mod  # noqa: PLC0415
+
+    hp = recipes.recipe("item-affinity").hyperparameters.defaults()
+    with Timer() as fit:
+        arrays = model_arrays("item-affinity", data, hp)
+    path = tmp / f"{name}-affinity.npz"
+    solution_mod.save(str(path), build_meta("item-affinity", hp, {}), arrays)
+    return path, fit.seconds, Rule.from_arrays(arrays)
 
 
 def throughput_anime(tmp: Path) -> list[object]:
-    from personalize_batch import solution as solution_mod  # noqa: PLC0415
-
     data = read_interactions(str(DATA / "anime-5k" / "interactions.csv.gz"))
     data = shuffle_within_users(data, 0)
-    hp = recipes.recipe("item-affinity").hyperparameters.defaults()
-    with Timer() as fit:
-        arrays = model_arrays("item-affinity", data, hp)
-    path = tmp / "anime-affinity.npz"
-    solution_mod.save(str(path), build_meta("item-affinity", hp, {}), arrays)
-    lines, users = len(arrays["item_ids"]), len(arrays["user_ids"])
-    result, peak = measure_scoring(path, lines, users)
-    rule = Rule.from_arrays(arrays)
-    return [
-        "anime-5k",
-        f"{lines:,} (every item)",
-        f"{users:,} (all users)",
-        f"{lines / result['seconds']:,.1f}",
-        f"{peak:,.0f}",
-        f"{fit.seconds:.0f}",
-        rule.source,
-    ]
+    ids, users = [str(i) for i in data.item_ids.tolist()], len(data.user_ids)
+    path, fit, rule = trained(tmp, "anime", data)
+    del data
+    return ["anime-5k", *run_job(tmp, path, ids, users), f"{fit:.0f}", rule.source]
 
 
-def throughput_synthetic(tmp: Path) -> list[object]:
+def throughput_synthetic(tmp: Path, lines: int) -> list[object]:
     from fit_scaling import synthetic  # noqa: PLC0415
 
-    from personalize_batch import solution as solution_mod  # noqa: PLC0415
-
     data = synthetic(1_000_000, 100_000, 20_000_000)
-    hp = recipes.recipe("item-affinity").hyperparameters.defaults()
-    with Timer() as fit:
-        arrays = model_arrays("item-affinity", data, hp)
-    path = tmp / "synthetic-affinity.npz"
-    solution_mod.save(str(path), build_meta("item-affinity", hp, {}), arrays)
+    rng = np.random.default_rng(0)
+    picked = np.sort(rng.choice(len(data.item_ids), lines, replace=False))
+    ids = [str(data.item_ids[i]) for i in picked.tolist()]
+    path, fit, rule = trained(tmp, "synthetic", data)
     del data
-    rule = Rule.from_arrays(arrays)
-    del arrays
-    result, peak = measure_scoring(path, 1000, 10_000)
-    return [
-        "synthetic 1,000,000 x 100,000",
-        "1,000",
-        "10,000",
-        f"{1000 / result['seconds']:,.1f}",
-        f"{peak:,.0f}",
-        f"{fit.seconds:.0f}",
-        rule.source,
-    ]
+    cells = run_job(tmp, path, ids, 10_000)
+    return ["synthetic 1,000,000 x 100,000", *cells, f"{fit:.0f}", rule.source]
 
 
 def main() -> None:
@@ -214,13 +263,18 @@ def main() -> None:
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--tmp", default="/tmp/pbatch-segments-bench")
+    parser.add_argument(
+        "--lines", type=int, default=1000, help="lines of the synthetic job (default 1000)"
+    )
     parser.add_argument("--score", help=argparse.SUPPRESS)  # score_child's arguments
-    parser.add_argument("--lines", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--part", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--parts", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.score:
-        score_child(args.score, args.lines, args.k, 0, args.out)
+        score_child(args.score, args.src, args.k, args.part, args.parts, args.out)
         return
     tmp = Path(args.tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -243,11 +297,21 @@ def main() -> None:
             ),
         )
     if not args.quality_only:
+        compile_package()
         rows = [throughput_anime(tmp)]
         print(rows[-1], flush=True)
-        rows.append(throughput_synthetic(tmp))
+        rows.append(throughput_synthetic(tmp, args.lines))
         print(rows[-1], flush=True)
-        header_row = ["data", "lines", "users per line", "lines/s", "peak RSS MiB", "fit s"]
+        header_row = [
+            "data",
+            "lines",
+            "users per line",
+            "pbatch run lines/s",
+            "peak RSS / PSS MiB",
+            "the job's own limit, lines/s",
+            "run / limit",
+            "fit s",
+        ]
         write_section(
             "segments-throughput",
             "\n".join(
@@ -273,9 +337,17 @@ QUALITY_NOTE = (
     "inside that part."
 )
 THROUGHPUT_NOTE = (
-    "The scorer driven in a process of its own (the job's scoring step without JSON, "
-    "until `pbatch run` serves segment jobs): lines/s of the scoring alone, peak RSS of "
-    "that process, loading the solution included."
+    "Each job is a real `pbatch run` in a process of its own (default workers, one per "
+    'core; `{"itemId": …}` lines in, `recommendedUsers` out, start-up and loading the '
+    "solution included): lines/s end to end, the peak RSS of its largest process and the "
+    "peak PSS of all its processes (sampled once a second). The job's own limit is measured "
+    "right after it, as `benchmarks/throughput.py` measures the own-model limit: the "
+    "scoring step alone (the solution's scorer answering the same lines in its chunks, as "
+    "many processes as workers, each on its share; no JSON, loading excluded) combined with "
+    "orjson alone on the same lines (parse every input line, parse and dump every output "
+    "line): 1 / (1/scoring + 1/JSON). The solutions are item-affinity with the default "
+    "settings (`--no-tune`), trained in this run (the fit seconds; the rule is chosen on "
+    "the data)."
 )
 
 
