@@ -457,3 +457,19 @@ def test_train_searches_only_what_the_chosen_rule_reads():
     assert searched <= set(item_affinity.SEGMENT_DIMENSIONS)
     if not searched:  # the rule reads no item-item model: the search is skipped, and why
         assert any("reads no item-item model" in line for line in lines)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: f"{r.source}-{r.activity_exponent}")
+def test_a_loaded_solution_answers_as_the_one_in_memory(tmp_path, rule):
+    """A loaded solution's arrays are read-only: no rule may sort them in place (the
+    item-model source did, and every job with it failed)."""
+    from personalize_batch import solution as solution_mod
+
+    sol = solution(rule=rule)
+    path = tmp_path / "affinity.npz"
+    solution_mod.save(str(path), sol.meta, sol.arrays)
+    items = np.arange(5)
+    got = solution_mod.load(str(path)).scorer().recommend(items, 7, False)
+    want = sol.scorer().recommend(items, 7, False)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)

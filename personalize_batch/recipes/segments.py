@@ -82,9 +82,12 @@ RULE_ARRAYS = {
 
 
 def _csr(a: dict[str, np.ndarray], prefix: str, n: int) -> sp.csr_matrix:
+    """A stored item x item matrix, copied: a loaded solution's arrays are read-only, and
+    scipy sorts a matrix's indices in place before an element-wise operation."""
     return sp.csr_matrix(
         (a[f"{prefix}_data"].astype(np.float64), a[f"{prefix}_indices"], a[f"{prefix}_indptr"]),
         shape=(n, n),
+        copy=True,
     )
 
 
