@@ -52,9 +52,11 @@ def test_string_escapes_and_positions():
         ('INCLUDE ItemID WHERE Items.G IN ("a)', 34, "no closing double quote"),
         ("INCLUDE ItemID WHERE Items.G IN ($)", 34, "expected a placeholder name"),
         ('KEEP ItemID WHERE Items.G IN ("a")', 1, "expected INCLUDE or EXCLUDE, found 'KEEP'"),
-        ('INCLUDE UserID WHERE Items.G IN ("a")', 9, "expected ItemID, found UserID"),
+        ('INCLUDE UserID WHERE Items.G IN ("a")', 22, "not Items fields"),
+        ('INCLUDE ActionID WHERE Items.G IN ("a")', 9, "ActionID is for action recommendations"),
+        ('INCLUDE Item WHERE Items.G IN ("a")', 9, "expected ItemID or UserID, found 'Item'"),
         ('INCLUDE ItemID Items.G IN ("a")', 16, "expected WHERE, found 'Items'"),
-        ('INCLUDE ItemID WHERE Users.AGE IN ("a")', 22, "need users data"),
+        ('INCLUDE ItemID WHERE Users.AGE IN ("a")', 22, "need a users dataset"),
         ('INCLUDE ItemID WHERE Genre IN ("a")', 22, "expected Items.FIELD or Interactions.FIELD"),
         ('INCLUDE ItemID WHERE Items IN ("a")', 28, "expected a . and a field name"),
         ('INCLUDE ItemID WHERE Items.G LIKE ("a")', 30, "expected IN, NOT IN or one of"),
@@ -89,7 +91,9 @@ def test_parse_errors_name_position_and_expectation(text, pos, message):
     assert info.value.pos + 1 == pos, str(info.value)
     assert message in str(info.value)
     assert str(info.value).startswith(f"--filter: at character {pos}: ")
-    if text.strip():  # the caret points at the position
+    if "users dataset" in message:  # one line: nothing in the filter can be changed
+        assert "\n" not in str(info.value)
+    elif text.strip():  # the caret points at the position
         snippet, caret = str(info.value).splitlines()[1:]
         assert caret.index("^") == snippet.index(text[0]) + pos - 1
 

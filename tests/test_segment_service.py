@@ -205,7 +205,7 @@ def test_refusals_name_the_request_and_create_no_job(segment_solutions, solution
         ({"numResults": "9"}, ParamValidationError, "Invalid type for parameter numResults"),
         ({"solutionVersionArn": str(solutions["sims"])}, invalid, "needs a USER_SEGMENTATION"),
         ({"jobInput": {"s3DataSource": {"path": users}}}, invalid, 'item-affinity needs "itemId"'),
-        ({"filterArn": str(tmp_path / "filter.txt")}, invalid, "filters do not apply"),
+        ({"filterArn": str(tmp_path / "filter.txt")}, invalid, "an ItemID filter takes items"),
         ({"jobName": "a b"}, invalid, "invalid job name"),
         ({"batchInferenceJobConfig": {}}, ParamValidationError, "Unknown parameter"),
     ]
@@ -349,6 +349,45 @@ def test_aws_shaped_commands_run_a_segment_job_like_pbatch_run(segment_solutions
         "pbatch: error: numResults must be 1-500 (1-5,000,000 users per line of a segment "
         "job), not 5000001\n"
     )
+
+
+def test_a_user_filter_on_create_batch_segment_job_is_pbatch_runs(segment_solutions, tmp_path):
+    """--filter-arn names a file of a UserID filter; the background job writes what
+    `pbatch run --filter-file` writes, and the record keeps the expression."""
+    model = str(segment_solutions["item-affinity"])
+    items = items_file(segment_solutions, tmp_path)
+    text = 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("rating")'
+    (tmp_path / "unrated.filter").write_text(text + "\n")
+    result = pbatch(
+        "create-batch-segment-job",
+        "--job-name",
+        "unrated",
+        "--solution-version-arn",
+        model,
+        "--filter-arn",
+        f"arn:pbatch:local:filter/{tmp_path / 'unrated.filter'}",
+        "--job-input",
+        f"s3DataSource={{path={items}}}",
+        "--job-output",
+        f"s3DataDestination={{path={tmp_path / 'out'}}}",
+        "--num-results",
+        "30",
+    )
+    assert result.exit_code == 0, result.output
+    deadline = time.monotonic() + 60
+    while True:
+        result = pbatch("describe-batch-segment-job", "--batch-segment-job-arn", "unrated")
+        job = orjson.loads(result.stdout)["batchSegmentJob"]
+        if job["status"] in ("ACTIVE", "CREATE FAILED") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert job["status"] == "ACTIVE" and job["filterExpression"] == text
+    expected = pbatch(
+        "run", "-s", model, "-i", items, "-o", "-", "-n", "30", "-q",
+        "--filter-file", tmp_path / "unrated.filter",
+    )  # fmt: skip
+    assert expected.exit_code == 0
+    assert (tmp_path / "out" / "items.json.out").read_text() == expected.stdout
 
 
 def test_a_store_made_before_segment_jobs_opens_with_its_jobs_as_inference_jobs(tmp_path):

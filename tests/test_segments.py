@@ -64,9 +64,12 @@ RULES = [
 # -- the reference: one user at a time ----------------------------------------------------
 
 
-def reference(affinity: Affinity, item: int, k: int, exclude: bool) -> tuple[list, list]:
+def reference(
+    affinity: Affinity, item: int, k: int, exclude: bool, allowed=None
+) -> tuple[list, list]:
     """Each user's affinity for `item` summed item by item, in Python; the scored users
-    by affinity (then index), then the others most active first."""
+    by affinity (then index), then the others most active first. `allowed(u)`: whether
+    a filter lets the line name user u (None: every user)."""
     x = affinity.x
     histories = [x.indices[x.indptr[u] : x.indptr[u + 1]].tolist() for u in range(x.shape[0])]
     rule = affinity.rule
@@ -92,6 +95,8 @@ def reference(affinity: Affinity, item: int, k: int, exclude: bool) -> tuple[lis
     scored, others = [], []
     for u, hist in enumerate(histories):
         if exclude and item in hist:
+            continue
+        if allowed is not None and not allowed(u):
             continue
         total = 0.0
         for h in sorted(hist):

@@ -212,7 +212,7 @@ def _joined(
     default=None,
     help="Users per line, 1-5,000,000 (default: the top 1 % of the solution's users, at least 25).",
 )
-@_field("filterArn", "filter_arn", default=None, help="Not supported for segment jobs yet.")
+@_field("filterArn", "filter_arn", default=None, help="A filter of users (INCLUDE/EXCLUDE UserID).")
 @_field("roleArn", "role_arn", default=None, help="Recorded with the job; unused.")
 @_aws_globals
 def create_batch_segment_job(

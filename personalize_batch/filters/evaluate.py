@@ -27,8 +27,9 @@ import numpy as np
 from .. import recipes
 from ..recipes.catalogue import Catalogue
 from ..recipes.numeric import mask_rows
-from ..recipes.protocol import RELATED_ITEMS
-from .parse import Condition, Expression, Filter, FilterSyntaxError
+from ..recipes.protocol import RELATED_ITEMS, USER_SEGMENTATION
+from ..recipes.user_filter import UserFilter
+from .parse import USER_ID, Condition, Expression, Filter, FilterSyntaxError, check_target
 from .values import parse_number, parse_value_list
 
 if TYPE_CHECKING:
@@ -159,12 +160,18 @@ class CompiledFilter:
         self, filt: Filter, catalogue: Catalogue, recipe: str, source: str = "--filter"
     ) -> None:
         self.filter, self.cat, self.recipe = filt, catalogue, recipe
+        segment = recipes.recipe(recipe).recipe_type == USER_SEGMENTATION
+        check_target(filt, segment, recipe, source)
         for expr in filt.expressions:
             for cond in expr.conditions:
                 self._check(cond, source)
         self.includes = [e for e in filt.expressions if e.action == "INCLUDE"]
         self.excludes = [e for e in filt.expressions if e.action == "EXCLUDE"]
-        self.needs_users = any(e.dataset == "Interactions" for e in filt.expressions)
+        # UserID: the lines name items and the filter selects the users answered
+        self.selects_users = filt.target == USER_ID
+        self.needs_users = not self.selects_users and any(
+            e.dataset == "Interactions" for e in filt.expressions
+        )
         # placeholder -> how its value is read ("list", "number")
         self.kinds: dict[str, set[str]] = {}
         for cond in (c for e in filt.expressions for c in e.conditions):
@@ -351,6 +358,38 @@ class CompiledFilter:
             out = part if out is None else _or(out, part)
         assert out is not None
         return out
+
+    def user_filter(self, bindings: list[Binding]) -> UserFilter:
+        """A UserID filter for a chunk of segment lines: per condition and line, the
+        event types it matches; an EXCLUDE expression with a placeholder a line has no
+        value for matches no type on that line (it is skipped, as in Personalize)."""
+        events = self.cat.events
+        assert events is not None  # _check: a UserID filter reads interactions
+        n_types = len(events.types)
+
+        def types_of(cond: Condition, skip: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(bindings), n_types), dtype=bool)
+            if cond.placeholder is None:
+                out[:, events.type_indices(cond.values or (), cond.op == "NOT IN")] = True
+            else:  # IN only: the parser refuses placeholders with NOT IN
+                for r, b in enumerate(bindings):
+                    raw = b.get(cond.placeholder)
+                    if raw is not None:
+                        values = self._parsed("list", cond.placeholder, raw)
+                        out[r, events.type_indices(values)] = True
+            out[skip] = False
+            return out
+
+        def compiled(exprs: list[Expression]) -> tuple:
+            out = []
+            for expr in exprs:
+                skip = np.array(
+                    [any(p not in b for p in expr.placeholders) for b in bindings], dtype=bool
+                )
+                out.append(tuple(tuple(types_of(c, skip) for c in conj) for conj in expr.where))
+            return tuple(out)
+
+        return UserFilter(events, compiled(self.includes), compiled(self.excludes))
 
     def mask(
         self,

@@ -1,11 +1,16 @@
 """Personalize filter expressions: text -> a checked syntax tree (A.6, B.3).
 
-    filter     := expression { "|" expression }
-    expression := (INCLUDE | EXCLUDE) ItemID WHERE conjunction { OR conjunction }
+    filter     := expression { "|" expression }        (every expression: one target)
+    expression := (INCLUDE | EXCLUDE) (ItemID | UserID) WHERE conjunction { OR conjunction }
     conjunction:= condition { AND condition }                  (AND binds tighter)
     condition  := Items.F (IN | NOT IN) ( "(" strings ")" | "(" $P ")" | CurrentItem.F )
                 | Items.F (= | != | < | <= | > | >=) ( number | $P | "(" $P ")" | CurrentItem.F )
                 | Interactions.EVENT_TYPE (IN | NOT IN) ( "(" strings ")" | "(" $P ")" )
+
+ItemID expressions filter recommended items (Items and Interactions conditions);
+UserID expressions filter the users of a segment job (Interactions conditions: the
+users who interacted with the line's items). pbatch has no users dataset, so `Users.F`
+conditions are refused.
 
 Keywords, dataset names and field names are case-insensitive (fields are matched upper-
 cased, as `train` stores item columns); placeholder names are case-sensitive. Every error
@@ -29,9 +34,11 @@ MAX_KEY_LENGTH = 50  # a placeholder is a filterValues key
 class FilterSyntaxError(UsageError):
     """A filter that does not parse (or does not fit the solution): exit 2, before any output."""
 
-    def __init__(self, source: str, text: str, pos: int, message: str) -> None:
+    def __init__(
+        self, source: str, text: str, pos: int, message: str, snippet: bool = True
+    ) -> None:
         self.pos = pos  # 0-based character offset
-        shown = f"\n{_snippet(text, pos)}" if text.strip() else ""
+        shown = f"\n{_snippet(text, pos)}" if text.strip() and snippet else ""
         super().__init__(f"{source}: at character {pos + 1}: {message}{shown}")
 
 
@@ -63,13 +70,17 @@ class Condition:
     pos: int = 0
 
 
+ITEM_ID, USER_ID = "ItemID", "UserID"  # what an expression filters
+
+
 @dataclass(frozen=True)
 class Expression:
-    """INCLUDE or EXCLUDE ItemID WHERE an OR of ANDs of conditions."""
+    """INCLUDE or EXCLUDE ItemID (or UserID) WHERE an OR of ANDs of conditions."""
 
     action: str  # "INCLUDE" or "EXCLUDE"
     where: tuple[tuple[Condition, ...], ...]  # OR of ANDs
     pos: int = 0
+    target: str = ITEM_ID  # ITEM_ID or USER_ID
 
     @property
     def conditions(self) -> list[Condition]:
@@ -98,6 +109,11 @@ class Filter:
     @property
     def placeholders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p for e in self.expressions for p in e.placeholders))
+
+    @property
+    def target(self) -> str:
+        """ItemID (the filter takes items out of lists) or UserID (users of segments)."""
+        return self.expressions[0].target
 
 
 # ------------------------------------------------------------------ lexer
@@ -206,6 +222,15 @@ class _Parser:
         if self.tok.kind != "end":
             raise self.expected("AND, OR, | or the end of the filter")
         filt = Filter(self.text, tuple(expressions))
+        for expr in expressions[1:]:
+            if expr.target != filt.target:
+                raise FilterSyntaxError(
+                    self.source,
+                    self.text,
+                    expr.pos,
+                    f"every expression of a filter filters the same thing: the first "
+                    f"filters {filt.target}, this one {expr.target}",
+                )
         conds = [c for e in expressions for c in e.conditions]
         fields = {(c.dataset, c.field) for c in conds} | {
             ("Items", c.current) for c in conds if c.current
@@ -224,25 +249,23 @@ class _Parser:
         if not self.is_word("INCLUDE", "EXCLUDE"):
             raise self.expected("INCLUDE or EXCLUDE")
         action = self.next().text.upper()
-        if self.is_word("USERID", "ACTIONID"):
-            raise self.fail(
-                f"pbatch filters recommended items: expected ItemID, found {self.tok.text}"
-            )
-        if not self.is_word("ITEMID"):
-            raise self.expected("ItemID")
-        self.next()
+        if self.is_word("ACTIONID"):
+            raise self.fail("ActionID is for action recommendations, which pbatch lacks")
+        if not self.is_word("ITEMID", "USERID"):
+            raise self.expected("ItemID or UserID")
+        target = ITEM_ID if self.next().text.upper() == "ITEMID" else USER_ID
         if not self.is_word("WHERE"):
             raise self.expected("WHERE")
         self.next()
-        where = [self.conjunction()]
+        where = [self.conjunction(target)]
         while self.is_word("OR"):
             self.next()
-            where.append(self.conjunction())
+            where.append(self.conjunction(target))
         if self.is_word("IF"):
             raise self.fail(
-                "IF CurrentUser conditions need users data, which pbatch solutions do not keep"
+                "IF CurrentUser conditions need a users dataset, which pbatch does not have"
             )
-        expr = Expression(action, tuple(where), start.pos)
+        expr = Expression(action, tuple(where), start.pos, target)
         first = expr.conditions[0]
         for cond in expr.conditions[1:]:
             if cond.dataset != first.dataset:
@@ -255,11 +278,11 @@ class _Parser:
                 )
         return expr
 
-    def conjunction(self) -> tuple[Condition, ...]:
-        conds = [self.condition()]
+    def conjunction(self, target: str) -> tuple[Condition, ...]:
+        conds = [self.condition(target)]
         while self.is_word("AND"):
             self.next()
-            conds.append(self.condition())
+            conds.append(self.condition(target))
         return tuple(conds)
 
     def dataset_field(self, allowed: tuple[str, ...]) -> tuple[str, str, Token]:
@@ -267,7 +290,14 @@ class _Parser:
         names = {"ITEMS": "Items", "INTERACTIONS": "Interactions", "CURRENTITEM": "CurrentItem"}
         if tok.kind != "word" or tok.text.upper() not in names:
             if tok.kind == "word" and tok.text.upper() in ("USERS", "CURRENTUSER"):
-                raise self.fail(f"{tok.text} fields need users data, which pbatch does not keep")
+                raise FilterSyntaxError(
+                    self.source,
+                    self.text,
+                    tok.pos,
+                    f"{tok.text} conditions need a users dataset, which pbatch does not have "
+                    "(it reads interactions and items only)",
+                    snippet=False,
+                )
             if tok.kind == "word" and tok.text.upper().startswith("ACTION"):
                 raise self.fail(f"{tok.text} is for action recommendations, which pbatch lacks")
             raise self.expected(" or ".join(f"{a}.FIELD" for a in allowed))
@@ -280,8 +310,14 @@ class _Parser:
             raise self.expected(f"a field name after {tok.text}.")
         return dataset, self.next().text.upper(), tok
 
-    def condition(self) -> Condition:
-        dataset, field, start = self.dataset_field(("Items", "Interactions"))
+    def condition(self, target: str) -> Condition:
+        if target == USER_ID and self.is_word("ITEMS", "CURRENTITEM"):
+            raise self.fail(
+                "a UserID expression selects users by their interactions with the line's "
+                "items: its conditions use Interactions.EVENT_TYPE, not Items fields"
+            )
+        allowed = ("Interactions",) if target == USER_ID else ("Items", "Interactions")
+        dataset, field, start = self.dataset_field(allowed)
         pos = start.pos
         if dataset == "Interactions" and field != "EVENT_TYPE":
             raise self.fail(
@@ -375,3 +411,21 @@ def parse_filter(text: str, source: str = "--filter") -> Filter:
             f"the filter has {len(text)} characters (at most {MAX_LENGTH})",
         )
     return _Parser(text, source).parse()
+
+
+def check_target(filt: Filter, answers_users: bool, recipe: str, source: str) -> None:
+    """A filter of the other kind than the job's is a usage error (one line): ItemID
+    expressions take items out of lists, UserID ones select a segment job's users."""
+    article = "an" if recipe[0] in "aeio" else "a"
+    if answers_users and filt.target == ITEM_ID:
+        raise UsageError(
+            f"{source}: an ItemID filter takes items out of recommendations, but {article} "
+            f"{recipe} solution answers users (a batch segment job): filter them with "
+            "INCLUDE or EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN (...)"
+        )
+    if not answers_users and filt.target == USER_ID:
+        raise UsageError(
+            f"{source}: a UserID filter selects the users of a batch segment job, but "
+            f"{article} {recipe} solution answers items: filter them with INCLUDE or "
+            "EXCLUDE ItemID WHERE ..."
+        )

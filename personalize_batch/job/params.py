@@ -16,7 +16,7 @@ from typing import Any
 from .. import storage
 from ..arns import INFERENCE, SEGMENT, job_arn, solution_arn
 from ..errors import UsageError
-from ..filters.parse import parse_filter
+from ..filters.parse import check_target, parse_filter
 from ..recipes.protocol import (
     MAX_RESULTS,
     MAX_SEGMENT_RESULTS,
@@ -163,7 +163,8 @@ def fit_to_recipe(p: JobParams, recipe: str, recipe_type: str, n_users: int) -> 
 
 def check_recipe(p: JobParams, recipe: str, recipe_type: str) -> str:
     """The kind of job a solution's recipe runs; refused, what it cannot do: a job of
-    the other kind, more than MAX_RESULTS items a line, item fields beside users."""
+    the other kind, more than MAX_RESULTS items a line, item fields beside users, a
+    filter of the other kind (ItemID for users, UserID for items)."""
     segment = recipe_type == USER_SEGMENTATION
     kind = SEGMENT if segment else INFERENCE
     if p.kind is not None and p.kind != kind:
@@ -174,6 +175,9 @@ def check_recipe(p: JobParams, recipe: str, recipe_type: str) -> str:
             f"{name} must be 1-{MAX_RESULTS} for {a(recipe)} solution, not {p.num_results} "
             f"(only a segment solution takes more: up to {MAX_SEGMENT_RESULTS:,} users per line)"
         )
+    if p.filter_expression is not None:
+        filt = parse_filter(p.filter_expression, p.filter_source)
+        check_target(filt, segment, recipe, p.filter_source)
     if segment and p.item_metadata:
         raise UsageError(
             f"{'metadataColumns' if p.api else '--item-metadata'} adds item fields to "

@@ -128,8 +128,10 @@ class Answerer:
             explorer = Explorer(solution, exploration.check())
             self.explorer = explorer if explorer.active else None
         # scorers that never build a block x items matrix say how many rows suit them;
-        # filters and exploration work on dense blocks, sized for the cache
-        dense = self.filter is not None or self.explorer is not None
+        # item filters and exploration work on dense blocks, sized for the cache (a
+        # segment's user filter works block of users by block of users)
+        item_filter = self.filter is not None and not self.filter.selects_users
+        dense = item_filter or self.explorer is not None
         rows = None if dense else getattr(self.scorer, "block_rows", None)
         self.block = rows or chunk_rows(len(solution.item_ids))
 
@@ -226,7 +228,9 @@ class Answerer:
             if self.filter is not None and self.filter.needs_users:
                 users = self._users(requests)
         kwargs = {}
-        if self.filter is not None:
+        if self.filter is not None and self.filter.selects_users:
+            kwargs["mask"] = self.filter.user_filter(bindings)
+        elif self.filter is not None:
             item_queries = queries if names == ITEM else None
             kwargs["mask"] = self.filter.mask(bindings, users, item_queries)
         if self.explorer is not None:

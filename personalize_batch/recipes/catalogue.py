@@ -80,6 +80,19 @@ class Events:
         hit = [every or t in wanted for t in self.types]
         return np.array([k for k, h in enumerate(hit) if h != negate], dtype=np.int64)
 
+    def span(self, t: int, start: int, stop: int) -> sp.csr_matrix:
+        """Users start..stop's items under event type t, as a users x items CSR (a view
+        of the stored rows, data 1.0)."""
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
+        first, last = t * self.n_users + start, t * self.n_users + stop
+        lo, hi = int(self.indptr[first]), int(self.indptr[last])
+        indptr = self.indptr[first : last + 1] - lo
+        data = np.ones(hi - lo)
+        return sp.csr_matrix(
+            (data, self.indices[lo:hi], indptr), shape=(stop - start, self.n_items)
+        )
+
     def rows(self, users: np.ndarray, type_sets: list[np.ndarray]) -> sp.csr_matrix:
         """Row r: the items user `users[r]` interacted with under any type of
         `type_sets[r]` (a binary CSR; unknown users, -1, have none)."""

@@ -39,6 +39,7 @@ from .protocol import (
     Validation,
 )
 from .segments import RULE_ARRAYS, SOURCES, Affinity, Rule, answer, one_hot
+from .user_filter import UserFilter
 from .user_fit import COMPONENTS
 from .user_fit import fit as fit_user_model
 from .user_personalization import ARRAYS, HYPERPARAMETERS, search_space
@@ -203,12 +204,13 @@ class Scorer:
         self, items: np.ndarray, k: int, include_seen: bool, mask: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each item's top-k users, with their share of the item's affinity; an unknown
-        item (-1) gets an empty answer (see `problems`)."""
-        if mask is not None:
-            raise UsageError("filters do not apply to segment jobs yet: run without --filter")
+        item (-1) gets an empty answer (see `problems`). `mask`: a UserFilter of the
+        users each line may name (filters/: INCLUDE / EXCLUDE UserID)."""
+        if mask is not None and not isinstance(mask, UserFilter):
+            raise UsageError("a segment job's filter selects users: INCLUDE or EXCLUDE UserID")
         items = np.asarray(items, dtype=np.int64)
         q = one_hot(items, self.affinity.n_items)
-        return answer(self.affinity, q, k, not include_seen, items >= 0)
+        return answer(self.affinity, q, k, not include_seen, items >= 0, mask)
 
 
 ITEM_AFFINITY_ARRAYS = Arrays(

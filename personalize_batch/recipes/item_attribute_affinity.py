@@ -25,6 +25,7 @@ from .attributes import ExpressionError, matching_items, parse, unparse
 from .catalogue import Catalogue
 from .protocol import TEXT, USER_SEGMENTATION, USERS, Query, Recipe, Validation
 from .segments import Affinity, Rule, answer, indicator
+from .user_filter import UserFilter
 from .validation import SEGMENT_METRICS, user_segments
 
 PARSED_KEPT = 4096  # expressions whose matching items a scorer remembers
@@ -71,13 +72,13 @@ class Scorer:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each expression's top-k users, with their share of its affinity; a line that
         cannot be answered gets an empty answer (see `problems`)."""
-        if mask is not None:
-            raise UsageError("filters do not apply to segment jobs yet: run without --filter")
+        if mask is not None and not isinstance(mask, UserFilter):
+            raise UsageError("a segment job's filter selects users: INCLUDE or EXCLUDE UserID")
         found = [self.items_of(t) for t in texts]
         masks = [None if isinstance(f, str) else f for f in found]
         q = indicator(masks, self.affinity.n_items)
         answered = np.array([m is not None for m in masks], dtype=bool)
-        return answer(self.affinity, q, k, not include_seen, answered)
+        return answer(self.affinity, q, k, not include_seen, answered, mask)
 
 
 def item_expressions(solution_ids: np.ndarray):

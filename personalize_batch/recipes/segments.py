@@ -26,7 +26,9 @@ Users are scored in blocks of USER_BLOCK: one sparse product per block (that blo
 histories times the lines' columns of M), whose entries above each line's current k-th
 best join a pool, cut back to each line's k best when it grows; memory is the pool and
 one block, never users x items. Users no term reaches (affinity 0) follow the scored
-ones, most active first. Ties: lower user index first. Every sum runs in a fixed order
+ones, most active first. Ties: lower user index first. A filter (`user_filter`) takes
+users out of a line's candidates block by block, before the pool and the line's total,
+and out of its fill. Every sum runs in a fixed order
 (a user's items in index order, a block's users in index order) whatever the other
 lines of the call, so an answer is the same bytes for any chunking.
 """
@@ -39,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .numeric import fill_from_order
+from .user_filter import BoundFilter, UserFilter
 
 SOURCES = ("cooccurrence", "neighbours", "neighbours+item-model")
 # co-occurring items kept per line item (the strongest): the rest add little but cost a
@@ -145,15 +148,25 @@ class Affinity:
         return _strongest(g, COOCCURRENCE_KEPT * np.maximum(1, np.diff(q.tocsc().indptr)))
 
     def rank_users(
-        self, q: sp.csr_matrix, k: int, exclude_holders: bool
+        self,
+        q: sp.csr_matrix,
+        k: int,
+        exclude_holders: bool,
+        users: UserFilter | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each line's (column of q's) top k users, best first, with their shares, as
         (indices, scores, lengths). `exclude_holders` leaves out the users who have every
-        one of a line's items (item-affinity's lines hold one item each)."""
-        return self.rank_users_by(q, k, exclude_holders, [self.user_weight])[0]
+        one of a line's items (item-affinity's lines hold one item each); `users`, the
+        users a filter does not let a line name."""
+        return self.rank_users_by(q, k, exclude_holders, [self.user_weight], users)[0]
 
     def rank_users_by(
-        self, q: sp.csr_matrix, k: int, exclude_holders: bool, weights: list[np.ndarray]
+        self,
+        q: sp.csr_matrix,
+        k: int,
+        exclude_holders: bool,
+        weights: list[np.ndarray],
+        users: UserFilter | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """rank_users once per vector of user weights (a_u ** activity_exponent), from
         one pass over the users: what choosing the exponent on held-out data needs."""
@@ -162,7 +175,13 @@ class Affinity:
         step = max(1, LIST_BUDGET // max(k, 1))
         if lines > step:  # lines are independent: the same answers in groups
             groups = [
-                self.rank_users_by(q[:, s : s + step], k, exclude_holders, weights)
+                self.rank_users_by(
+                    q[:, s : s + step],
+                    k,
+                    exclude_holders,
+                    weights,
+                    None if users is None else users.lines(np.arange(s, min(s + step, lines))),
+                )
                 for s in range(0, lines, step)
             ]
             return [
@@ -171,6 +190,7 @@ class Affinity:
             ]
         q = q.tocsr()
         sizes = np.diff(q.tocsc().indptr)  # items per line
+        bound = None if users is None else users.bind(q)
         g = self.columns(q)
         pools = [_Pool(lines, k) for _ in weights]
         totals = [np.zeros(lines) for _ in weights]
@@ -180,12 +200,12 @@ class Affinity:
             rows, cols, raw = s.row.astype(np.int64), s.col.astype(np.int64), s.data
             free = np.ones(len(rows), dtype=bool)
             if exclude_holders:
-                held = _holders(block @ q, sizes)
-                keys = np.sort(held.row.astype(np.int64) * lines + held.col)
-                if len(keys):
-                    key = rows * lines + cols
-                    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-                    free = keys[at] != key
+                free &= ~_marked(_holders(block @ q, sizes), rows, cols)
+            if bound is not None:
+                included, excluded = bound.matches(start, start + block.shape[0])
+                free &= ~_marked(excluded, rows, cols)
+                if included is not None:
+                    free &= _marked(included, rows, cols)
             for w, pool, total in zip(weights, pools, totals, strict=True):
                 vals = raw * w[start + rows]
                 keep = free & (vals > 0)
@@ -193,9 +213,10 @@ class Affinity:
                 total += np.bincount(c, weights=v, minlength=lines)
                 pool.add(c, r + start, v)
         out = []
+        users_filter = users
         for pool, total in zip(pools, totals, strict=True):
-            users, shares, counts = pool.lists(total)
-            out.append(self._fill(q, users, shares, counts, k, exclude_holders))
+            found, shares, counts = pool.lists(total)
+            out.append(self._fill(q, found, shares, counts, k, exclude_holders, users_filter))
         return out
 
     def _fill(
@@ -206,8 +227,10 @@ class Affinity:
         counts: np.ndarray,
         k: int,
         exclude_holders: bool,
+        users_filter: UserFilter | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Lines with fewer than k scored users go on with the most active others."""
+        """Lines with fewer than k scored users go on with the most active others (that
+        the filter lets them name)."""
         lines = len(counts)
         short = np.flatnonzero(counts < k)
         if not len(short):
@@ -222,9 +245,15 @@ class Affinity:
             held = _holders(self.x @ q[:, short], np.diff(q[:, short].tocsc().indptr))
             rows.append(held.col.astype(np.int64))
             cols.append(held.row.astype(np.int64))
-        fill, fill_len = fill_from_order(
-            self.order, self.rank, np.concatenate(rows), np.concatenate(cols), len(short), k
-        )
+        included = None
+        if users_filter is not None:  # its exclusions join the others
+            bound = users_filter.lines(short).bind(q[:, short])
+            included = self._filtered(bound, rows, cols)
+        rows_, cols_ = np.concatenate(rows), np.concatenate(cols)
+        if included is None:
+            fill, fill_len = fill_from_order(self.order, self.rank, rows_, cols_, len(short), k)
+        else:
+            fill, fill_len = self._fill_from(included, rows_, cols_, len(short), k)
         out_users = np.zeros((lines, k), dtype=np.int64)
         out_scores = np.zeros((lines, k))
         out_users[:, :width] = users[:, :k]
@@ -238,6 +267,62 @@ class Affinity:
         lengths = counts.copy()
         lengths[short] = np.minimum(k, counts[short] + fill_len)
         return out_users, out_scores, lengths
+
+    def _filtered(
+        self, bound: BoundFilter, rows: list[np.ndarray], cols: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Add the (line, user) pairs the filter excludes to `rows`, `cols`, a block of
+        users at a time; the pairs it includes, or None without INCLUDE expressions."""
+        inc_lines, inc_users = [], []
+        for start in range(0, self.n_users, USER_BLOCK):
+            stop = min(start + USER_BLOCK, self.n_users)
+            included, excluded = bound.matches(start, stop)
+            excluded = excluded.tocoo()
+            rows.append(excluded.col.astype(np.int64))
+            cols.append(excluded.row.astype(np.int64) + start)
+            if included is not None:
+                included = included.tocoo()
+                inc_lines.append(included.col.astype(np.int64))
+                inc_users.append(included.row.astype(np.int64) + start)
+        if not bound.has_includes:
+            return None
+        return np.concatenate(inc_lines), np.concatenate(inc_users)
+
+    def _fill_from(
+        self,
+        included: tuple[np.ndarray, np.ndarray],
+        rows: np.ndarray,
+        cols: np.ndarray,
+        n_lines: int,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per line, its first k included users in the order of activity that are not
+        among the excluded (line, user) pairs: as fill_from_order, from a filter's
+        INCLUDE pairs in place of every user."""
+        lines, users = included
+        n = self.n_users
+        blocked = np.unique(rows.astype(np.int64) * n + cols)
+        keep = ~np.isin(lines * n + users, blocked)
+        key = np.unique(lines[keep] * n + self.rank[users[keep]])  # (line, activity rank)
+        lines, users = key // n, self.order[key % n]
+        first = np.searchsorted(lines, np.arange(n_lines))
+        pos = np.arange(len(lines)) - first[lines]
+        keep = pos < k
+        fill = np.zeros((n_lines, k), dtype=np.int64)
+        fill[lines[keep], pos[keep]] = users[keep]
+        return fill, np.bincount(lines[keep], minlength=n_lines)
+
+
+def _marked(m: sp.spmatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Whether each (row, col) pair is a stored entry of m."""
+    m = m.tocoo()
+    if not m.nnz or not len(rows):
+        return np.zeros(len(rows), dtype=bool)
+    width = m.shape[1]
+    keys = np.sort(m.row.astype(np.int64) * width + m.col)
+    key = rows * width + cols
+    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+    return keys[at] == key
 
 
 def _strongest(g: sp.csc_matrix, kept: np.ndarray) -> sp.csr_matrix:
@@ -347,16 +432,23 @@ def empty_answers(lines: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def answer(
-    affinity: Affinity, q: sp.csr_matrix, k: int, exclude_holders: bool, answered: np.ndarray
+    affinity: Affinity,
+    q: sp.csr_matrix,
+    k: int,
+    exclude_holders: bool,
+    answered: np.ndarray,
+    users: UserFilter | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """rank_users for the lines `answered` (bool per line); other lines have length 0."""
+    """rank_users for the lines `answered` (bool per line); other lines have length 0.
+    `users`: a filter of the users each line may name (one per line of q)."""
     lines = q.shape[1]
     out_users, out_scores, lengths = empty_answers(lines)
     some = np.flatnonzero(answered)
     if not len(some) or k <= 0:
         return out_users, out_scores, lengths
-    users, scores, got = affinity.rank_users(q[:, some], k, exclude_holders)
-    out_users = np.zeros((lines, users.shape[1]), dtype=np.int64)
-    out_scores = np.zeros((lines, users.shape[1]))
-    out_users[some], out_scores[some], lengths[some] = users, scores, got
+    chosen = None if users is None else users.lines(some)
+    found, scores, got = affinity.rank_users(q[:, some], k, exclude_holders, chosen)
+    out_users = np.zeros((lines, found.shape[1]), dtype=np.int64)
+    out_scores = np.zeros((lines, found.shape[1]))
+    out_users[some], out_scores[some], lengths[some] = found, scores, got
     return out_users, out_scores, lengths

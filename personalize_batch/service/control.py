@@ -235,8 +235,6 @@ def _create(
     if numResults is not None and (isinstance(numResults, bool) or not isinstance(numResults, int)):
         raise UsageError(f"numResults must be an integer, not {numResults!r}")
     filter_text, filter_source = filter_from_arn(filterArn)
-    if kind == SEGMENT and filterArn is not None:
-        raise UsageError("filterArn: filters do not apply to batch segment jobs in pbatch yet")
     extra: dict[str, Any] = {}
     if roleArn is not None:
         extra["roleArn"] = _text(roleArn, "roleArn")  # recorded; pbatch assumes no role

@@ -198,6 +198,7 @@ PARSE_ERRORS = [
     "INCLUDE ItemID WHERE Items.GENRES IN ($)",
     'KEEP ItemID WHERE Items.GENRES IN ("Drama")',
     'INCLUDE UserID WHERE Items.GENRES IN ("Drama")',
+    'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("rating")',
     'INCLUDE ItemID Items.GENRES IN ("Drama")',
     'INCLUDE ItemID WHERE Users.AGE IN ("30")',
     'INCLUDE ItemID WHERE GENRES IN ("Drama")',
