@@ -371,3 +371,47 @@ def test_filters_of_the_wrong_kind_are_refused_up_front(segment_solutions, solut
         assert result.exit_code == 2, result.output
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert not out.exists()
+
+
+def test_a_filtered_segment_holds_lists_and_a_block_never_users_by_items():
+    import tracemalloc
+
+    from personalize_batch.filters import Catalogue, CompiledFilter
+    from personalize_batch.recipes.catalogue import Events
+    from personalize_batch.recipes.numeric import seen_arrays
+    from personalize_batch.recipes.segments import Rule, one_hot
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, rows = 60_000, 3_000, 240_000  # users x items in float64: 1.4 GB
+    users = np.sort(rng.integers(0, n_users, rows))
+    items = np.minimum(rng.zipf(1.3, rows) - 1, n_items - 1)
+    types = rng.choice(["buy", "view"], rows)
+    arrays = {
+        "user_ids": np.arange(n_users).astype(str),
+        "item_ids": np.arange(n_items).astype(str),
+        **seen_arrays(users, items, n_users, n_items),
+    }
+    ev = event_arrays(users, items, types, n_users, n_items)
+    events = Events(ev["events_types"], ev["events_indptr"], ev["events_indices"], n_users, n_items)
+    catalogue = Catalogue(arrays["item_ids"], {}, events)
+    text = (
+        'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("buy") | '
+        'INCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("view") OR '
+        'Interactions.EVENT_TYPE NOT IN ("view")'
+    )
+    compiled = CompiledFilter(parse_filter(text), catalogue, "item-affinity")
+    affinity = Affinity(arrays, Rule("cooccurrence", 0.5, 0.5))
+    q = one_hot(np.arange(16), n_items)  # the most popular items: dense columns
+    tracemalloc.start()
+    try:
+        got, _, lengths = affinity.rank_users(q, 1_000, False, compiled.user_filter([{}] * 16))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+    bought = events.span(events.types.index("buy"), 0, n_users).tocsc()
+    viewed = events.span(events.types.index("view"), 0, n_users).tocsc()
+    for line in range(16):  # the item's users who did not buy it, as many as there are
+        allowed = set(viewed[:, line].indices) - set(bought[:, line].indices)
+        assert lengths[line] == min(1_000, len(allowed))
+        assert set(got[line, : lengths[line]].tolist()) <= allowed
