@@ -214,6 +214,14 @@ CASES = [
     C("option", "a filter that does not parse", f"{RUN} --filter 'INCLUDE ItemID WHERE'", 2,
       "--filter: at character 21: expected Items.FIELD or Interactions.FIELD, found the end of "
       "the filter\n  INCLUDE ItemID WHERE\n                      ^"),
+    C("option", "a segment job's user filter on an inference job",
+      f"{RUN} --filter 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN (\"rating\")'", 2,
+      "--filter: a UserID filter selects the users of a batch segment job, but a "
+      "user-personalization solution answers items: filter them with INCLUDE or EXCLUDE "
+      "ItemID WHERE ..."),
+    C("option", "a filter on users data", f"{RUN} --filter 'EXCLUDE UserID WHERE Users.AGE > 30'",
+      2, "--filter: at character 22: Users conditions need a users dataset, which pbatch does "
+      "not have (it reads interactions and items only)"),
     C("option", "filter and filter-file", f"{RUN} --filter x --filter-file filter.txt", 2,
       f"give --filter or --filter-file, not both {SEE_RUN}"),
     C("option", "item metadata of a solution without items", f"{RUN} --item-metadata TITLE", 2,
