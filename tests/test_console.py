@@ -214,7 +214,7 @@ def test_segment_jobs_have_their_list_page_and_form(
     items = tmp_path / "items.json"
     items.write_text("".join(f'{{"itemId": "{i}"}}\n' for i in segment_solutions["items"][:4]))
     status, _, body = request(console, "GET", "/create-segment-job")
-    assert status == 200 and "Batch segment job name" in body and 'name="filter"' not in body
+    assert status == 200 and "Batch segment job name" in body and 'name="filter"' in body
     assert 'name="numResults" type="number" value=""' in body
     good = {
         "jobName": "segment",
@@ -223,9 +223,11 @@ def test_segment_jobs_have_their_list_page_and_form(
         "output": str(tmp_path / "out"),
         "numResults": "",
     }
+    (tmp_path / "items.filter").write_text('EXCLUDE ItemID WHERE Items.GENRES IN ("Drama")')
     cases = [
         ({"numResults": "5000001"}, "Number of results must be a whole number 1–5,000,000"),
         ({"solution": str(solutions["sims"])}, "a batch segment job needs a USER_SEGMENTATION"),
+        ({"filter": str(tmp_path / "items.filter")}, "an ItemID filter takes items out"),
     ]
     for change, message in cases:
         form = {**good, **change, "token": token(console)}
@@ -235,8 +237,13 @@ def test_segment_jobs_have_their_list_page_and_form(
     status, _, body = request(console, "POST", "/create", {**form, "jobName": "other"})
     assert status == 400 and "a batch inference job needs a solution that answers items" in body
     assert JobStore().records() == []
+    unrated = 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("rating")'
+    (tmp_path / "users.filter").write_text(unrated)
     status, headers, _ = request(
-        console, "POST", "/create-segment-job", {**form, "numResults": "600"}
+        console,
+        "POST",
+        "/create-segment-job",
+        {**form, "numResults": "600", "filter": str(tmp_path / "users.filter")},
     )
     assert (status, headers["Location"]) == (303, "/jobs/segment")
     for _ in range(300):
@@ -246,6 +253,7 @@ def test_segment_jobs_have_their_list_page_and_form(
         time.sleep(0.1)
     assert job["batchSegmentJob"]["status"] == "ACTIVE"
     assert job["batchSegmentJob"]["numResults"] == 600
+    assert job["batchSegmentJob"]["filterExpression"] == unrated
     _, _, body = request(console, "GET", "/segment-jobs")
     assert "Batch segment jobs (1)" in body and 'data-job="segment"' in body
     _, _, body = request(console, "GET", "/")

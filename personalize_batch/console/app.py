@@ -301,11 +301,10 @@ def create_from_form(store: JobStore, values: dict[str, str], kind: str = INFERE
         "jobOutput": {"s3DataDestination": {"path": values["output"]}},
         "numResults": int(number) if number else None,
     }
+    request["filterArn"] = values.get("filter") or None
     if kind == SEGMENT:
         return service.create_batch_segment_job(store, **request)["batchSegmentJobArn"]
-    response = service.create_batch_inference_job(
-        store, **request, filterArn=values.get("filter") or None
-    )
+    response = service.create_batch_inference_job(store, **request)
     return response["batchInferenceJobArn"]
 
 

@@ -300,12 +300,12 @@ FIELDS = (
 
 
 def fields(kind: str) -> list[tuple[str, str, str, bool]]:
-    """The create form's fields for a kind of job (a segment job takes no filter yet)."""
+    """The create form's fields for a kind of job (a segment job's filter selects users)."""
     k = KINDS[kind]
     out = []
     for key, label, hint, needed in FIELDS:
         if key == "filter" and kind == SEGMENT:
-            continue
+            hint = "a file of a user filter (INCLUDE|EXCLUDE UserID …): PATH or arn:…/PATH"
         label = f"{k.one[0].upper()}{k.one[1:]} name" if key == "jobName" else label
         hint = k.results_hint if key == "numResults" else hint
         out.append((key, label, hint, needed))
