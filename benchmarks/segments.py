@@ -264,6 +264,11 @@ def main() -> None:
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--tmp", default="/tmp/pbatch-segments-bench")
     parser.add_argument(
+        "--note",
+        default="",
+        help="a sentence for the throughput section (how busy the machine was)",
+    )
+    parser.add_argument(
         "--lines", type=int, default=1000, help="lines of the synthetic job (default 1000)"
     )
     parser.add_argument("--score", help=argparse.SUPPRESS)  # score_child's arguments
@@ -318,7 +323,7 @@ def main() -> None:
                 [
                     "## Segments: throughput (`python benchmarks/segments.py --throughput-only`)",
                     "",
-                    header,
+                    header + (f" {args.note}" if args.note else ""),
                     "",
                     THROUGHPUT_NOTE,
                     "",
