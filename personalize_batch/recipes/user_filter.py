@@ -16,11 +16,14 @@ it, so the expression matches no user there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from .catalogue import Events
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # an expression: an OR of ANDs of conditions, each a lines x event types bool array
 Expression = tuple[tuple[np.ndarray, ...], ...]
@@ -56,6 +59,8 @@ class UserFilter:
 
 def _per_type(q: sp.csr_matrix, types: np.ndarray) -> list[tuple[int, sp.csr_matrix]]:
     """(event type, q with only the columns of the lines that match that type)."""
+    import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
     out = []
     for t in np.flatnonzero(types.any(axis=0)).tolist():
         out.append((t, (q @ sp.diags(types[:, t].astype(np.float64))).tocsr()))
@@ -75,12 +80,16 @@ class BoundFilter:
         return bool(self.includes)
 
     def _condition(self, parts, start: int, stop: int) -> sp.csr_matrix:
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         out = sp.csr_matrix((stop - start, self.n_lines))
         for t, qt in parts:
             out = out + self.events.span(t, start, stop) @ qt
         return out
 
     def _union(self, exprs, start: int, stop: int) -> sp.csr_matrix:
+        import scipy.sparse as sp  # noqa: PLC0415  (scipy loads only where a job needs it)
+
         out = sp.csr_matrix((stop - start, self.n_lines))
         for expr in exprs:
             for conj in expr:
