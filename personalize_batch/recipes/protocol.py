@@ -209,6 +209,12 @@ class Dimension:
             out.append(0 if self.integer else 0.0)
         return [v for v in dict.fromkeys(out) if v != value]
 
+    def on_values(self) -> list[Any]:
+        """What a weight that is off tries once the search has settled: the middle of its
+        range and the middle of the lower half."""
+        middle = math.sqrt(self.low * self.high)
+        return list(dict.fromkeys([self.clip(middle), self.clip(math.sqrt(self.low * middle))]))
+
     def active(self, hp: dict[str, Any]) -> bool:
         return self.when is None or self.when(hp)
 
