@@ -116,8 +116,16 @@ class HyperParameter:
     low: float | None = None
     high: float | None = None
     help: str = ""
+    # the values a string hyperparameter takes (matched ignoring case and extra spaces)
+    choices: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> Any:
+        if self.choices:
+            value = " ".join(raw.strip().lower().split())
+            if value in self.choices:
+                return value
+            known = ", ".join(repr(c) for c in self.choices)
+            raise UsageError(f"hyperparameter {self.name} must be one of {known}, not {raw!r}")
         if self.kind is bool:
             low = raw.strip().lower()
             if low in ("true", "1", "yes"):
