@@ -119,6 +119,10 @@ def train(
         "users": int(data.n_users),
         "items": int(data.n_items),
         "hasTimestamps": data.has_timestamps,
+        # the newest interaction's time (epoch seconds): what "new" is measured from
+        "latestTimestamp": (
+            int(data.timestamps.max()) if data.has_timestamps and len(data.timestamps) else None
+        ),
         "eventType": event_type,
         "eventValueThreshold": event_value_threshold,
         "filterHistoryLength": filter_history,

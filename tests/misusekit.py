@@ -229,8 +229,8 @@ CASES = [
       "(train it with --items ITEMS.csv)"),
     C("option", "events with a sims solution",
       "run -s sims.npz -i items.json -o out --events events.csv", 2,
-      "--events: sims answers items, not users; fresh events change only "
-      "user-personalization, personalized-ranking, popularity-count"),
+      "--events: sims does not take fresh events (train it again with them); fresh events "
+      "change only user-personalization, personalized-ranking, popularity-count"),
     C("option", "exploration weight 2", f"{RUN} --exploration-weight 2", 2,
       f"Invalid value for '--exploration-weight': 2.0 is not in the range 0<=x<=1 {SEE_RUN}"),
     C("option", "resume with other options", "run --resume nightly -n 3", 2,

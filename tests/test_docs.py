@@ -133,6 +133,16 @@ def test_describe_recipe_lists_every_hyperparameter(recipe):
         assert line.endswith(p.help)
 
 
+def test_describe_recipe_shows_a_string_hyperparameters_values():
+    result = subprocess.run(
+        [sys.executable, "-m", "personalize_batch.cli", "describe", "--recipe", "trending-now"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "one of: auto, 30 minutes, 1 hour, 3 hours, 1 day" in result.stdout
+
+
 def test_shell_completion_works_as_documented():
     """The README shows `eval "$(_PBATCH_COMPLETE=bash_source pbatch)"`."""
     assert "_PBATCH_COMPLETE=bash_source pbatch" in README

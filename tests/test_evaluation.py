@@ -198,3 +198,11 @@ def test_train_evaluate_stores_metrics_shown_by_describe(tmp_path):
     assert described["metrics"] == alone["metrics"]
     assert described["evaluation"]["split"] == "personalize"
     assert described["evaluation"]["testUsers"] == alone["testUsers"]
+
+
+def test_evaluate_offers_every_split_the_splits_module_has():
+    # the CLI keeps its own list so that starting it does not import numpy
+    from personalize_batch.cli.evaluate import SPLIT_CHOICES
+    from personalize_batch.data.splits import SPLITS
+
+    assert set(SPLIT_CHOICES) == set(SPLITS) - {"segment"}  # segment: personalize's alias

@@ -117,8 +117,10 @@ def test_explored_lists_are_ordered_model_scores_and_obey_filters(models):
     assert sum(i.startswith("cold") for items, _ in answers for i in items) > 5 * len(answers)
 
 
-def test_creation_timestamp_cutoff(tmp_path):
-    """Items created within the cutoff of the newest interaction are cold too."""
+@pytest.mark.parametrize("recipe", ["user-personalization", "popularity-count"])
+def test_creation_timestamp_cutoff(tmp_path, recipe):
+    """Items created within the cutoff of the newest interaction are cold too, whatever
+    the recipe keeps (the newest time is the solution's, not the user model's)."""
     inter = tmp_path / "interactions.csv"
     day = 86400
     newest = 1_700_000_000
@@ -131,8 +133,9 @@ def test_creation_timestamp_cutoff(tmp_path):
         f"a,{newest - 400 * day}\nb,{newest - 10 * day}\nc,\nd,{newest - 100 * day}\n"
     )
     path = tmp_path / "m.npz"
-    training.train("user-personalization", str(inter), str(path), items=str(items), tune=False)
+    training.train(recipe, str(inter), str(path), items=str(items), tune=False)
     sol = solution_mod.load(str(path))
+    assert sol.meta["training"]["latestTimestamp"] == newest
     ids = sol.item_ids
 
     def cold(days: float) -> list[str]:

@@ -261,7 +261,7 @@ def test_refusals(solutions, tmp_path) -> None:
     code, _, err = run(
         "-s", str(solutions["sims"]), "-i", str(EXAMPLES / "items.json"), "--events", str(path)
     )
-    assert code == 2 and "sims answers items" in err and "Traceback" not in err
+    assert code == 2 and "sims does not take fresh events" in err and "Traceback" not in err
     code, _, err = run(
         "-s", str(solutions["user-personalization"]), "-i", str(EXAMPLES / "users.json"),
         "--events", str(tmp_path / "missing.csv"),

@@ -359,3 +359,21 @@ def test_the_job_record_and_the_console_show_the_choice(tmp_path, pbatch_home):
 
     html = job_page(record, [], dt.datetime.now(dt.timezone.utc))
     assert "Solution settings" in html and "chosen by pbatch train" in settings_text(tuning)
+
+
+def test_a_weight_that_pays_only_after_another_moved_is_switched_on_later():
+    # w helps only once b is low, and more at a small value than at its range's middle:
+    # the coarse round tries w while b is still high, so only a later round can find it
+    def f(hp):
+        w, b = hp["w"], hp["b"]
+        gain = 0.0 if w == 0 else (0.5 - b) - 0.1 * abs(math.log10(w / 0.05))
+        return -((b - 0.2) ** 2) + gain
+
+    dims = [
+        Dimension("w", "log", 0.01, 10.0, can_be_off=True),
+        Dimension("b", "linear", 0.0, 1.0),
+    ]
+    out = coordinate_descent(f, {"w": 0.0, "b": 0.9}, dims, 40)
+    assert out.best["w"] > 0
+    assert 0.02 <= out.best["w"] <= 0.15
+    assert out.score > f({"w": 0.0, "b": 0.2})

@@ -20,6 +20,8 @@ from .common import (
     warn,
 )
 
+# = data.splits.SPLITS but "segment" (what personalize means for segment recipes); kept
+# here so that starting the CLI does not import numpy (a test keeps them equal)
 SPLIT_CHOICES = ["personalize", "leave-last-out", "time-cut", "random"]
 
 SPLIT = click.option(

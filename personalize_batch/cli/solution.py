@@ -78,7 +78,9 @@ def recipe_table(name: str) -> dict[str, Any]:
                 "default": default,
                 "min": p.low,
                 "max": p.high,
-                "range": _range(p.low, p.high, kind),
+                "range": (
+                    "one of: " + ", ".join(p.choices) if p.choices else _range(p.low, p.high, kind)
+                ),
                 "help": p.help,
             }
         )

@@ -62,20 +62,27 @@ def cold_items(solution: Any, cutoff_days: float) -> np.ndarray:
     a = solution.arrays
     cold = a["item_counts"] == 0
     created = a.get("items_CREATION_TIMESTAMP")
-    times = a.get("up_history_times")
-    if (
-        created is not None
-        and times is not None
-        and len(times)
-        and solution.meta.get("training", {}).get("hasTimestamps")
-    ):
+    newest = newest_training_time(solution)
+    if created is not None and newest is not None:
         from ..filters import Catalogue  # noqa: PLC0415  (only with item metadata)
 
         numbers = Catalogue(solution.item_ids, {"T": created}).numeric("T")
-        newest = float(times.max())
         with np.errstate(invalid="ignore"):
             cold |= numbers >= newest - cutoff_days * SECONDS_PER_DAY
     return np.flatnonzero(cold)
+
+
+def newest_training_time(solution: Any) -> float | None:
+    """The newest training interaction's time, from the solution's metadata (any recipe
+    that keeps timestamps); a solution written before it was kept there falls back to
+    the user model's histories. None without timestamps."""
+    training = solution.meta.get("training", {})
+    if not training.get("hasTimestamps"):
+        return None
+    if training.get("latestTimestamp") is not None:
+        return float(training["latestTimestamp"])
+    times = solution.arrays.get("up_history_times")
+    return float(times.max()) if times is not None and len(times) else None
 
 
 class Explorer:

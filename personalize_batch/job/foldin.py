@@ -42,8 +42,8 @@ def fold_in(
         # those whose every line names a user first
         takers = sorted((r for r in recipes.recipes() if r.fresh_events), key=_user_optional)
         raise UsageError(
-            f"--events: {solution.recipe} answers items, not users; fresh events change "
-            f"only {', '.join(r.name for r in takers)}"
+            f"--events: {solution.recipe} does not take fresh events (train it again with "
+            f"them); fresh events change only {', '.join(r.name for r in takers)}"
         )
     training = solution.meta.get("training", {})
     ev = read_interactions(

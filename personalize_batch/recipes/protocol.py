@@ -122,8 +122,16 @@ class HyperParameter:
     low: float | None = None
     high: float | None = None
     help: str = ""
+    # the values a string hyperparameter takes (matched ignoring case and extra spaces)
+    choices: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> Any:
+        if self.choices:
+            value = " ".join(raw.strip().lower().split())
+            if value in self.choices:
+                return value
+            known = ", ".join(repr(c) for c in self.choices)
+            raise UsageError(f"hyperparameter {self.name} must be one of {known}, not {raw!r}")
         if self.kind is bool:
             low = raw.strip().lower()
             if low in ("true", "1", "yes"):
@@ -214,6 +222,12 @@ class Dimension:
         if self.can_be_off and level == 0:
             out.append(0 if self.integer else 0.0)
         return [v for v in dict.fromkeys(out) if v != value]
+
+    def on_values(self) -> list[Any]:
+        """What a weight that is off tries once the search has settled: the middle of its
+        range and the middle of the lower half."""
+        middle = math.sqrt(self.low * self.high)
+        return list(dict.fromkeys([self.clip(middle), self.clip(math.sqrt(self.low * middle))]))
 
     def active(self, hp: dict[str, Any]) -> bool:
         return self.when is None or self.when(hp)

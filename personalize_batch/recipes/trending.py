@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Interactions
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from .numeric import eligible_before, mask_rows, order_lists, row_positions, topk
 from .protocol import (
     ITEMS,
@@ -47,25 +47,15 @@ AUTO = "auto"
 VALIDATION_LENGTH = 25  # the list length the automatic choice measures
 
 
-class Frequency(HyperParameter):
-    """A hyperparameter whose values are Personalize's frequencies or `auto`."""
-
-    def parse(self, raw: str) -> Any:
-        value = " ".join(raw.strip().lower().split())
-        if value in FREQUENCIES or value == AUTO:
-            return value
-        known = ", ".join(repr(f) for f in (AUTO, *FREQUENCIES))
-        raise UsageError(f"hyperparameter {self.name} must be one of {known}, not {raw!r}")
-
-
 HYPERPARAMETERS = HyperParameters(
     [
-        Frequency(
+        HyperParameter(
             "trend_discovery_frequency",
             AUTO,
             str,
             help="window of the trend: 30 minutes, 1 hour, 3 hours or 1 day; auto: the "
             "one that best foretold the data's last window",
+            choices=(AUTO, *FREQUENCIES),
         )
     ]
 )

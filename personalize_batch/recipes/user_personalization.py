@@ -248,7 +248,7 @@ def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space
     return Space(start, dims, fixed)
 
 
-SEARCH = Search(search_space, budget=40)
+SEARCH = Search(search_space, budget=50)
 
 RECIPE = Recipe(
     name="user-personalization",

@@ -6,9 +6,13 @@ improves the objective, keeps walking that way. There is one round per step size
 log-scaled dimensions step by a factor of 4, then 2, then √2; linear ones by a quarter
 of their range, then an eighth, then a sixteenth; the finest round is repeated while it
 changes anything. A weight that can be switched off also tries off (0), and from off its
-middle value, in the coarse round. Every setting is evaluated once (memoized); the search
-stops early when the budget of evaluations is spent. Nothing is
-random and nothing depends on the clock: the same data and seed give the same choice.
+middle value, in the coarse round. Once the rounds have settled, a weight that is off
+tries two values on (the middle of its range and of its lower half) while budget is left,
+since a term that did not pay at the start may pay once the others have moved; when one
+pays, the finest round runs again. Every setting is
+evaluated once (memoized); the search stops early when the budget of evaluations is
+spent. Nothing is random and nothing depends on the clock: the same data and seed give
+the same choice.
 """
 
 from __future__ import annotations
@@ -76,32 +80,53 @@ def coordinate_descent(
     def better(a: float, b: float) -> bool:
         return sign * (a - b) > 1e-12 * max(1.0, abs(b))
 
-    level = 0
-    while level < LEVELS and len(trials) < budget:
-        changed = False
-        for dim in dims:
-            if not dim.active(current):
-                continue
-            old = current[dim.name]
-            for value in dim.steps(old, level):
-                candidate = {**current, dim.name: value}
-                s = score(candidate)
-                if s is None:
-                    break
-                if not better(s, best):
+    def descend(level: int) -> None:
+        nonlocal best, current
+        while level < LEVELS and len(trials) < budget:
+            changed = False
+            for dim in dims:
+                if not dim.active(current):
                     continue
-                best, current, changed = s, candidate, True
-                # keep walking the same way while it pays
-                while (onward := _onward(dim, old, current[dim.name], level)) is not None:
-                    candidate = {**current, dim.name: onward}
+                old = current[dim.name]
+                for value in dim.steps(old, level):
+                    candidate = {**current, dim.name: value}
                     s = score(candidate)
-                    if s is None or not better(s, best):
+                    if s is None:
                         break
-                    old, best, current = current[dim.name], s, candidate
-                break
-        # one round at each step size; the finest is repeated while it changes anything
-        if not changed or level < LEVELS - 1:
-            level += 1
+                    if not better(s, best):
+                        continue
+                    best, current, changed = s, candidate, True
+                    # keep walking the same way while it pays
+                    while (onward := _onward(dim, old, current[dim.name], level)) is not None:
+                        candidate = {**current, dim.name: onward}
+                        s = score(candidate)
+                        if s is None or not better(s, best):
+                            break
+                        old, best, current = current[dim.name], s, candidate
+                    break
+            # one round at each step size; the finest is repeated while it changes anything
+            if not changed or level < LEVELS - 1:
+                level += 1
+
+    def switch_on() -> bool:
+        """Once settled, each weight that is off tries two values on; the first that
+        pays is kept (True)."""
+        nonlocal best, current
+        for dim in dims:
+            if not (dim.can_be_off and current[dim.name] == 0 and dim.active(current)):
+                continue
+            for value in dim.on_values():
+                s = score({**current, dim.name: value})
+                if s is None:
+                    return False
+                if better(s, best):
+                    best, current = s, {**current, dim.name: value}
+                    return True
+        return False
+
+    descend(0)
+    while len(trials) < budget and switch_on():
+        descend(LEVELS - 1)
     return Outcome(current, best, trials, start_score)
 
 
