@@ -353,7 +353,7 @@ def test_aws_shaped_commands_run_a_segment_job_like_pbatch_run(segment_solutions
 
 def test_a_user_filter_on_create_batch_segment_job_is_pbatch_runs(segment_solutions, tmp_path):
     """--filter-arn names a file of a UserID filter; the background job writes what
-    `pbatch run --filter-file` writes, and the record keeps the expression."""
+    `pbatch run --filter-file` writes, and the record keeps the expression and filterArn."""
     model = str(segment_solutions["item-affinity"])
     items = items_file(segment_solutions, tmp_path)
     text = 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("rating")'
@@ -382,6 +382,7 @@ def test_a_user_filter_on_create_batch_segment_job_is_pbatch_runs(segment_soluti
             break
         time.sleep(0.1)
     assert job["status"] == "ACTIVE" and job["filterExpression"] == text
+    assert job["filterArn"] == f"arn:pbatch:local:filter/{tmp_path / 'unrated.filter'}"
     expected = pbatch(
         "run", "-s", model, "-i", items, "-o", "-", "-n", "30", "-q",
         "--filter-file", tmp_path / "unrated.filter",

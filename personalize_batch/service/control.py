@@ -236,6 +236,8 @@ def _create(
         raise UsageError(f"numResults must be an integer, not {numResults!r}")
     filter_text, filter_source = filter_from_arn(filterArn)
     extra: dict[str, Any] = {}
+    if filterArn is not None:  # Describe… echoes it, as Personalize's does
+        extra["filterArn"] = _text(filterArn, "filterArn")
     if roleArn is not None:
         extra["roleArn"] = _text(roleArn, "roleArn")  # recorded; pbatch assumes no role
     if tags is not None:
