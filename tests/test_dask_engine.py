@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import dask
+import orjson
 import pytest
 from conftest import EXAMPLE_INPUTS, EXAMPLES, PBATCH, RECIPES
 from dask_faults import KillWorker
@@ -695,3 +696,43 @@ def test_fresh_events_travel_to_the_workers(client, solutions, tmp_path):
     assert got["partitions"] >= 5 and got["foldIn"]["newUsers"] == 1
     plain, _ = local_run(solution, src, tmp_path / "plain")
     assert (tmp_path / "plain" / "in.json.out").read_bytes() != want
+
+
+@pytest.mark.parametrize(
+    "recipe, line_filter",
+    [
+        ("item-affinity", None),
+        ("item-affinity", 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("rating")'),
+        ("item-attribute-affinity", None),
+    ],
+)
+def test_segment_jobs_give_the_local_bytes(
+    client, segment_solutions, recipe, line_filter, tmp_path
+):
+    """A batch segment job (users for items) on the cluster: the local engine's bytes,
+    with a user filter too."""
+    if recipe == "item-affinity":
+        lines = [orjson.dumps({"itemId": i}) for i in segment_solutions["items"][:150]]
+        lines.append(b'{"itemId": "no-such-item"}')
+    else:
+        lines = [
+            b'{"itemAttributes": "ITEMS.genres = \\"Drama\\""}',
+            b'{"itemAttributes": "ITEMS.genres = \\"Comedy\\" OR ITEMS.genres = \\"Action\\""}',
+            b'{"itemAttributes": "ITEMS.nope = \\"x\\""}',
+        ] * 20
+    src = tmp_path / "items.json"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    kw = {"num_results": 40, "filter_expression": line_filter}
+    want, out = local_run(segment_solutions[recipe], src, tmp_path / "local", **kw)
+    got = dask_run(
+        client,
+        segment_solutions[recipe],
+        str(src),
+        str(tmp_path / "dask"),
+        partition_size=-(-src.stat().st_size // 4),
+        **kw,
+    )
+    mine = (tmp_path / "dask" / "items.json.out").read_bytes()
+    assert mine == (out / "items.json.out").read_bytes()
+    assert b"recommendedUsers" in mine and got["partitions"] >= 4
+    assert_same_counts(got, want)
