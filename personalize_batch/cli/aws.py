@@ -90,6 +90,38 @@ def _store() -> Any:
     return JobStore()
 
 
+def _list_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every list-… command takes (aws-cli's paging and the solution)."""
+    for option in reversed(
+        [
+            _field(
+                "solutionVersionArn",
+                "solution",
+                default=None,
+                help="Only jobs of this solution (path or ARN).",
+            ),
+            click.option(
+                "--max-items",
+                type=click.IntRange(min=1),
+                default=None,
+                help="At most this many jobs; NextToken is printed when there are more.",
+            ),
+            click.option(
+                "--starting-token", default=None, help="The NextToken of an earlier call."
+            ),
+            click.option(
+                "--page-size",
+                type=click.IntRange(1, 100),
+                default=100,
+                help="Jobs fetched per page.",
+            ),
+            _aws_globals,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 @main.command("create-batch-inference-job")
 @_job_options
 @_field(
@@ -153,23 +185,7 @@ def describe_batch_inference_job(arn: str) -> None:
 
 
 @main.command("list-batch-inference-jobs")
-@_field(
-    "solutionVersionArn",
-    "solution",
-    default=None,
-    help="Only jobs of this solution (path or ARN).",
-)
-@click.option(
-    "--max-items",
-    type=click.IntRange(min=1),
-    default=None,
-    help="At most this many jobs; NextToken is printed when there are more.",
-)
-@click.option("--starting-token", default=None, help="The NextToken of an earlier call.")
-@click.option(
-    "--page-size", type=click.IntRange(1, 100), default=100, help="Jobs fetched per page."
-)
-@_aws_globals
+@_list_options
 def list_batch_inference_jobs(
     solution: str | None, max_items: int | None, starting_token: str | None, page_size: int
 ) -> None:
@@ -262,23 +278,7 @@ def describe_batch_segment_job(arn: str) -> None:
 
 
 @main.command("list-batch-segment-jobs")
-@_field(
-    "solutionVersionArn",
-    "solution",
-    default=None,
-    help="Only jobs of this solution (path or ARN).",
-)
-@click.option(
-    "--max-items",
-    type=click.IntRange(min=1),
-    default=None,
-    help="At most this many jobs; NextToken is printed when there are more.",
-)
-@click.option("--starting-token", default=None, help="The NextToken of an earlier call.")
-@click.option(
-    "--page-size", type=click.IntRange(1, 100), default=100, help="Jobs fetched per page."
-)
-@_aws_globals
+@_list_options
 def list_batch_segment_jobs(
     solution: str | None, max_items: int | None, starting_token: str | None, page_size: int
 ) -> None:

@@ -186,6 +186,15 @@ class _BaseClient:
             self._local.store = None
 
 
+def _shaped_page(page: dict[str, Any], key: str, keys: Any) -> dict[str, Any]:
+    """A List… page as botocore returns it: each summary with the model's members, and
+    nextToken only when there are more."""
+    out: dict[str, Any] = {key: [_shape(j, keys) for j in page[key]]}
+    if page["nextToken"] is not None:
+        out["nextToken"] = page["nextToken"]
+    return out
+
+
 class PersonalizeClient(_BaseClient):
     """`client("personalize")`: batch inference jobs and batch segment jobs."""
 
@@ -212,12 +221,7 @@ class PersonalizeClient(_BaseClient):
 
         def call() -> dict[str, Any]:
             page = service.list_batch_inference_jobs(self._store(), **kwargs)
-            out: dict[str, Any] = {
-                "batchInferenceJobs": [_shape(j, SUMMARY_KEYS) for j in page["batchInferenceJobs"]]
-            }
-            if page["nextToken"] is not None:
-                out["nextToken"] = page["nextToken"]
-            return out
+            return _shaped_page(page, "batchInferenceJobs", SUMMARY_KEYS)
 
         return self._call("ListBatchInferenceJobs", call, kwargs)
 
@@ -245,14 +249,7 @@ class PersonalizeClient(_BaseClient):
 
         def call() -> dict[str, Any]:
             page = service.list_batch_segment_jobs(self._store(), **kwargs)
-            out: dict[str, Any] = {
-                "batchSegmentJobs": [
-                    _shape(j, SEGMENT_SUMMARY_KEYS) for j in page["batchSegmentJobs"]
-                ]
-            }
-            if page["nextToken"] is not None:
-                out["nextToken"] = page["nextToken"]
-            return out
+            return _shaped_page(page, "batchSegmentJobs", SEGMENT_SUMMARY_KEYS)
 
         return self._call("ListBatchSegmentJobs", call, kwargs)
 
