@@ -47,7 +47,9 @@ from .validation import SEGMENT_METRICS, segment_metrics, segment_task, user_seg
 
 RULE_ROWS = 1_000_000  # interactions the rule is chosen on (a sample of users above)
 ACTIVITY_EXPONENTS = (-0.5, 0.0, 0.5, 1.0)
-COOCCURRENCE_EXPONENTS = (0.5, 1.0)
+# n_h ** -exponent: 0.5 ranks as cosine item-kNN does, 1 sums the chances P(i | h); the
+# step between them lets the data settle anywhere on that line, not at one end
+COOCCURRENCE_EXPONENTS = (0.5, 0.75, 1.0)
 MIN_ITEMS = 20  # fewer held-out items than this decide nothing: DEFAULT_RULE
 # with too little data to choose on: item-kNN's ranking with active users favoured,
 # the best of the candidates on MovieTweetings (the sparser of the data sets measured)
