@@ -22,13 +22,11 @@ timestamps has no trend: training refuses it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..data import Interactions
 from ..errors import DataError
-from .numeric import eligible_before, mask_rows, order_lists, row_positions, topk
+from .fixed_order import FixedOrderScorer
 from .protocol import (
     ITEMS,
     USER_PERSONALIZATION,
@@ -122,50 +120,14 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
     }
 
 
-class Scorer:
-    """Answers a chunk of users (or none): the trend order, minus each user's items."""
-
-    block_rows = 1024  # no dense block x items matrix
+class Scorer(FixedOrderScorer):
+    """Answers a chunk of users (or none): the trend order, minus each user's items; the
+    score of an item is its z."""
 
     def __init__(self, solution) -> None:
-        self.solution = solution
         a = solution.arrays
         z = growth(a["trend_latest"].astype(np.float64), a["trend_before"].astype(np.float64))
-        self.z = z
-        self.order = trend_order(z)
-        n = len(z)
-        # an item's place in the order; items off it are placed after every listed one
-        self.rank = np.full(n, len(self.order), dtype=np.int64)
-        self.rank[self.order] = np.arange(len(self.order))
-        self.score = np.where(np.isfinite(z), z, 0.0)
-
-    def recommend(
-        self, users: np.ndarray, k: int, include_seen: bool, mask: Any = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Top-k per user; `mask` (a filters.ChunkMask) blocks items before the cut."""
-        b, listed = len(users), len(self.order)
-        if mask is not None:
-            keys = np.tile(self.z, (b, 1))
-            if not include_seen:
-                mask_rows(keys, self.solution.seen_rows(users))
-            mask.apply(keys)
-            idx, lengths = topk(keys, k)
-            return idx, self.score[idx], lengths
-        if include_seen or not listed:
-            row = before = np.zeros(0, dtype=np.int64)
-            count = np.zeros(b, dtype=np.int64)
-        else:
-            a = self.solution.arrays
-            indptr, pos = row_positions(a["seen_indptr"], users)
-            owner = np.repeat(np.arange(b), np.diff(indptr))
-            seen = a["seen_indices"][pos]
-            on = self.rank[seen] < listed  # only listed items change a list
-            row, before = eligible_before(self.rank, owner[on], seen[on], listed)
-            count = np.bincount(row, minlength=b)
-        if not listed:
-            return np.zeros((b, 0), dtype=np.int64), np.zeros((b, 0)), np.zeros(b, np.int64)
-        idx, lengths = order_lists(self.order, row, before, count, b, k)
-        return idx, self.score[idx], lengths
+        super().__init__(solution, trend_order(z), np.where(np.isfinite(z), z, 0.0))
 
 
 RECIPE = Recipe(
