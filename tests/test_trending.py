@@ -104,15 +104,49 @@ def test_frequencies_are_personalizes_and_auto():
         table.parse(["trend_discovery_frequency=2 hours"], "trending-now")
 
 
-def test_auto_picks_the_window_that_foretold_the_last_one():
-    # an item rising over hours: each hour's leader is the same item; in 30-minute windows
-    # the last window's item had no interactions before it
+def timeline(steady: int, bursts: list[tuple[int, int, int]], days: int = 3):
+    """Steady items (one interaction every 10 minutes each, so every window holds as many
+    as the one before) and bursts (item, start and length in seconds before END, count
+    spread evenly), over the last `days` days; users round-robin."""
     rows = []
-    for h in range(1, 6):
-        rows += [(u, 2, h * HOUR - 1) for u in range(6 - h)]
-    rows += [(u, 3, 60) for u in range(3)]
-    frequency, shares = trending.choose_frequency(data(rows))
-    assert set(shares) == set(trending.FREQUENCIES)
-    assert shares[frequency] == max(shares.values())
-    arrays = model_arrays("trending-now", data(rows), {"trend_discovery_frequency": "auto"})
-    assert int(arrays["trend_window"]) == trending.FREQUENCIES[frequency]
+    for item in range(steady):
+        rows += [(item, t) for t in range(0, days * 24 * HOUR, 600)]
+    for item, start, length, count in bursts:
+        rows += [(item, start - length * k // count) for k in range(count)]
+    n_items = steady + len(bursts)
+    users = np.arange(len(rows)) % 50
+    u, i, ago = users, np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    order = np.lexsort((-ago, u))
+    return Interactions(
+        user_ids=np.array([f"u{k}" for k in range(50)]),
+        item_ids=np.array([f"i{k}" for k in range(n_items)]),
+        users=u[order].astype(np.int32),
+        items=i[order].astype(np.int32),
+        timestamps=END - ago[order],
+        event_types=np.array([""] * len(rows)),
+    )
+
+
+def test_auto_keeps_the_day_when_only_the_last_day_rises():
+    # nothing before the last day foretells anything: every window's lift is the same,
+    # and the longest window is kept, the one in which the rise shows
+    d = timeline(60, [(60, 24 * HOUR - 1, 24 * HOUR - 1, 60)])
+    frequency, lifts = trending.choose_frequency(d)
+    assert set(lifts) == set(trending.FREQUENCIES)
+    assert frequency == "1 day", lifts
+    sol = in_memory(
+        build_meta("trending-now", {}, {}),
+        model_arrays("trending-now", d, {"trend_discovery_frequency": "auto"}),
+    )
+    idx, _, _ = recipes.recipe("trending-now").scorer(sol).recommend(np.array([-1]), 25, True)
+    assert idx[0, 0] == 60
+    assert int(sol.arrays["trend_window"]) == trending.FREQUENCIES["1 day"]
+
+
+def test_auto_takes_a_short_window_where_short_rises_go_on():
+    # a new item every half hour, busy for an hour: one rising in the last half hour goes
+    # on in the next, while yesterday's risers are quiet today
+    bursts = [(60 + k, 30 * 60 * (k + 2), HOUR, 40) for k in range(100)]
+    frequency, lifts = trending.choose_frequency(timeline(60, bursts))
+    assert frequency in ("30 minutes", "1 hour"), lifts
+    assert lifts[frequency] > 1 > lifts["1 day"]

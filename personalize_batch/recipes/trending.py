@@ -13,11 +13,16 @@ quiet now never does, and a list may be shorter than numResults. A user's own it
 are left out, as popularity-count leaves them out. The score of an item is its z.
 
 The default frequency, `auto`, is chosen from the data: for each of Personalize's
-frequencies F, the list that the data before its last window would have given (the
-windows F and 2F before that) is measured on what that last window holds – the share
-of its interactions that fall on the list's first VALIDATION_LENGTH items – and the
-frequency with the largest share is kept (ties: the longer window). Data without
-timestamps has no trend: training refuses it.
+frequencies F, the list that the data before its last window would have given (made
+from the windows F and 2F before that) is measured on what that last window holds, as
+a lift: the share of the last window's interactions on the list's first
+VALIDATION_LENGTH items over their share of the two windows the list was made from.
+Above 1, the items found rising went on rising. A share of everything would reward
+lists of merely popular items, which short windows give (few items have an
+interaction in half an hour); the lift asks whether a trend was found. The largest
+lift wins, but the longest window within one standard error of it (of the last
+window's share, binomial) is kept: a short window's lift rests on few interactions.
+Data without timestamps has no trend: training refuses it.
 """
 
 from __future__ import annotations
@@ -85,18 +90,23 @@ def trend_order(z: np.ndarray) -> np.ndarray:
 
 
 def choose_frequency(data: Interactions) -> tuple[str, dict[str, float]]:
-    """The frequency whose list, made before the data's last window, held the largest
-    share of that window's interactions (ties: the longer window), and every share."""
+    """The frequency whose rising items went on rising in the data's last window (the
+    largest lift, see the module's docstring; within one standard error of it, the
+    longest window), and every frequency's lift."""
     end = int(data.timestamps.max())
-    shares = {}
+    lifts, errors = {}, {}
     for name, width in FREQUENCIES.items():
         c1, c0 = window_counts(data.items, data.timestamps, end - width, width, data.n_items)
         listed = trend_order(growth(c1, c0))[:VALIDATION_LENGTH]
-        target = data.items[data.timestamps > end - width]
-        shares[name] = float(np.isin(target, listed).mean()) if len(target) else 0.0
-    best = max(shares.values())
-    chosen = [name for name, share in shares.items() if share == best][-1]
-    return chosen, shares
+        future = data.items[data.timestamps > end - width]
+        made = (data.timestamps > end - 3 * width) & (data.timestamps <= end - width)
+        base = float(np.isin(data.items[made], listed).mean()) if made.any() else 0.0
+        share = float(np.isin(future, listed).mean()) if len(future) else 0.0
+        lifts[name] = share / base if base > 0 else 0.0
+        errors[name] = np.sqrt(share * (1 - share) / max(len(future), 1)) / base if base else 0.0
+    best = max(lifts, key=lambda n: lifts[n])
+    near = [name for name, lift in lifts.items() if lift >= lifts[best] - errors[best]]
+    return near[-1], lifts  # FREQUENCIES run from the shortest window to the longest
 
 
 def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
