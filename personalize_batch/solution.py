@@ -13,6 +13,7 @@ is therefore replaced by renaming a new file over it, never rewritten in place.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -306,18 +307,24 @@ def load(path: str, endpoint_url: str | None = None) -> Solution:
     return sol
 
 
-def read_recipe(path: str) -> str | None:
-    """The recipe a local solution file names, read from its metadata member alone: a
-    quick look before a job is recorded (`load` validates everything). None when the
-    file is not local or cannot be read so."""
-    if storage.is_s3(path) or not os.path.isfile(path):
+def read_recipe(path: str, endpoint_url: str | None = None) -> str | None:
+    """The recipe a solution file names, read from its metadata member alone: a quick
+    look before a job is recorded (`load` validates everything). On S3, ranged reads of
+    the archive's directory and that member, not the whole object. None when it cannot
+    be read so (the job then reports why, once it loads the solution)."""
+    if not storage.is_s3(path) and not os.path.isfile(path):
         return None
     try:
-        with zipfile.ZipFile(path) as z, z.open("meta.npy") as f:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(
+                storage.open_input(path, endpoint_url) if storage.is_s3(path) else open(path, "rb")
+            )
+            z = stack.enter_context(zipfile.ZipFile(source))
+            f = stack.enter_context(z.open("meta.npy"))
             meta = orjson.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
         return recipes.canonical(meta["recipe"])
     except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError, PbatchError):
-        return None  # orjson's JSONDecodeError is a ValueError
+        return None  # orjson's JSONDecodeError is a ValueError; StorageError a PbatchError
 
 
 def _load_s3(url: str, endpoint_url: str | None) -> Solution:

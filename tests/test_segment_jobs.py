@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from personalize_batch.arns import INFERENCE, SEGMENT
 from personalize_batch.cli import main
 from personalize_batch.job.params import CHUNK_ANSWERS, JobParams, default_results
 from personalize_batch.job.run import run_job
@@ -230,3 +231,37 @@ def test_a_segment_solution_in_recommend_describe_and_run_options(
         "batchSegmentJobs": [],
         "nextToken": None,
     }
+
+
+def test_an_s3_segment_solution_makes_a_segment_job_from_the_start(
+    segment_solutions, s3_env, s3_client, s3_bucket, tmp_path
+):
+    """The solution's recipe decides the job's kind before the job is recorded, on S3 as
+    on disk (read from the archive's metadata member): a job refused for user lines is
+    a failed segment job, never an inference job; what a segment job cannot do is
+    refused before any job exists; numResults has a segment job's range."""
+    s3_client.upload_file(str(segment_solutions["item-affinity"]), s3_bucket, "m/seg.npz")
+    model = f"s3://{s3_bucket}/m/seg.npz"
+    (tmp_path / "users.json").write_text('{"userId": "1"}\n')
+    result = pbatch(
+        "run", "-s", model, "-i", tmp_path / "users.json", "-o", tmp_path / "o1", "--job-name", "u"
+    )
+    assert result.exit_code == 2, result.output
+    assert 'item-affinity needs "itemId"' in result.output
+    assert JobStore().records(kind=INFERENCE) == []
+    failed = JobStore().get("u", SEGMENT)
+    assert failed["status"] == "CREATE FAILED"
+    assert failed["batchSegmentJobArn"].endswith("batch-segment-job/u")
+    (tmp_path / "items.json").write_text(json.dumps({"itemId": segment_solutions["items"][0]}))
+    # what a segment job cannot do is refused before the job exists, as for a local file
+    result = pbatch("run", "-s", model, "-i", tmp_path / "items.json", "--item-metadata", "G")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pbatch: error: --item-metadata adds item fields")
+    assert len(JobStore().records(kind=None)) == 1  # the failed job above only
+    # numResults above an inference job's 500: a segment job's range, known up front
+    result = pbatch(
+        "run", "-s", model, "-i", tmp_path / "items.json", "-o", tmp_path / "o2", "-n", "600"
+    )
+    assert result.exit_code == 0, result.output
+    (answer,) = lines_of(tmp_path / "o2" / "items.json.out")
+    assert len(answer["output"]["recommendedUsers"]) == 600

@@ -67,7 +67,7 @@ def run_job(
     check_params(p)
     if p.job_name is not None and store.exists(p.job_name):  # say what the job is
         raise jobs_mod.name_in_use(p.job_name, store.get(p.job_name), api=p.api)
-    recipe = read_recipe(parse_solution_ref(p.solution)[0])
+    recipe = read_recipe(parse_solution_ref(p.solution)[0], p.endpoint_url)
     if recipe is not None:  # a local solution: what its recipe cannot do, before the job
         p.kind = params.check_recipe(p, recipe, recipes.recipe(recipe).recipe_type)
     check_paths(p)  # before the job exists: a refused job leaves its name free
