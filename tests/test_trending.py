@@ -150,3 +150,23 @@ def test_auto_takes_a_short_window_where_short_rises_go_on():
     frequency, lifts = trending.choose_frequency(timeline(60, bursts))
     assert frequency in ("30 minutes", "1 hour"), lifts
     assert lifts[frequency] > 1 > lifts["1 day"]
+
+
+def test_describe_shows_the_window_and_what_auto_measured():
+    d = timeline(60, [(60, 24 * HOUR - 1, 24 * HOUR - 1, 60)])
+    auto = in_memory(
+        build_meta("trending-now", {"trend_discovery_frequency": "auto"}, {}),
+        model_arrays("trending-now", d, {"trend_discovery_frequency": "auto"}),
+    )
+    window = auto.describe()["trendWindow"]
+    assert window["frequency"] == "1 day"
+    assert window["latestWindowEnds"] == "2023-11-14T22:13:20Z"  # END, the latest timestamp
+    assert list(window["lifts"]) == list(trending.FREQUENCIES)
+    _, lifts = trending.choose_frequency(d)
+    assert window["lifts"] == {name: round(lift, 4) for name, lift in lifts.items()}
+    hp = {"trend_discovery_frequency": "3 hours"}
+    given = in_memory(build_meta("trending-now", hp, {}), model_arrays("trending-now", d, hp))
+    assert given.describe()["trendWindow"] == {
+        "frequency": "3 hours",
+        "latestWindowEnds": "2023-11-14T22:13:20Z",
+    }

@@ -27,6 +27,9 @@ Data without timestamps has no trend: training refuses it.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import numpy as np
 
 from ..data import Interactions
@@ -117,8 +120,10 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
             f"{data.source or 'the interactions'} has none"
         )
     frequency = hp["trend_discovery_frequency"]
+    chosen: dict[str, np.ndarray] = {}
     if frequency == AUTO:
-        frequency, _ = choose_frequency(data)
+        frequency, lifts = choose_frequency(data)
+        chosen["trend_lifts"] = np.array([lifts[name] for name in FREQUENCIES])
     width = FREQUENCIES[frequency]
     end = int(data.timestamps.max()) if len(data.timestamps) else 0
     c1, c0 = window_counts(data.items, data.timestamps, end, width, data.n_items)
@@ -127,7 +132,25 @@ def fit(data: Interactions, hp: dict, **_: object) -> dict[str, np.ndarray]:
         "trend_before": c0,
         "trend_window": np.array(width, dtype=np.int64),
         "trend_end": np.array(end, dtype=np.int64),
+        **chosen,
     }
+
+
+def describe_window(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The window a solution uses, as `pbatch describe` shows it: its frequency, when
+    the latest window ends (the trend is as of then), and, when `auto` chose it, every
+    frequency's lift."""
+    width = int(arrays["trend_window"])
+    name = next((n for n, w in FREQUENCIES.items() if w == width), f"{width} seconds")
+    end = dt.datetime.fromtimestamp(int(arrays["trend_end"]), dt.timezone.utc)
+    shown: dict[str, Any] = {
+        "frequency": name,
+        "latestWindowEnds": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if "trend_lifts" in arrays:
+        lifts = arrays["trend_lifts"].tolist()
+        shown["lifts"] = {n: round(v, 4) for n, v in zip(FREQUENCIES, lifts, strict=True)}
+    return {"trendWindow": shown}
 
 
 class Scorer(FixedOrderScorer):
@@ -154,9 +177,11 @@ RECIPE = Recipe(
             "trend_window": ("i", 0),
             "trend_end": ("i", 0),
         },
+        optional={"trend_lifts": ("f", 1)},  # when `auto` chose the window
         per_item=("trend_latest", "trend_before"),
     ),
     fit=fit,
     scorer=Scorer,
     validation=Validation(top_n, TOP_N_METRICS),
+    describe=describe_window,
 )

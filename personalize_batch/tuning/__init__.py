@@ -84,7 +84,13 @@ def choose(
     with `--hp` applied; the names in `given` stay as they are)."""
     declared = recipes.recipe(recipe)
     if declared.search is None:
-        return Choice(hp, {"searched": False, "reason": f"{recipe} has no hyperparameters"})
+        reason = (
+            f"{recipe} has no hyperparameters"
+            if not declared.hyperparameters.defaults()
+            else f"{recipe} is not searched: its hyperparameters stay as given, and a value "
+            "`auto` is decided when it is fitted (`pbatch describe` shows the choice)"
+        )
+        return Choice(hp, {"searched": False, "reason": reason})
     prof = profile(data, seed)
     say(_data_line(prof))
     say(f"order: {'yes' if prof.order.present else 'no'}: {prof.order.reason}")
