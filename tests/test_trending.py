@@ -10,6 +10,7 @@ from personalize_batch.data import Interactions
 from personalize_batch.errors import DataError, UsageError
 from personalize_batch.recipes import trending
 from personalize_batch.solution import build_meta, in_memory, model_arrays
+from personalize_batch.tuning import choose
 
 HOUR = 3600
 END = 1_700_000_000
@@ -170,3 +171,17 @@ def test_describe_shows_the_window_and_what_auto_measured():
         "frequency": "3 hours",
         "latestWindowEnds": "2023-11-14T22:13:20Z",
     }
+
+
+def test_train_and_evaluate_say_the_window_is_decided_at_fit():
+    d = timeline(60, [])
+    report = choose("trending-now", d, {"trend_discovery_frequency": "auto"}).report
+    assert report["searched"] is False
+    assert (
+        report["reason"]
+        == "trending-now is not searched; a value `auto` is decided when it is fitted"
+    )
+    assert (
+        choose("popularity-count", d, {}).report["reason"]
+        == "popularity-count has no hyperparameters"
+    )

@@ -87,8 +87,7 @@ def choose(
         reason = (
             f"{recipe} has no hyperparameters"
             if not declared.hyperparameters.defaults()
-            else f"{recipe} is not searched: its hyperparameters stay as given, and a value "
-            "`auto` is decided when it is fitted (`pbatch describe` shows the choice)"
+            else f"{recipe} is not searched; a value `auto` is decided when it is fitted"
         )
         return Choice(hp, {"searched": False, "reason": reason})
     prof = profile(data, seed)
