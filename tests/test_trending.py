@@ -105,7 +105,7 @@ def test_frequencies_are_personalizes_and_auto():
         table.parse(["trend_discovery_frequency=2 hours"], "trending-now")
 
 
-def timeline(steady: int, bursts: list[tuple[int, int, int]], days: int = 3):
+def timeline(steady: int, bursts: list[tuple[int, int, int, int]], days: int = 3):
     """Steady items (one interaction every 10 minutes each, so every window holds as many
     as the one before) and bursts (item, start and length in seconds before END, count
     spread evenly), over the last `days` days; users round-robin."""
@@ -129,8 +129,8 @@ def timeline(steady: int, bursts: list[tuple[int, int, int]], days: int = 3):
 
 
 def test_auto_keeps_the_day_when_only_the_last_day_rises():
-    # nothing before the last day foretells anything: every window's lift is the same,
-    # and the longest window is kept, the one in which the rise shows
+    # nothing before the last day foretells anything: every window's lift is about 1,
+    # and the longest within one standard error of the best is kept, where the rise shows
     d = timeline(60, [(60, 24 * HOUR - 1, 24 * HOUR - 1, 60)])
     frequency, lifts = trending.choose_frequency(d)
     assert set(lifts) == set(trending.FREQUENCIES)

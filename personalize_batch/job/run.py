@@ -68,7 +68,7 @@ def run_job(
     if p.job_name is not None and store.exists(p.job_name):  # say what the job is
         raise jobs_mod.name_in_use(p.job_name, store.get(p.job_name), api=p.api)
     recipe = read_recipe(parse_solution_ref(p.solution)[0], p.endpoint_url)
-    if recipe is not None:  # a local solution: what its recipe cannot do, before the job
+    if recipe is not None:  # what the solution's recipe cannot do, before the job exists
         p.kind = params.check_recipe(p, recipe, recipes.recipe(recipe).recipe_type)
     check_paths(p)  # before the job exists: a refused job leaves its name free
     name = start_job(p, store)
