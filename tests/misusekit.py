@@ -301,7 +301,7 @@ CASES = [
       "packed.json is gzip-compressed, but its name does not end in .gz; pbatch reads UTF-8 "
       "JSON Lines"),
     C("encoding", "a solution given as the input", "run -s model.npz -i sims.npz -o out", 2,
-      "sims.npz is a zip file (a pbatch solution?), not a CSV; pbatch reads UTF-8 JSON Lines"),
+      "sims.npz is a zip file (a pbatch solution?); pbatch reads UTF-8 JSON Lines"),
     C("encoding", "a UTF-16 input to validate", "validate -s model.npz -i utf16.json", 2,
       "utf16.json is UTF-16 text (it starts with a UTF-16 byte-order mark); pbatch reads UTF-8 "
       "JSON Lines (convert it first, e.g. iconv -f UTF-16 -t UTF-8)"),
@@ -324,7 +324,7 @@ CASES = [
       "packed.csv is gzip-compressed, but its name does not end in .gz; pbatch reads UTF-8 CSV "
       "files"),
     C("csv", "a solution given as the CSV", "train -r popularity-count -i model.npz -o m.npz", 1,
-      "model.npz is a zip file (a pbatch solution?), not a CSV; pbatch reads UTF-8 CSV files"),
+      "model.npz is a zip file (a pbatch solution?); pbatch reads UTF-8 CSV files"),
     C("csv", "a byte that is not UTF-8", "train -r popularity-count -i badbyte.csv -o m.npz", 1,
       "badbyte.csv: line 151: byte 0xe9 at column 26 is not UTF-8; pbatch reads UTF-8 CSV "
       "files"),

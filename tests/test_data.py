@@ -139,7 +139,7 @@ def test_a_creation_timestamp_in_milliseconds_is_refused(tmp_path):
         ("USER_ID,ITEM_ID\nu,a\n".encode("utf-16-le"), "its first line holds NUL bytes"),
         ("USER_ID,ITEM_ID\nu,a\n".encode("utf-32"), "is UTF-32 text"),
         (gzip.compress(b"USER_ID,ITEM_ID\nu,a\n"), "gzip-compressed, but its name does not"),
-        (b"PK\x03\x04rest", "is a zip file (a pbatch solution?), not a CSV"),
+        (b"PK\x03\x04rest", "is a zip file (a pbatch solution?); pbatch reads UTF-8 CSV files"),
     ],
 )
 def test_a_file_that_is_not_utf8_text_says_what_it_is(tmp_path, data, what):

@@ -44,7 +44,7 @@ SIGNATURES = (
     (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte-order mark)"),
     (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte-order mark)"),
     (b"\x1f\x8b", "gzip-compressed, but its name does not end in .gz"),
-    (b"PK\x03\x04", "a zip file (a pbatch solution?), not a CSV"),
+    (b"PK\x03\x04", "a zip file (a pbatch solution?)"),
 )
 
 
