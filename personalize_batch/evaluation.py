@@ -73,10 +73,13 @@ def evaluate_data(
     given: frozenset[str] = frozenset(),
     hpo: HpoConfig | None = None,
     say: Callable[[str], None] | None = None,
+    validation: str | None = None,
 ) -> dict[str, Any]:
     """Split, fit, measure: the report `pbatch evaluate` prints. With `tune`, the
-    settings are chosen on the split's training part first, as `pbatch train` chooses
-    them on all the data (the test part is never seen while choosing)."""
+    settings are chosen on the split's training part first (the test part is never seen
+    while choosing), on a validation part of `validation`'s kind: by default (None) the
+    kind being measured, as Personalize's HPO chooses for the metrics it reports; "auto"
+    is what a plain `pbatch train` holds out."""
     recipe = recipes.canonical(recipe)
     if split == "personalize" and recipes.recipe(recipe).recipe_type == USER_SEGMENTATION:
         split = "segment"  # Personalize's split for segments: 80/20 within each user
@@ -89,7 +92,16 @@ def evaluate_data(
         raise UsageError(f"the {split} split leaves no test user with a known held-out item")
     report: dict[str, Any] = {"recipe": recipe, **parts.info, "shuffled": shuffle}
     if tune:
-        chosen = choose(recipe, parts.train, hp, given=given, hpo=hpo, seed=seed, say=say or _quiet)
+        chosen = choose(
+            recipe,
+            parts.train,
+            hp,
+            given=given,
+            hpo=hpo,
+            seed=seed,
+            say=say or _quiet,
+            validation=split if validation is None else validation,
+        )
         hp = chosen.hyperparameters
         report["tuning"] = chosen.report
     report["hyperparameters"] = hp

@@ -68,6 +68,7 @@ def train(
     hpo_config: str | None = None,
     say: Callable[[str], None] | None = None,
     on_trial: Callable[[Trial, int, int, float], None] | None = None,
+    validation: str = "auto",
 ) -> dict[str, Any]:
     """Train a solution and write it to `output`; returns its description.
 
@@ -78,9 +79,11 @@ def train(
     filters read: the items CSV's columns and, per event type, each user's
     `filter_history` most recent items (0: all).
 
-    `evaluate` (keyword arguments of `evaluation.evaluate_data`, such as `split`) first
-    measures the recipe on a split of the same data (choosing its settings on the split's
-    training part, as training does) and stores the metrics.
+    `validation` is the kind of validation part the settings are chosen on ("auto": the
+    data decides; see tuning). `evaluate` (keyword arguments of
+    `evaluation.evaluate_data`, such as `split`) first measures the recipe on a split of
+    the same data (choosing its settings on the split's training part, on the same kind
+    of validation part as the solution) and stores the metrics.
     """
     needs = recipes.recipe(recipe).needs_items
     if needs is not None and items is None:  # before any work
@@ -93,12 +96,28 @@ def train(
     report = None
     if evaluate is not None:
         report = evaluate_data(
-            recipe, data, hp, seed=seed, tune=tune, given=given, hpo=hpo, **evaluate
+            recipe,
+            data,
+            hp,
+            seed=seed,
+            tune=tune,
+            given=given,
+            hpo=hpo,
+            validation=validation,
+            **evaluate,
         )
     tuning = None
     if tune:
         tuning = choose(
-            recipe, data, hp, given=given, hpo=hpo, seed=seed, say=say or _quiet, on_trial=on_trial
+            recipe,
+            data,
+            hp,
+            given=given,
+            hpo=hpo,
+            seed=seed,
+            say=say or _quiet,
+            on_trial=on_trial,
+            validation=validation,
         )
         hp = tuning.hyperparameters
     item_meta = read_items(items, endpoint_url) if items else None

@@ -190,12 +190,17 @@ def test_train_evaluate_stores_metrics_shown_by_describe(tmp_path):
     assert result.exit_code == 0, result.output
     assert "normalized_discounted_cumulative_gain_at_10" in result.stderr
     described = orjson.loads(runner.invoke(main, ["describe", str(model)]).stdout)
+    # the stored metrics are those of settings chosen as the solution's were (the data's
+    # own validation part), not those evaluate alone would choose for its split
     alone = orjson.loads(
         runner.invoke(
-            main, ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "--json", "-q"]
+            main,
+            ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "--json", "-q"]
+            + ["--validation-split", "auto"],
         ).stdout
     )
     assert described["metrics"] == alone["metrics"]
+    assert described["evaluation"]["tuning"]["validationSplit"] == "auto"
     assert described["evaluation"]["split"] == "personalize"
     assert described["evaluation"]["testUsers"] == alone["testUsers"]
 
@@ -206,3 +211,42 @@ def test_evaluate_offers_every_split_the_splits_module_has():
     from personalize_batch.data.splits import SPLITS
 
     assert set(SPLIT_CHOICES) == set(SPLITS) - {"segment"}  # segment: personalize's alias
+
+
+def test_evaluate_chooses_settings_on_the_kind_of_split_it_measures():
+    runner = CliRunner()
+
+    def report(*args: str) -> dict:
+        result = runner.invoke(
+            main, ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "--json", *args]
+        )
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)
+
+    measured = report("--split", "leave-last-out")
+    assert measured["tuning"]["split"]["split"] == "leave-last-out"
+    assert measured["tuning"]["validationSplit"] == "leave-last-out"
+    # what a plain train would choose: the examples' time carries signal, so a time cut
+    shipped = report("--split", "leave-last-out", "--validation-split", "auto", "-q")
+    assert shipped["tuning"]["split"]["split"] == "time-cut"
+    assert shipped["tuning"]["validationSplit"] == "auto"
+    # the question changes the choice, and the measured choice answers it better
+    ndcg = "normalized_discounted_cumulative_gain_at_10"
+    assert measured["tuning"]["chosen"] != shipped["tuning"]["chosen"]
+    assert measured["metrics"][ndcg] > shipped["metrics"][ndcg]
+
+
+def test_train_validation_split_is_kept_and_said(tmp_path):
+    model = tmp_path / "m.npz"
+    runner = CliRunner()
+    args = ["train", "-r", "user-personalization", "-i", INTERACTIONS, "-o", str(model)]
+    result = runner.invoke(main, [*args, "--validation-split", "leave-last-out"])
+    assert result.exit_code == 0, result.output
+    assert "validation (--validation-split leave-last-out): each user's last item" in (
+        result.stderr
+    )
+    tuning = orjson.loads(runner.invoke(main, ["describe", str(model)]).stdout)["tuning"]
+    assert tuning["validationSplit"] == "leave-last-out"
+    assert tuning["split"]["split"] == "leave-last-out"
+    bad = runner.invoke(main, [*args, "--validation-split", "weekly"])
+    assert bad.exit_code == 2 and "weekly" in bad.stderr

@@ -33,6 +33,23 @@ SPLIT = click.option(
     "leave-last-out: each user's last item; time-cut: before/after a global time cut; "
     "random: a random tenth of each user's items.",
 )
+# what a plain `pbatch train` holds out for choosing settings (= tuning.AUTO)
+AUTO_SPLIT = "auto"
+
+
+def validation_split_option(default: str | None, default_text: str | bool = True) -> Any:
+    """--validation-split: the kind of part settings are chosen on."""
+    return click.option(
+        "--validation-split",
+        type=click.Choice([AUTO_SPLIT, *SPLIT_CHOICES]),
+        default=default,
+        show_default=default_text,
+        help="Choose settings on this kind of validation part, cut from the training data "
+        "like --split's parts; auto: the future after a time cut when time carries "
+        "signal, else a random tenth of each user's items (docs/reference.md).",
+    )
+
+
 SEED = click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the split and the model."
 )
@@ -88,7 +105,9 @@ def _settings_line(report: dict[str, Any]) -> str:
     if not tuning.get("searched"):
         return f"settings: the defaults ({tuning.get('reason', 'nothing to search')})"
     chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items()) or "the defaults"
-    return f"settings chosen on the training part: {chosen}"
+    held = tuning["split"]["split"]
+    how = f"{held}, the data's choice" if tuning.get("validationSplit") == "auto" else held
+    return f"settings chosen on the training part ({how} validation): {chosen}"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -123,6 +142,7 @@ def format_report(report: dict[str, Any]) -> str:
 @HPO_CONFIG
 @EVENT_TYPE
 @EVENT_VALUE_THRESHOLD
+@validation_split_option(None, "the --split being measured")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @ENDPOINT
 @QUIET
@@ -137,18 +157,23 @@ def evaluate(
     hpo_config: str | None,
     event_type: str | None,
     event_value_threshold: float | None,
+    validation_split: str | None,
     as_json: bool,
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
     """Measure a recipe offline: split, train on the training part (choosing its
-    settings there, as `pbatch train` does), score the test users.
+    settings there, as `pbatch train` does), score the test users. Settings are chosen
+    for the question measured (a validation part cut like --split's), as Personalize's
+    HPO chooses for the metrics it reports; --validation-split auto measures what a
+    plain `pbatch train` would choose.
 
     \b
     Examples:
       pbatch evaluate -r user-personalization -i interactions.csv
       pbatch evaluate -r sims -i interactions.csv --split time-cut --json
       pbatch evaluate -r user-personalization -i interactions.csv --hp recency_mask=false
+      pbatch evaluate -r user-personalization -i interactions.csv --validation-split auto
     """
     from ..evaluation import evaluate as run_evaluation  # noqa: PLC0415
 
@@ -166,6 +191,7 @@ def evaluate(
         tune=not no_tune,
         hpo_config=hpo_config,
         say=None if quiet else say,
+        validation=validation_split,
     )
     small = small_split_warning(report)
     if small is not None and not quiet:

@@ -19,7 +19,7 @@ from .common import (
     say,
     warn,
 )
-from .evaluate import HPO_CONFIG, NO_TUNE, SEED, SHUFFLE, SPLIT
+from .evaluate import AUTO_SPLIT, HPO_CONFIG, NO_TUNE, SEED, SHUFFLE, SPLIT, validation_split_option
 
 if TYPE_CHECKING:
     from ..tuning.search import Trial
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 )
 @NO_TUNE
 @HPO_CONFIG
+@validation_split_option(AUTO_SPLIT)
 @SPLIT
 @SEED
 @SHUFFLE
@@ -74,6 +75,7 @@ def train(
     evaluate_: bool,
     no_tune: bool,
     hpo_config: str | None,
+    validation_split: str,
     split: str,
     seed: int,
     shuffle: bool,
@@ -117,6 +119,7 @@ def train(
             hpo_config=hpo_config,
             say=progress.say,
             on_trial=progress.trial,
+            validation=validation_split,
         )
     if not quiet:
         t = meta["training"]

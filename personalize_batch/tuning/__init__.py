@@ -18,7 +18,14 @@ import numpy as np
 from .. import recipes
 from ..data import Interactions
 from ..data.profile import Profile, profile
-from ..data.splits import Split, split_leave_last_out, split_random, split_time_cut, subset_users
+from ..data.splits import (
+    Split,
+    split_data,
+    split_leave_last_out,
+    split_random,
+    split_time_cut,
+    subset_users,
+)
 from ..errors import UsageError
 from ..recipes.protocol import TIME_SPLITS, Dimension
 from ..storage import open_input
@@ -34,6 +41,16 @@ MIN_USERS = 25  # Personalize's minimum: users with at least 2 interactions
 SEARCH_ROWS = 1_000_000
 SEARCH_DENSE_ITEMS = 2_000
 VALIDATION_USERS = 20_000  # at most this many users are scored per setting
+# the validation parts a user may ask for (--validation-split) instead of the data's
+# own choice (AUTO), each with the question it asks
+AUTO = "auto"
+ASKED_SPLITS = {
+    "personalize": "Personalize's split: a tenth of the users, each one's newest tenth",
+    "leave-last-out": "each user's last item",
+    "time-cut": TIME_SPLITS[0][1],
+    "random": "a random tenth of each user's items",
+    "segment": "a fifth of each user's items",
+}
 
 
 @dataclass
@@ -79,9 +96,11 @@ def choose(
     seed: int = 0,
     say: Callable[[str], None] = lambda _: None,
     on_trial: Callable[[Trial, int, int, float], None] | None = None,
+    validation: str = AUTO,
 ) -> Choice:
     """Choose `recipe`'s hyperparameters for `data`, starting from `hp` (the defaults
-    with `--hp` applied; the names in `given` stay as they are)."""
+    with `--hp` applied; the names in `given` stay as they are). `validation` is the
+    kind of validation part (one of ASKED_SPLITS), or AUTO: the data decides."""
     declared = recipes.recipe(recipe)
     if declared.search is None:
         reason = (
@@ -110,12 +129,15 @@ def choose(
         if "max_dense_items" in hp:
             proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
     time_splits = declared.validation.time_splits
-    split = validation_split(search_data, prof, seed, time_splits)
+    if validation == AUTO:
+        split = validation_split(search_data, prof, seed, time_splits)
+    else:
+        split = asked_split(search_data, validation, seed)
     if split is None:
         reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
         say(reason)
         return Choice(hp, {**report, "reason": reason})
-    say(_split_line(split, search_data, data, time_splits))
+    say(_split_line(split, search_data, data, time_splits, validation))
 
     space = declared.search.space(split.train, prof, hp)
     dims: list[Dimension] = space.dimensions
@@ -170,6 +192,7 @@ def choose(
     )
     report.update(
         searched=True,
+        validationSplit=validation,
         split=split.info,
         searchSample=(
             None
@@ -228,6 +251,13 @@ def validation_split(
     return split if len(split.users) >= MIN_USERS else None
 
 
+def asked_split(data: Interactions, kind: str, seed: int) -> Split | None:
+    """The validation part the user asked for (one of ASKED_SPLITS); None when fewer than
+    MIN_USERS users would be validated."""
+    split = split_data(data, kind, seed=seed)
+    return _cap(split, seed) if len(split.users) >= MIN_USERS else None
+
+
 def _cap(split: Split, seed: int) -> Split:
     """At most VALIDATION_USERS of the split's users (a seeded sample)."""
     if len(split.users) <= VALIDATION_USERS:
@@ -253,13 +283,16 @@ def _split_line(
     searched: Interactions,
     data: Interactions,
     time_splits: tuple[tuple[str, str], ...],
+    validation: str = AUTO,
 ) -> str:
     info = split.info
-    how = dict(time_splits).get(info["split"], "a random tenth of each user's items")
+    label, how = "validation", dict(time_splits).get(info["split"], ASKED_SPLITS["random"])
+    if validation != AUTO:
+        label, how = f"validation (--validation-split {validation})", ASKED_SPLITS[validation]
     sample = ""
     if len(searched.users) < len(data.users):
         sample = f", searching on {len(searched.users):,} interactions of a sample of users"
-    return f"validation: {how}: {info['testUsers']:,} users{sample}"
+    return f"{label}: {how}: {info['testUsers']:,} users{sample}"
 
 
 def _fmt(v: Any) -> str:
