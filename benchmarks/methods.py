@@ -153,7 +153,8 @@ class RecentPopularity(Method):
 class PbatchPlain(Method):
     """pbatch as a user runs it: `pbatch train` chooses its own settings on the
     training part it is given (tuning.choose), then fits them; nothing is tuned by the
-    benchmark. `fixed` are --hp values (the order-blind ablation fixes recency_mask)."""
+    benchmark. `fixed` are --hp values (the order-blind ablation fixes recency_mask);
+    `validation` is --validation-split."""
 
     name = "pbatch (plain train)"
     tuned_by_pbatch = True
@@ -164,17 +165,21 @@ class PbatchPlain(Method):
         fixed: dict[str, Any] | None = None,
         name: str | None = None,
         overrides: dict[str, Any] | None = None,
+        validation: str = "auto",
     ) -> None:
         self.recipe = recipe
         self.fixed = fixed or {}
         self.overrides = overrides or {}
+        self.validation = validation
         self.name = name or self.name
         self.start = recipes.recipe(recipe).hyperparameters.defaults()
 
     def choose(self, train: Interactions) -> tuple[dict[str, Any], dict[str, Any]]:
         """What `pbatch train` chooses on `train`: (hyperparameters, its report)."""
         hp = {**self.start, **self.fixed}
-        chosen = choose(self.recipe, train, hp, given=frozenset(self.fixed), seed=0)
+        chosen = choose(
+            self.recipe, train, hp, given=frozenset(self.fixed), seed=0, validation=self.validation
+        )
         return chosen.hyperparameters, chosen.report
 
     def scorer(self, train: Interactions, hp: dict[str, Any]) -> Any:

@@ -6,7 +6,9 @@ writes the "Quality" section of BENCHMARKS.md. Cases: MovieTweetings with a glob
 cut and with leave-last-out, anime-5k (rows shuffled per user, no time) with a random
 tenth of each user's items held out. pbatch's rows are a plain `pbatch train` (no --hp):
 it chooses its own settings on the case's training part, as it would on a user's data;
-the order-blind ablation is the same with `--hp recency_mask=false`. The peers (most
+the order-blind ablation is the same with `--hp recency_mask=false`; where plain train
+validates on another kind of part than the case measures (leave-last-out), a row with
+`--validation-split` set to the case's split. The peers (most
 popular, recent popularity, implicit's item-kNN cosine and ALS, EASE) are tuned by this
 script: coordinate descent over their grids on a validation split carved out of the
 training part (the same kind of split, applied again). Every method is refitted on the
@@ -183,7 +185,12 @@ def plain_run(method: PbatchPlain, split: Split, hp: dict[str, Any] | None) -> d
     fit_seconds = time.perf_counter() - t0
     metrics = measure(model, split, per_user=True)
     per_user = metrics.pop("per_user_ndcg10")
-    ranker = PbatchPlain("personalized-ranking", method.fixed, overrides=method.overrides)
+    ranker = PbatchPlain(
+        "personalized-ranking",
+        method.fixed,
+        overrides=method.overrides,
+        validation=method.validation,
+    )
     rank_hp = ranker.choose(split.train)[0] if not method.overrides else hp
     ranking = ranking_quality(ranker.fit(split.train, rank_hp, {}), split)
     key = f"validation NDCG@10 ({report['split']['split']})" if report.get("split") else None
@@ -194,6 +201,7 @@ def plain_run(method: PbatchPlain, split: Split, hp: dict[str, Any] | None) -> d
             report["validation"]["chosen"][KEY] if report.get("validation") else float("nan")
         ),
         "validation_kind": key,
+        "validation_split": report["split"]["split"] if report.get("split") else None,
         "metrics": metrics,
         "per_user_ndcg10": per_user,
         "ranking": ranking,
@@ -235,12 +243,17 @@ def run_case(key: str, peers: list[Method], ours: list[PbatchPlain], log: Any) -
             f"{evals} evaluations, {tune_seconds:.0f}s), fit {out['fit_seconds']:.1f}s, "
             f"peak {peak:.0f} MB; {hp}"
         )
-    plain_hp = None
-    for method in ours:
+    plain_hp, plain_split = None, split_name
+    # where plain train validates on another kind of part than the case measures, also
+    # pbatch told to validate like the case (as the peers are tuned): --validation-split
+    asked = PbatchPlain(name=f"pbatch, --validation-split {split_name}", validation=split_name)
+    for method in [*ours, asked]:
+        if method is asked and plain_split == split_name:
+            continue
         given = None if not method.overrides else plain_hp
         out, start_rss, peak = in_child(plain_run, method, test, given)
         if method.name == PbatchPlain.name:
-            plain_hp = out["hyperparameters"]
+            plain_hp, plain_split = out["hyperparameters"], out["validation_split"]
         results.append(
             {
                 "method": method.name,
