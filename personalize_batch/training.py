@@ -13,7 +13,7 @@ from .data import Interactions, Items, read_items
 from .errors import UsageError
 from .evaluation import evaluate_data, prepare
 from .recipes.catalogue import DEFAULT_HISTORY, event_arrays
-from .tuning import choose, given_names, read_hpo_config
+from .tuning import AUTO, choose, given_names, read_hpo_config
 from .tuning.search import Trial
 
 
@@ -68,7 +68,7 @@ def train(
     hpo_config: str | None = None,
     say: Callable[[str], None] | None = None,
     on_trial: Callable[[Trial, int, int, float], None] | None = None,
-    validation: str = "auto",
+    validation: str = AUTO,
 ) -> dict[str, Any]:
     """Train a solution and write it to `output`; returns its description.
 

@@ -207,10 +207,12 @@ def test_train_evaluate_stores_metrics_shown_by_describe(tmp_path):
 
 def test_evaluate_offers_every_split_the_splits_module_has():
     # the CLI keeps its own list so that starting it does not import numpy
-    from personalize_batch.cli.evaluate import SPLIT_CHOICES
+    from personalize_batch.cli.evaluate import AUTO_SPLIT, SPLIT_CHOICES
     from personalize_batch.data.splits import SPLITS
+    from personalize_batch.tuning import AUTO
 
     assert set(SPLIT_CHOICES) == set(SPLITS) - {"segment"}  # segment: personalize's alias
+    assert AUTO_SPLIT == AUTO
 
 
 def test_evaluate_chooses_settings_on_the_kind_of_split_it_measures():

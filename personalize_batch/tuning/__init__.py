@@ -129,10 +129,7 @@ def choose(
         if "max_dense_items" in hp:
             proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
     time_splits = declared.validation.time_splits
-    if validation == AUTO:
-        split = validation_split(search_data, prof, seed, time_splits)
-    else:
-        split = asked_split(search_data, validation, seed)
+    split = validation_split(search_data, prof, seed, time_splits, validation)
     if split is None:
         reason = f"fewer than {MIN_USERS} users to validate on: training with the defaults"
         say(reason)
@@ -236,25 +233,26 @@ def validation_split(
     prof: Profile,
     seed: int,
     time_splits: tuple[tuple[str, str], ...] = TIME_SPLITS,
+    validation: str = AUTO,
 ) -> Split | None:
-    """When time carries signal, the first of the recipe's `time_splits` that holds
-    enough users (by default the future after a time cut, else each user's last item);
-    else a random tenth of each user's items. None when fewer than MIN_USERS users would
-    be validated."""
+    """The part settings are chosen on. `validation` other than AUTO: that kind (one of
+    ASKED_SPLITS). AUTO: when time carries signal, the first of the recipe's
+    `time_splits` that holds enough users (by default the future after a time cut, else
+    each user's last item); else a random tenth of each user's items. None when fewer
+    than MIN_USERS users would be validated."""
+    if validation != AUTO:
+        return _enough(split_data(data, validation, seed=seed), seed)
     if prof.time_matters:
         for name, _ in time_splits:
-            split = TIME_SPLIT_MAKERS[name](data)
-            if len(split.users) >= MIN_USERS:
-                return _cap(split, seed)
+            split = _enough(TIME_SPLIT_MAKERS[name](data), seed)
+            if split is not None:
+                return split
         return None
-    split = split_random(data, seed, 0.1, max_users=VALIDATION_USERS)
-    return split if len(split.users) >= MIN_USERS else None
+    return _enough(split_random(data, seed, 0.1, max_users=VALIDATION_USERS), seed)
 
 
-def asked_split(data: Interactions, kind: str, seed: int) -> Split | None:
-    """The validation part the user asked for (one of ASKED_SPLITS); None when fewer than
-    MIN_USERS users would be validated."""
-    split = split_data(data, kind, seed=seed)
+def _enough(split: Split, seed: int) -> Split | None:
+    """The split, capped at VALIDATION_USERS users; None when it has fewer than MIN_USERS."""
     return _cap(split, seed) if len(split.users) >= MIN_USERS else None
 
 
