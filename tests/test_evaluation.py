@@ -252,3 +252,13 @@ def test_train_validation_split_is_kept_and_said(tmp_path):
     assert tuning["split"]["split"] == "leave-last-out"
     bad = runner.invoke(main, [*args, "--validation-split", "weekly"])
     assert bad.exit_code == 2 and "weekly" in bad.stderr
+
+
+def test_evaluate_refuses_a_validation_split_it_would_not_use():
+    args = ["evaluate", "-r", "user-personalization", "-i", INTERACTIONS, "-q"]
+    result = CliRunner().invoke(main, [*args, "--no-tune", "--validation-split", "auto"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "pbatch: error: --validation-split sets the part that --no-tune skips"
+    )
+    assert result.stdout == ""

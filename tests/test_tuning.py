@@ -244,6 +244,27 @@ def test_hpo_config_with_no_tune_is_a_usage_error(tmp_path):
     assert "--no-tune" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("--validation-split", "leave-last-out", "--no-tune"),
+            "--validation-split sets the part that --no-tune skips",
+        ),
+        (
+            ("--validation-split", "auto", "-r", "popularity-count"),
+            "--validation-split: popularity-count has no hyperparameters to search",
+        ),
+    ],
+)
+def test_validation_split_where_nothing_is_chosen_is_a_usage_error(tmp_path, args, message):
+    proc = run_train(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pbatch: error: " + message), proc.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_train_prints_its_decisions_and_describe_shows_them(tmp_path):
     proc = run_train(tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -50,6 +50,22 @@ def validation_split_option(default: str | None, default_text: str | bool = True
     )
 
 
+def refuse_unused_validation_split(recipe: str, no_tune: bool) -> None:
+    """--validation-split given where no settings are chosen: one line, exit 2 (as
+    --hpo-config is), rather than an option silently ignored."""
+    source = click.get_current_context().get_parameter_source("validation_split")
+    if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+        return
+    if no_tune:
+        raise click.UsageError(
+            "--validation-split sets the part that --no-tune skips: give one of them"
+        )
+    from ..tuning import tunable  # noqa: PLC0415  (numpy on demand)
+
+    if not tunable(recipe):
+        raise click.UsageError(f"--validation-split: {recipe} has no hyperparameters to search")
+
+
 SEED = click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the split and the model."
 )
@@ -177,6 +193,7 @@ def evaluate(
     """
     from ..evaluation import evaluate as run_evaluation  # noqa: PLC0415
 
+    refuse_unused_validation_split(recipe, no_tune)
     report = run_evaluation(
         recipe,
         interactions,

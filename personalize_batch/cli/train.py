@@ -19,7 +19,16 @@ from .common import (
     say,
     warn,
 )
-from .evaluate import AUTO_SPLIT, HPO_CONFIG, NO_TUNE, SEED, SHUFFLE, SPLIT, validation_split_option
+from .evaluate import (
+    AUTO_SPLIT,
+    HPO_CONFIG,
+    NO_TUNE,
+    SEED,
+    SHUFFLE,
+    SPLIT,
+    refuse_unused_validation_split,
+    validation_split_option,
+)
 
 if TYPE_CHECKING:
     from ..tuning.search import Trial
@@ -100,6 +109,7 @@ def train(
     from ..training import train as train_solution  # noqa: PLC0415  (numpy/scipy on demand)
 
     # before the fit: a wrong -o costs no time
+    refuse_unused_validation_split(recipe, no_tune)
     check_train(output, interactions, items, hpo_config)
     with SearchProgress(quiet) as progress:
         meta = train_solution(
