@@ -398,3 +398,15 @@ def test_a_weight_that_pays_only_after_another_moved_is_switched_on_later():
     assert out.best["w"] > 0
     assert 0.02 <= out.best["w"] <= 0.15
     assert out.score > f({"w": 0.0, "b": 0.2})
+
+
+def test_a_value_whose_range_starts_at_zero_walks_on_from_and_to_zero():
+    # dropout-like: 0 is a value, not a switch, so the coarse round keeps stepping up
+    # while it pays instead of leaving the rest of the way to the finer rounds
+    dims = [Dimension("p", "linear", 0.0, 1.0)]
+    out = coordinate_descent(lambda hp: -((hp["p"] - 0.8) ** 2), {"p": 0.0}, dims, 6)
+    assert out.best["p"] == 0.75
+    assert [t.hp["p"] for t in out.trials[:4]] == [0.0, 0.25, 0.5, 0.75]
+    # and walks down onto it
+    down = coordinate_descent(lambda hp: -hp["p"], {"p": 0.9}, dims, 5)
+    assert [t.hp["p"] for t in down.trials] == [0.9, 0.65, 0.4, 0.15, 0.0]

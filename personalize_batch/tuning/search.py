@@ -133,10 +133,15 @@ def coordinate_descent(
 def _onward(dim: Dimension, before: Any, now: Any, level: int) -> Any | None:
     """One more step from `now` in the direction `before` -> `now` went (None for a
     choice, a switch between off and on, or at a bound; off below the lower bound of a
-    weight that can be switched off)."""
-    if dim.scale == "choice" or before == 0 or now == 0:
+    weight that can be switched off). Zero is a switch only for such a weight: a linear
+    value whose range starts at 0 walks on from it like any other."""
+    if dim.scale == "choice" or (dim.can_be_off and (before == 0 or now == 0)):
         return None
-    ahead = [v for v in dim.steps(now, level) if v != 0 and (v > now) == (now > before)]
+    ahead = [
+        v
+        for v in dim.steps(now, level)
+        if not (dim.can_be_off and v == 0) and (v > now) == (now > before)
+    ]
     if not ahead and dim.can_be_off and now < before:  # walked down to the bound: off
         return 0 if dim.integer else 0.0
     return ahead[0] if ahead else None
