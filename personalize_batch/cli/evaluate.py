@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .common import (
     ENDPOINT,
@@ -51,19 +52,14 @@ def validation_split_option(default: str | None, default_text: str | bool = True
 
 
 def refuse_unused_validation_split(recipe: str, no_tune: bool) -> None:
-    """--validation-split given where no settings are chosen: one line, exit 2 (as
-    --hpo-config is), rather than an option silently ignored."""
+    """--validation-split typed where no settings are chosen is refused as --hpo-config
+    is (its default is no mistake)."""
     source = click.get_current_context().get_parameter_source("validation_split")
-    if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+    if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
         return
-    if no_tune:
-        raise click.UsageError(
-            "--validation-split sets the part that --no-tune skips: give one of them"
-        )
-    from ..tuning import tunable  # noqa: PLC0415  (numpy on demand)
+    from ..tuning import refuse_without_search  # noqa: PLC0415  (numpy on demand)
 
-    if not tunable(recipe):
-        raise click.UsageError(f"--validation-split: {recipe} has no hyperparameters to search")
+    refuse_without_search("--validation-split", "the part", recipe, not no_tune)
 
 
 SEED = click.option(

@@ -71,16 +71,23 @@ def given_names(hp_pairs: tuple[str, ...] | list[str]) -> frozenset[str]:
     return frozenset(pair.partition("=")[0].strip() for pair in hp_pairs)
 
 
+def refuse_without_search(option: str, what: str, recipe: str, tune: bool) -> None:
+    """An option that shapes the search (`what` it sets), given where there is none
+    (`--no-tune`, or a recipe without a search): one line, exit 2, rather than an
+    option silently ignored."""
+    if not tune:
+        raise UsageError(f"{option} sets {what} that --no-tune skips: give one of them")
+    if not tunable(recipe):
+        raise UsageError(f"{option}: {recipe} has no hyperparameters to search")
+
+
 def read_hpo_config(
     path: str | None, recipe: str, tune: bool = True, endpoint_url: str | None = None
 ) -> HpoConfig | None:
     """Read `--hpo-config` (local, s3://, .gz) for `recipe` (None: none given)."""
     if path is None:
         return None
-    if not tune:
-        raise UsageError("--hpo-config sets the search that --no-tune skips: give one of them")
-    if not tunable(recipe):
-        raise UsageError(f"--hpo-config: {recipe} has no hyperparameters to search")
+    refuse_without_search("--hpo-config", "the search", recipe, tune)
     with open_input(path, endpoint_url) as f:
         text = f.read()
     return parse_hpo_config(text, recipe, recipes.recipe(recipe).hyperparameters)
