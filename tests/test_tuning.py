@@ -14,8 +14,10 @@ from conftest import EXAMPLES, PBATCH, npz_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize_batch import recipes
+from personalize_batch import recipes, tuning
 from personalize_batch.errors import UsageError
+from personalize_batch.recipes.item_model import penalties
+from personalize_batch.recipes.user_personalization import penalties_to_whole
 from personalize_batch.solution import load
 from personalize_batch.training import fit_arrays, train
 from personalize_batch.tuning.hpo import parse_hpo_config
@@ -410,3 +412,41 @@ def test_a_value_whose_range_starts_at_zero_walks_on_from_and_to_zero():
     # and walks down onto it
     down = coordinate_descent(lambda hp: -hp["p"], {"p": 0.9}, dims, 5)
     assert [t.hp["p"] for t in down.trials] == [0.9, 0.65, 0.4, 0.15, 0.0]
+
+
+# ------------------------------------------------------------------ large data
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    regularization=st.floats(0.01, 1e5),
+    dropout=st.floats(0.0, 0.95),
+    ratio=st.floats(1.0, 1000.0),
+    count=st.integers(1, 10**6),
+)
+def test_values_found_on_a_sample_keep_each_items_penalty_on_the_whole_data(
+    regularization, dropout, ratio, count
+):
+    # an item with `count` users in the sample has about ratio times as many in all the
+    # data: the carried values give it the penalty the search chose for it
+    sample = {"regularization": regularization, "dropout": dropout}
+    whole = penalties_to_whole(sample, ratio)
+    assert whole["regularization"] == regularization
+    on_sample = penalties(np.array([count]), regularization, dropout)[0]
+    on_whole = penalties(np.array([count * ratio]), regularization, whole["dropout"])[0]
+    assert on_whole == pytest.approx(on_sample, rel=2e-3)
+    # a value the user gave stays as given
+    assert penalties_to_whole(sample, ratio, frozenset({"dropout"}))["dropout"] == dropout
+
+
+def test_a_search_on_a_sample_of_users_carries_its_choice_to_all_the_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "SEARCH_ROWS", 2000)  # the 4,800 rows are "large"
+    sol, lines = trained(tmp_path, cluster_rows())
+    sample = sol.meta["tuning"]["searchSample"]
+    assert sample["interactions"] <= 2000 and sample["scale"] > 2
+    searched = sample["chosenOnSample"]
+    assert "regularization" not in searched  # the ridge is not scaled with the counts
+    odds = sol.hyperparameters["dropout"] / (1 - sol.hyperparameters["dropout"])
+    odds_searched = searched["dropout"] / (1 - searched["dropout"])
+    assert odds * sample["scale"] == pytest.approx(odds_searched, rel=2e-3)
+    assert any(line.startswith("searched on a sample of the users, carried to") for line in lines)

@@ -35,7 +35,7 @@ from .search import Trial, coordinate_descent
 
 MIN_USERS = 25  # Personalize's minimum: users with at least 2 interactions
 # above this many interactions, the search fits on a sample of the users holding about
-# this many, and the chosen regularization is scaled to the whole data's counts; its
+# this many, and the recipe carries the chosen values to the whole data; its
 # item-item models then keep at most SEARCH_DENSE_ITEMS items exact (the rest low rank):
 # a setting costs a third, and the final fit keeps max_dense_items
 SEARCH_ROWS = 1_000_000
@@ -179,16 +179,19 @@ def choose(
     if sign * (default_score - best_score) >= 0:  # the defaults were as good: keep them
         best, best_score = dict(hp), default_score
     chosen = dict(best)
-    if scale != 1.0 and "regularization" in chosen and "regularization" not in given:
-        chosen["regularization"] = float(f"{chosen['regularization'] * scale:.4g}")
+    if scale != 1.0 and declared.search.to_whole is not None:
+        chosen = declared.search.to_whole(chosen, scale, given)
     if "temperature" in chosen and "temperature" not in given | {d.name for d in dims}:
         chosen["temperature"] = _temperature(chosen, hp)
     changed = {k: v for k, v in chosen.items() if v != hp.get(k)}
-    say(
-        "chosen: "
-        + (", ".join(f"{k}={_fmt(v)}" for k, v in changed.items()) or "the defaults")
-        + (f" (regularization scaled by {scale:.3g} to all the data)" if scale != 1.0 else "")
-    )
+    say("chosen: " + (", ".join(f"{k}={_fmt(v)}" for k, v in changed.items()) or "the defaults"))
+    carried = {k: v for k, v in best.items() if k in chosen and chosen[k] != v}
+    carried.pop("temperature", None)
+    if scale != 1.0:
+        say(
+            f"searched on a sample of the users, carried to {scale:.3g}x its interactions: "
+            + (", ".join(f"{k}={_fmt(v)} on the sample" for k, v in carried.items()) or "unchanged")
+        )
     ratio = best_score / default_score if default_score else float("inf")
     say(
         f"validation {metric}: {best_score:.4f} with these settings, "
@@ -201,7 +204,12 @@ def choose(
         searchSample=(
             None
             if scale == 1.0
-            else {"interactions": len(search_data.users), "scale": scale, **proxy}
+            else {
+                "interactions": len(search_data.users),
+                "scale": scale,
+                **proxy,
+                "chosenOnSample": carried,
+            }
         ),
         objective={"metricName": metric, "type": "Maximize" if maximize else "Minimize"},
         fixedByData={k: v for k, (v, _) in fixed.items() if k not in given},
