@@ -1,5 +1,6 @@
 """How user-personalization's training scales: synthetic data with 1M users and 20M
-interactions, the catalogue growing from 10k to 100k items. One command:
+interactions and a catalogue of 100k items (other sizes with `--items 10000 30000 …`).
+One command:
 
     .venv/bin/python benchmarks/fit_scaling.py
 
@@ -139,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=20_000_000)
-    parser.add_argument("--items", type=int, nargs="*", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--items", type=int, nargs="*", default=[100_000])
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-command run")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
