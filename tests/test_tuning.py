@@ -439,9 +439,15 @@ def test_values_found_on_a_sample_keep_each_items_penalty_on_the_whole_data(
     assert penalties_to_whole(sample, ratio, frozenset({"dropout"}))["dropout"] == dropout
 
 
-def test_a_search_on_a_sample_of_users_carries_its_choice_to_all_the_data(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", [UP, "item-affinity"])
+def test_a_search_on_a_sample_of_users_carries_its_choice_to_all_the_data(
+    tmp_path, monkeypatch, recipe
+):
     monkeypatch.setattr(tuning, "SEARCH_ROWS", 2000)  # the 4,800 rows are "large"
-    sol, lines = trained(tmp_path, cluster_rows())
+    lines: list[str] = []
+    path = tmp_path / "m.npz"
+    train(recipe, write_csv(tmp_path / "i.csv", cluster_rows()), str(path), say=lines.append)
+    sol = load(str(path))
     sample = sol.meta["tuning"]["searchSample"]
     assert sample["interactions"] <= 2000 and sample["scale"] > 2
     searched = sample["chosenOnSample"]
@@ -450,3 +456,19 @@ def test_a_search_on_a_sample_of_users_carries_its_choice_to_all_the_data(tmp_pa
     odds_searched = searched["dropout"] / (1 - searched["dropout"])
     assert odds * sample["scale"] == pytest.approx(odds_searched, rel=2e-3)
     assert any(line.startswith("searched on a sample of the users, carried to") for line in lines)
+
+
+def test_a_search_on_a_sample_leaves_what_it_did_not_search_as_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "SEARCH_ROWS", 2000)
+    config = tmp_path / "hpo.json"
+    ranges = {
+        "integerHyperParameterRanges": [
+            {"name": "item_model_neighbours", "minValue": 4, "maxValue": 64}
+        ]
+    }
+    config.write_bytes(orjson.dumps({"algorithmHyperParameterRanges": ranges}))
+    sol, _ = trained(tmp_path, cluster_rows(), hpo_config=str(config))
+    assert sol.meta["tuning"]["searchSample"]["chosenOnSample"] == {}
+    assert (
+        sol.hyperparameters["dropout"] == recipes.recipe(UP).hyperparameters.defaults()["dropout"]
+    )

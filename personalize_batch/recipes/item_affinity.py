@@ -42,7 +42,7 @@ from .segments import RULE_ARRAYS, SOURCES, Affinity, Rule, answer, one_hot
 from .user_filter import UserFilter
 from .user_fit import COMPONENTS
 from .user_fit import fit as fit_user_model
-from .user_personalization import ARRAYS, HYPERPARAMETERS, search_space
+from .user_personalization import ARRAYS, HYPERPARAMETERS, penalties_to_whole, search_space
 from .validation import SEGMENT_METRICS, segment_metrics, segment_task, user_segments
 
 RULE_ROWS = 1_000_000  # interactions the rule is chosen on (a sample of users above)
@@ -233,6 +233,6 @@ RECIPE = Recipe(
     fit=fit,
     scorer=Scorer,
     validation=Validation(user_segments, SEGMENT_METRICS),
-    search=Search(segment_space, budget=SEARCH_BUDGET),
+    search=Search(segment_space, budget=SEARCH_BUDGET, to_whole=penalties_to_whole),
     describe=describe_rule,
 )

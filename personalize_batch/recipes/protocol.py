@@ -250,7 +250,7 @@ class Search:
     space: Callable[[Interactions, Profile, dict[str, Any]], Space]
     budget: int
     # values chosen on a seeded sample of the users, carried to data `ratio` times as
-    # large (the names the user fixed are left as they are); None: carried unchanged
+    # large (the names given, not searched, are left as they are); None: unchanged
     to_whole: Callable[[dict[str, Any], float, frozenset[str]], dict[str, Any]] | None = None
 
 

@@ -249,16 +249,17 @@ def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space
 
 
 def penalties_to_whole(
-    values: dict[str, Any], ratio: float, given: frozenset[str] = frozenset()
+    values: dict[str, Any], ratio: float, kept: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """Values chosen on a sample of the users, for data `ratio` times as large: every
-    item keeps the ridge penalty the search chose for it. The constant `regularization`
+    item keeps the ridge penalty the search chose for it (`kept`: names not searched,
+    left as they are). The constant `regularization`
     stays; the popularity-proportional part, `dropout / (1 - dropout) · n_i`, grows with
     the item's count n_i, so its odds are divided by `ratio`. (On anime-5k, with the
     other values fixed, the best `regularization` is the same on an eighth of the users
     as on all of them, and the best dropout odds fall as the count grows.)"""
     out = dict(values)
-    if "dropout" in out and "dropout" not in given and ratio > 0:
+    if "dropout" in out and "dropout" not in kept and ratio > 0:
         odds = out["dropout"] / (1.0 - out["dropout"]) / ratio
         out["dropout"] = tidy(odds / (1.0 + odds))
     return out

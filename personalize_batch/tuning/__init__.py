@@ -180,7 +180,10 @@ def choose(
         best, best_score = dict(hp), default_score
     chosen = dict(best)
     if scale != 1.0 and declared.search.to_whole is not None:
-        chosen = declared.search.to_whole(chosen, scale, given)
+        searched = {d.name for d in dims}  # only those were chosen on the sample
+        chosen = declared.search.to_whole(
+            chosen, scale, frozenset(n for n in chosen if n not in searched)
+        )
     if "temperature" in chosen and "temperature" not in given | {d.name for d in dims}:
         chosen["temperature"] = _temperature(chosen, hp)
     changed = {k: v for k, v in chosen.items() if v != hp.get(k)}
