@@ -253,13 +253,11 @@ def penalties_to_whole(
 ) -> dict[str, Any]:
     """Values chosen on a sample of the users, for data `ratio` times as large: every
     item keeps the ridge penalty the search chose for it (`kept`: names not searched,
-    left as they are). The constant `regularization`
-    stays; the popularity-proportional part, `dropout / (1 - dropout) · n_i`, grows with
-    the item's count n_i, so its odds are divided by `ratio`. (On anime-5k, with the
-    other values fixed, the best `regularization` is the same on an eighth of the users
-    as on all of them, and the best dropout odds fall as the count grows.)"""
+    left as they are). The constant `regularization` stays; the popularity-proportional
+    part, `dropout / (1 - dropout) · n_i`, grows with the item's count n_i, so its odds
+    are divided by `ratio` (measured: docs/reference.md, "Large data")."""
     out = dict(values)
-    if "dropout" in out and "dropout" not in kept and ratio > 0:
+    if "dropout" in out and "dropout" not in kept:
         odds = out["dropout"] / (1.0 - out["dropout"]) / ratio
         out["dropout"] = tidy(odds / (1.0 + odds))
     return out

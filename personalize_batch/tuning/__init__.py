@@ -179,17 +179,16 @@ def choose(
     if sign * (default_score - best_score) >= 0:  # the defaults were as good: keep them
         best, best_score = dict(hp), default_score
     chosen = dict(best)
+    searched = {d.name for d in dims}
     if scale != 1.0 and declared.search.to_whole is not None:
-        searched = {d.name for d in dims}  # only those were chosen on the sample
-        chosen = declared.search.to_whole(
-            chosen, scale, frozenset(n for n in chosen if n not in searched)
-        )
-    if "temperature" in chosen and "temperature" not in given | {d.name for d in dims}:
+        # only the searched values were chosen on the sample
+        unsearched = frozenset(n for n in chosen if n not in searched)
+        chosen = declared.search.to_whole(chosen, scale, unsearched)
+    carried = {k: v for k, v in best.items() if chosen[k] != v}  # as the sample chose them
+    if "temperature" in chosen and "temperature" not in given | searched:
         chosen["temperature"] = _temperature(chosen, hp)
     changed = {k: v for k, v in chosen.items() if v != hp.get(k)}
     say("chosen: " + (", ".join(f"{k}={_fmt(v)}" for k, v in changed.items()) or "the defaults"))
-    carried = {k: v for k, v in best.items() if k in chosen and chosen[k] != v}
-    carried.pop("temperature", None)
     if scale != 1.0:
         say(
             f"searched on a sample of the users, carried to {scale:.3g}x its interactions: "
