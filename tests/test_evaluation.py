@@ -10,6 +10,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
+from hypothesis import given
+from hypothesis import strategies as st
 
 from personalize_batch import recipes
 from personalize_batch.cli import main
@@ -64,6 +66,34 @@ def test_metrics_by_hand():
         "precision_at_10",
         "precision_at_25",
     ]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 40), max_size=30, unique=True),
+            st.sets(st.integers(0, 40), max_size=8),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_summarize_is_the_mean_of_the_per_list_metrics(cases):
+    """summarize, which measures every list at once, against the functions of one list:
+    lists longer and shorter than 25, empty truths, no hit and many."""
+    lists = [[str(i) for i in recs] for recs, _ in cases]
+    truths = [{str(i) for i in truth} for _, truth in cases]
+    got = summarize(lists, truths, n_items=41)
+
+    def mean(metric, k):
+        per_list = [metric(r, t, k) for r, t in zip(lists, truths, strict=True)]
+        return round(float(np.mean(per_list)), 6)
+
+    for k in (5, 10, 25):
+        assert got[f"normalized_discounted_cumulative_gain_at_{k}"] == mean(ndcg_at_k, k)
+        assert got[f"precision_at_{k}"] == mean(precision_at_k, k)
+    assert got["mean_reciprocal_rank_at_25"] == mean(reciprocal_rank_at_k, 25)
+    assert got["coverage"] == round(len({i for r in lists for i in r[:25]}) / 41, 6)
 
 
 # ------------------------------------------------------------------ splits

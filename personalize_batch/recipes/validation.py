@@ -68,25 +68,33 @@ def reciprocal_rank_at_k(recommended: Sequence[str], relevant: set[str], k: int)
 def summarize(
     lists: Sequence[Sequence[str]], truths: Sequence[set[str]], n_items: int
 ) -> dict[str, float]:
-    """Personalize's metric names, averaged over test users."""
+    """Personalize's metric names, averaged over test users: the functions above, for
+    every list at once (a search measures thousands of lists per setting)."""
     if not lists:
         return {}
-    out: dict[str, float] = {}
+    depth = NUM_RESULTS
+    # hit[u, p]: the item at position p + 1 of list u is relevant (False past its end)
+    hit = np.zeros((len(lists), depth), dtype=bool)
     recommended = set()
-    for recs in lists:
-        recommended.update(recs[:25])
-    out["coverage"] = len(recommended) / n_items if n_items else 0.0
-    out["mean_reciprocal_rank_at_25"] = float(
-        np.mean([reciprocal_rank_at_k(r, t, 25) for r, t in zip(lists, truths, strict=True)])
-    )
+    for u, (recs, truth) in enumerate(zip(lists, truths, strict=True)):
+        top = recs[:depth]
+        recommended.update(top)
+        hit[u, : len(top)] = [i in truth for i in top]
+    n_relevant = np.array([len(t) for t in truths])
+    gain = 1.0 / np.log2(np.arange(depth) + 2.0)
+    # running sums in list order, as the functions add
+    dcg = np.cumsum(np.where(hit, gain, 0.0), axis=1)
+    ideal = np.cumsum(gain)
+    found = np.cumsum(hit, axis=1)
+    first = np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1.0), 0.0)
+    out: dict[str, float] = {"coverage": len(recommended) / n_items if n_items else 0.0}
+    out["mean_reciprocal_rank_at_25"] = float(np.mean(first))
     for k in (5, 10, 25):
-        out[f"normalized_discounted_cumulative_gain_at_{k}"] = float(
-            np.mean([ndcg_at_k(r, t, k) for r, t in zip(lists, truths, strict=True)])
-        )
+        best = ideal[np.minimum(k, np.maximum(n_relevant, 1)) - 1]
+        ndcg = np.where(n_relevant > 0, dcg[:, k - 1] / best, 0.0)
+        out[f"normalized_discounted_cumulative_gain_at_{k}"] = float(np.mean(ndcg))
     for k in (5, 10, 25):
-        out[f"precision_at_{k}"] = float(
-            np.mean([precision_at_k(r, t, k) for r, t in zip(lists, truths, strict=True)])
-        )
+        out[f"precision_at_{k}"] = float(np.mean(found[:, k - 1] / k))
     return {k: round(v, 6) for k, v in out.items()}
 
 
