@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from personalize_batch.recipes import user_model as up_model
 from personalize_batch.recipes import user_personalization as up
 from personalize_batch.solution import load
 from personalize_batch.training import train
@@ -105,8 +106,14 @@ def test_recommend_takes_the_sparse_path_and_the_fallback(tmp_path, monkeypatch)
     assert_same(scorer, users, 25, False)
 
 
-@pytest.mark.parametrize("k", [25, 100])
-def test_example_solution(solutions, k) -> None:
+@pytest.mark.parametrize(
+    ("k", "sample_width"),
+    # rows with more candidates than sample_width are pruned by the k-th best of their
+    # first sample_width: at 100, the default width; at 25 and 5, a narrow one
+    [(25, up_model.SAMPLE_WIDTH), (100, up_model.SAMPLE_WIDTH), (25, 40), (5, 8)],
+)
+def test_example_solution(solutions, monkeypatch, k, sample_width) -> None:
+    monkeypatch.setattr(up_model, "SAMPLE_WIDTH", sample_width)
     sol = load(str(solutions["user-personalization"]))
     scorer = up.Scorer(sol)
     users = np.arange(len(sol.user_ids), dtype=np.int64)

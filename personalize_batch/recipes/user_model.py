@@ -15,6 +15,8 @@ from .numeric import chunk_rows, csr_rows, mask_rows, row_positions, softmax_at,
 
 # items of the prior's order that every row of the sparse scoring path considers beyond k
 WINDOW = 64
+# candidates of a row whose k-th best bounds the rest, when a row has more
+SAMPLE_WIDTH = 256
 # history items this many half-lives back or older are not read (w_j < 2 ** -30)
 WEIGHT_HALVINGS = 30
 # exp() of this much is far from overflowing, even summed over every item
@@ -260,8 +262,21 @@ class Scorer:
         ckey, cval = ckey[order], cval[order]
         crow, ccol = np.divmod(ckey, n)
         counts = np.bincount(crow, minlength=b)
-        width = max(int(counts.max(initial=0)), k)
         pos = np.arange(len(ckey)) - np.repeat(np.cumsum(counts) - counts, counts)
+        if k < SAMPLE_WIDTH < counts.max(initial=0):
+            # every item of a row's top k scores at least the k-th best of any of its
+            # candidates: the k-th best of the first SAMPLE_WIDTH prunes the rest, and the
+            # block topk selects in stays narrow (a wide block, mostly -inf padding, is
+            # what argpartition is slowest at)
+            first = pos < SAMPLE_WIDTH
+            sample = np.full((b, SAMPLE_WIDTH), -np.inf)
+            sample[crow[first], pos[first]] = cval[first]
+            bound = np.partition(sample, SAMPLE_WIDTH - k, axis=1)[:, SAMPLE_WIDTH - k]
+            keep = cval >= bound[crow]
+            crow, ccol, cval = crow[keep], ccol[keep], cval[keep]
+            counts = np.bincount(crow, minlength=b)
+            pos = np.arange(len(crow)) - np.repeat(np.cumsum(counts) - counts, counts)
+        width = max(int(counts.max(initial=0)), k)
         block = np.full((b, width), -np.inf)
         cols = np.zeros((b, width), dtype=np.int64)
         block[crow, pos] = cval
