@@ -237,7 +237,8 @@ def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space
         Dimension("popularity_half_life_days", "log", span / 1000.0, span, when=popular),
         Dimension("regularization", "log", mean / 64.0, mean * 64.0),
         Dimension("dropout", "linear", 0.0, 0.5),
-        Dimension("rare_item_emphasis", "linear", 0.0, 0.4),
+        # its whole declared range: from no damping (0) to dividing by the count (1)
+        Dimension("rare_item_emphasis", "linear", 0.0, 1.0),
         Dimension("recency_half_life", "log", 0.5, 64.0, when=ordered),
         Dimension("transition_weight", "log", 0.01, 10.0, can_be_off=True, when=ordered),
         Dimension("neighbour_weight", "log", 0.01, 10.0, can_be_off=True),
