@@ -249,9 +249,9 @@ class Search:
 
     space: Callable[[Interactions, Profile, dict[str, Any]], Space]
     budget: int
-    # values chosen on a seeded sample of the users, carried to data `ratio` times as
-    # large (the names given, not searched, are left as they are); None: unchanged
-    to_whole: Callable[[dict[str, Any], float, frozenset[str]], dict[str, Any]] | None = None
+    # the searched values chosen on a seeded sample of the users, carried to data
+    # `ratio` times as large; None: unchanged
+    to_whole: Callable[[dict[str, Any], float], dict[str, Any]] | None = None
 
 
 # the validation parts tried in turn when time carries signal, each with how the

@@ -249,16 +249,14 @@ def search_space(data: Interactions, prof: Profile, hp: dict[str, Any]) -> Space
     return Space(start, dims, fixed)
 
 
-def penalties_to_whole(
-    values: dict[str, Any], ratio: float, kept: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """Values chosen on a sample of the users, for data `ratio` times as large: every
-    item keeps the ridge penalty the search chose for it (`kept`: names not searched,
-    left as they are). The constant `regularization` stays; the popularity-proportional
-    part, `dropout / (1 - dropout) · n_i`, grows with the item's count n_i, so its odds
-    are divided by `ratio` (measured: docs/reference.md, "Large data")."""
+def penalties_to_whole(values: dict[str, Any], ratio: float) -> dict[str, Any]:
+    """Searched values chosen on a sample of the users, for data `ratio` times as large:
+    every item keeps the ridge penalty the search chose for it. The constant
+    `regularization` stays; the popularity-proportional part, `dropout / (1 - dropout) ·
+    n_i`, grows with the item's count n_i, so its odds are divided by `ratio` (measured:
+    docs/reference.md, "Large data")."""
     out = dict(values)
-    if "dropout" in out and "dropout" not in kept:
+    if "dropout" in out:
         odds = out["dropout"] / (1.0 - out["dropout"]) / ratio
         out["dropout"] = tidy(odds / (1.0 + odds))
     return out

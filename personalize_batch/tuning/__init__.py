@@ -182,8 +182,7 @@ def choose(
     searched = {d.name for d in dims}
     if scale != 1.0 and declared.search.to_whole is not None:
         # only the searched values were chosen on the sample
-        unsearched = frozenset(n for n in chosen if n not in searched)
-        chosen = declared.search.to_whole(chosen, scale, unsearched)
+        chosen.update(declared.search.to_whole({n: chosen[n] for n in searched}, scale))
     carried = {k: v for k, v in best.items() if chosen[k] != v}  # as the sample chose them
     if "temperature" in chosen and "temperature" not in given | searched:
         chosen["temperature"] = _temperature(chosen, hp)
