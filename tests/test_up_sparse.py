@@ -109,7 +109,8 @@ def test_recommend_takes_the_sparse_path_and_the_fallback(tmp_path, monkeypatch)
 @pytest.mark.parametrize(
     ("k", "sample_width"),
     # rows with more candidates than sample_width are pruned by the k-th best of their
-    # first sample_width: at 100, the default width; at 25 and 5, a narrow one
+    # first sample_width: the default width (which prunes the example's rows at k = 100)
+    # and narrow ones
     [(25, up_model.SAMPLE_WIDTH), (100, up_model.SAMPLE_WIDTH), (25, 40), (5, 8)],
 )
 def test_example_solution(solutions, monkeypatch, k, sample_width) -> None:

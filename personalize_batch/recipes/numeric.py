@@ -197,6 +197,11 @@ def order_lists(
     return order[np.minimum(at, max(n - 1, 0))], lengths
 
 
+def positions_in_rows(lengths: np.ndarray) -> np.ndarray:
+    """For rows of these lengths laid end to end, each entry's place within its row."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
 def row_positions(
     indptr: np.ndarray, rows: np.ndarray, tail: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from .numeric import csr_rows, latest_distinct, splice_rows
+from .numeric import csr_rows, latest_distinct, positions_in_rows, splice_rows
 from .protocol import FreshEvents
 
 POPULARITY_FLOOR = 1e-4  # the least an old interaction counts towards popularity
@@ -110,9 +110,7 @@ def _first_per_row(nb: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
     """The first k entries of each row of sorted CSR parts."""
     indptr = nb["indptr"]
     lengths = np.minimum(np.diff(indptr), k)
-    pos = np.repeat(indptr[:-1], lengths) + (
-        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    )
+    pos = np.repeat(indptr[:-1], lengths) + positions_in_rows(lengths)
     return {
         "indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         "indices": nb["indices"][pos],

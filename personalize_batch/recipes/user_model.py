@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .numeric import chunk_rows, csr_rows, mask_rows, row_positions, softmax_at, topk
+from .numeric import (
+    chunk_rows,
+    csr_rows,
+    mask_rows,
+    positions_in_rows,
+    row_positions,
+    softmax_at,
+    topk,
+)
 
 # items of the prior's order that every row of the sparse scoring path considers beyond k
 WINDOW = 64
@@ -262,7 +270,7 @@ class Scorer:
         ckey, cval = ckey[order], cval[order]
         crow, ccol = np.divmod(ckey, n)
         counts = np.bincount(crow, minlength=b)
-        pos = np.arange(len(ckey)) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos = positions_in_rows(counts)
         if k < SAMPLE_WIDTH < counts.max(initial=0):
             # every item of a row's top k scores at least the k-th best of any of its
             # candidates: the k-th best of the first SAMPLE_WIDTH prunes the rest, and the
@@ -275,7 +283,7 @@ class Scorer:
             keep = cval >= bound[crow]
             crow, ccol, cval = crow[keep], ccol[keep], cval[keep]
             counts = np.bincount(crow, minlength=b)
-            pos = np.arange(len(crow)) - np.repeat(np.cumsum(counts) - counts, counts)
+            pos = positions_in_rows(counts)
         width = max(int(counts.max(initial=0)), k)
         block = np.full((b, width), -np.inf)
         cols = np.zeros((b, width), dtype=np.int64)
