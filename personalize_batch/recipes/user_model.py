@@ -44,6 +44,16 @@ def _normalised(m: sp.csr_matrix, weight: float) -> sp.csr_matrix:
     return m
 
 
+def _kth_of_sample(
+    b: int, k: int, rows: np.ndarray, pos: np.ndarray, val: np.ndarray
+) -> np.ndarray:
+    """Per row of `b`, the k-th best of the values `val` placed at `pos` (< SAMPLE_WIDTH)
+    of rows `rows`; -inf where a row has fewer than k."""
+    sample = np.full((b, SAMPLE_WIDTH), -np.inf)
+    sample[rows, pos] = val
+    return np.partition(sample, SAMPLE_WIDTH - k, axis=1)[:, SAMPLE_WIDTH - k]
+
+
 def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each of `keys`: its position in `sorted_keys` (ascending, unique) and whether
     it is there (where it is not, the position means nothing)."""
@@ -259,6 +269,16 @@ class Scorer:
         # rows without enough of the window available are answered again below: no
         # candidates here
         kth[~enough] = np.inf
+        touches = np.diff(ex.indptr)
+        if k < SAMPLE_WIDTH < touches.max(initial=0):
+            # and at least the k-th best of its first SAMPLE_WIDTH touched items (seen
+            # ones left out): the touched items below it are dropped before sorting
+            tpos = positions_in_rows(touches)
+            first = np.flatnonzero(tpos < SAMPLE_WIDTH)
+            trow, tval = urow[first], uval[first]
+            if len(seen):
+                tval[find_sorted(seen, trow * n + ucol.take(first))[1]] = -np.inf
+            np.maximum(kth, _kth_of_sample(b, k, trow, tpos[first], tval), out=kth)
         keep = uval >= kth[urow]
         fresh = ~touched & (wval >= kth[:, None])  # untouched, may rank
         frow, fpos = np.nonzero(fresh)
@@ -277,9 +297,7 @@ class Scorer:
             # block topk selects in stays narrow (a wide block, mostly -inf padding, is
             # what argpartition is slowest at)
             first = pos < SAMPLE_WIDTH
-            sample = np.full((b, SAMPLE_WIDTH), -np.inf)
-            sample[crow[first], pos[first]] = cval[first]
-            bound = np.partition(sample, SAMPLE_WIDTH - k, axis=1)[:, SAMPLE_WIDTH - k]
+            bound = _kth_of_sample(b, k, crow[first], pos[first], cval[first])
             keep = cval >= bound[crow]
             crow, ccol, cval = crow[keep], ccol[keep], cval[keep]
             counts = np.bincount(crow, minlength=b)
