@@ -37,7 +37,7 @@ import scipy.linalg as sl
 import scipy.sparse as sp
 
 from ..errors import DataError
-from .numeric import topk
+from .numeric import positions_in_rows, topk
 
 ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
 OVERSAMPLE = 16  # extra random directions of the randomized eigendecomposition
@@ -241,8 +241,7 @@ def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k
     column first), columns ascending within a row."""
     order = np.lexsort((cols, -np.abs(vals), rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
-    start = np.searchsorted(rows, np.arange(n))
-    keep = ((np.arange(len(rows)) - start[rows]) < k) & (vals != 0)
+    keep = (positions_in_rows(np.bincount(rows, minlength=n)) < k) & (vals != 0)
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
     order = np.lexsort((cols, rows))
     return _to_csr([rows[order]], [cols[order]], [vals[order]], n)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .numeric import fill_from_order
+from .numeric import fill_from_order, positions_in_rows
 from .user_filter import BoundFilter, UserFilter
 
 SOURCES = ("cooccurrence", "neighbours", "neighbours+item-model")
@@ -305,8 +305,7 @@ class Affinity:
         keep = ~np.isin(lines * n + users, blocked)
         key = np.unique(lines[keep] * n + self.rank[users[keep]])  # (line, activity rank)
         lines, users = key // n, self.order[key % n]
-        first = np.searchsorted(lines, np.arange(n_lines))
-        pos = np.arange(len(lines)) - first[lines]
+        pos = positions_in_rows(np.bincount(lines, minlength=n_lines))
         keep = pos < k
         fill = np.zeros((n_lines, k), dtype=np.int64)
         fill[lines[keep], pos[keep]] = users[keep]
@@ -380,8 +379,7 @@ class _Pool:
         by_line = lines[order].astype(np.int16) if self.lines < 2**15 else lines[order]
         order = order[np.argsort(by_line, kind="stable")]
         lines, users, vals = lines[order], users[order], vals[order]
-        first = np.searchsorted(lines, np.arange(self.lines))
-        pos = np.arange(len(lines)) - first[lines]
+        pos = positions_in_rows(np.bincount(lines, minlength=self.lines))
         keep = pos < self.k
         lines, users, vals, pos = lines[keep], users[keep], vals[keep], pos[keep]
         full = pos == self.k - 1

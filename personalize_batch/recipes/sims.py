@@ -16,6 +16,7 @@ from .numeric import (
     fill_keys,
     popularity_order,
     popularity_rank,
+    positions_in_rows,
     row_positions,
     topk,
 )
@@ -166,9 +167,7 @@ def neighbours(
         sim = sim.astype(np.float32)
         order = np.lexsort((cols, -sim, rows))
         rows, cols, sim = rows[order], cols[order], sim[order]
-        row_start = np.searchsorted(rows, np.arange(stop - start))
-        rank = np.arange(len(rows)) - row_start[rows]
-        keep = rank < k
+        keep = positions_in_rows(np.bincount(rows, minlength=stop - start)) < k
         rows, cols, sim = rows[keep], cols[keep], sim[keep]
         per_row = np.bincount(rows, minlength=stop - start)
         indptr.append(total + np.cumsum(per_row))

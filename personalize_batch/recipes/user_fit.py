@@ -62,8 +62,7 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
     m = m.tocoo()
     order = np.lexsort((m.col, -m.data, m.row))
     rows, cols, vals = m.row[order], m.col[order], m.data[order]
-    start = np.searchsorted(rows, np.arange(data.n_items))
-    sel = (np.arange(len(rows)) - start[rows]) < k
+    sel = positions_in_rows(np.bincount(rows, minlength=data.n_items)) < k
     rows, cols, vals = rows[sel], cols[sel], vals[sel]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=data.n_items))])
     return {
