@@ -269,17 +269,20 @@ class Scorer:
         # rows without enough of the window available are answered again below: no
         # candidates here
         kth[~enough] = np.inf
-        touches = np.diff(ex.indptr)
-        if k < SAMPLE_WIDTH < touches.max(initial=0):
-            # and at least the k-th best of its first SAMPLE_WIDTH touched items (seen
-            # ones left out): the touched items below it are dropped before sorting
-            tpos = positions_in_rows(touches)
-            first = np.flatnonzero(tpos < SAMPLE_WIDTH)
+        keep = uval >= kth[urow]
+        kept = np.flatnonzero(keep)  # in row order
+        counts = np.bincount(urow[kept], minlength=b)
+        if k < SAMPLE_WIDTH < counts.max(initial=0):
+            # a row's top k also scores at least the k-th best of its first SAMPLE_WIDTH
+            # kept touched items (seen ones left out): those below it need no sorting
+            tpos = positions_in_rows(counts)
+            sampled = tpos < SAMPLE_WIDTH
+            first = kept[sampled]
             trow, tval = urow[first], uval[first]
             if len(seen):
                 tval[find_sorted(seen, trow * n + ucol.take(first))[1]] = -np.inf
-            np.maximum(kth, _kth_of_sample(b, k, trow, tpos[first], tval), out=kth)
-        keep = uval >= kth[urow]
+            np.maximum(kth, _kth_of_sample(b, k, trow, tpos[sampled], tval), out=kth)
+            keep = uval >= kth[urow]
         fresh = ~touched & (wval >= kth[:, None])  # untouched, may rank
         frow, fpos = np.nonzero(fresh)
         ckey = np.concatenate([urow[keep] * n + ucol[keep], frow * n + wcol[fpos]])
