@@ -167,10 +167,10 @@ def neighbours(
         sim = sim.astype(np.float32)
         order = np.lexsort((cols, -sim, rows))
         rows, cols, sim = rows[order], cols[order], sim[order]
-        keep = positions_in_rows(np.bincount(rows, minlength=stop - start)) < k
+        per_row = np.bincount(rows, minlength=stop - start)  # before the cut at k
+        keep = positions_in_rows(per_row) < k
         rows, cols, sim = rows[keep], cols[keep], sim[keep]
-        per_row = np.bincount(rows, minlength=stop - start)
-        indptr.append(total + np.cumsum(per_row))
+        indptr.append(total + np.cumsum(np.minimum(per_row, k)))
         total += len(rows)
         indices.append(cols.astype(np.int32))
         data.append(sim)

@@ -62,9 +62,10 @@ def _transitions(data: Interactions, k: int) -> dict[str, np.ndarray]:
     m = m.tocoo()
     order = np.lexsort((m.col, -m.data, m.row))
     rows, cols, vals = m.row[order], m.col[order], m.data[order]
-    sel = positions_in_rows(np.bincount(rows, minlength=data.n_items)) < k
+    counts = np.bincount(rows, minlength=data.n_items)
+    sel = positions_in_rows(counts) < k
     rows, cols, vals = rows[sel], cols[sel], vals[sel]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=data.n_items))])
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))])
     return {
         "up_trans_indptr": indptr.astype(np.int64),
         "up_trans_indices": cols.astype(np.int32),
