@@ -73,6 +73,8 @@ def work(tmp_path, solutions, monkeypatch):
         ),
         (["-o", "model.npz"], "--output model.npz is a file; it takes a folder"),
         (["--errors-to", "."], "--errors-to . is a folder; give a file name"),
+        # a folder that does not exist yet: the job would write its output, then fail
+        (["--errors-to", "newdir/"], "--errors-to newdir/ is a folder; give a file name"),
     ],
 )
 def test_run_never_writes_its_inputs_or_one_path_twice(work, args, message):

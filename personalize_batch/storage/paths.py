@@ -73,6 +73,12 @@ def _is_dir(path: str) -> bool:
     return not storage.is_s3(path) and path != "-" and os.path.isdir(path)
 
 
+def _names_folder(path: str) -> bool:
+    """A local path that is a folder or is spelt as one (a trailing separator): no
+    file can be written there."""
+    return not storage.is_s3(path) and (path.endswith(("/", os.sep)) or _is_dir(path))
+
+
 @dataclass(frozen=True)
 class JobPaths:
     """What a batch inference job reads and writes, and how messages name them: the
@@ -97,7 +103,7 @@ def check_job(j: JobPaths) -> None:
         raise UsageError(
             f"{role} {j.output} is a file; it takes a folder, where each input NAME gives NAME.out"
         )
-    if j.errors_to is not None and _is_dir(j.errors_to):
+    if j.errors_to is not None and _names_folder(j.errors_to):
         raise UsageError(f"--errors-to {j.errors_to} is a folder; give a file name")
     inputs = [Named("the input" if not api else "jobInput", url) for url in j.inputs]
     inputs += [
@@ -150,7 +156,7 @@ def check_train_output(output: str, inputs: Iterable[Named]) -> None:
             f"-o {output}: pbatch train writes a local file; copy it to S3 afterwards "
             "(run and the SDK read s3:// solutions)"
         )
-    if output.endswith(("/", os.sep)) or _is_dir(output):
+    if _names_folder(output):
         example = os.path.join(output, "model.npz")
         raise UsageError(f"-o {output} names a folder; give a file name, e.g. {example}")
     folder = os.path.dirname(output) or "."
