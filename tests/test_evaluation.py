@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from personalize_batch import recipes
 from personalize_batch.cli import main
 from personalize_batch.data import Interactions
+from personalize_batch.data.splits import Split
 from personalize_batch.errors import UsageError
 from personalize_batch.evaluation import (
     evaluate_data,
@@ -25,8 +26,10 @@ from personalize_batch.evaluation import (
     split_time_cut,
 )
 from personalize_batch.recipes.validation import (
+    _ranking_task,
     ndcg_at_k,
     precision_at_k,
+    ranked_list,
     reciprocal_rank_at_k,
     summarize,
 )
@@ -169,6 +172,40 @@ def test_time_cut_needs_timestamps_and_shuffle_needs_none():
         split_time_cut(untimed)
     shuffled = shuffle_within_users(untimed, 0)
     assert sorted(shuffled.items.tolist()) == sorted(untimed.items.tolist())
+
+
+def test_ranked_list_asks_every_held_out_item():
+    """personalized-ranking's question: all of a user's held-out items among 99 others
+    (at most 99 of them); a ranker that puts one held-out item first and the rest last
+    scores below one that puts them all first."""
+    n_items = 400
+    rows = [(0, i, i) for i in range(5)] + [(1, i, i) for i in range(5, 10)]
+    data = _data(rows, 2, n_items)
+    held = [np.array([20, 21, 22]), np.arange(100, 300)]
+    split = Split("random", data, np.array([0, 1]), held, {"items": n_items})
+    users, lists, positives = _ranking_task(split, seed=3)
+    assert positives[0] == {20, 21, 22}
+    assert len(positives[1]) == 99 and positives[1] <= set(range(100, 300))
+    for lst, pos, seen in zip(lists, positives, (range(5), range(5, 10)), strict=True):
+        assert len(lst) == 99 + len(pos) and len(set(lst.tolist())) == len(lst)
+        assert pos <= set(lst.tolist()) and not set(seen) & set(lst.tolist())
+
+    class Ranker:  # held-out items first, or only the lowest one first
+        def __init__(self, all_first: bool) -> None:
+            self.all_first = all_first
+
+        def rank(self, users, lists):
+            out = []
+            for lst, pos in zip(lists, positives, strict=True):
+                top = sorted(pos) if self.all_first else [min(pos)]
+                rest = sorted(lst.tolist(), key=lambda i: i in pos)  # held-out ones last
+                rest = [i for i in rest if i not in top]
+                out.append((np.array(top + rest), np.zeros(len(lst))))
+            return out
+
+    key = "normalized_discounted_cumulative_gain_at_10"
+    assert ranked_list(split, seed=3)(Ranker(True))[key] == 1.0
+    assert ranked_list(split, seed=3)(Ranker(False))[key] < 0.5
 
 
 # ------------------------------------------------------------------ evaluate

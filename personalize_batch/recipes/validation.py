@@ -5,9 +5,10 @@ recipe's `Validation` names its question and the metrics it reports; `pbatch tra
 
 - top-n (recipes that recommend items to a user): each validation user's top 25
   (training items excluded) against their held-out items.
-- ranked list (recipes that re-rank a user's list): each validation user's held-out
-  item ranked among 99 items they have not met, drawn at random (seeded): the metrics
-  of that one list.
+- ranked list (recipes that re-rank a user's list): each validation user's known
+  held-out items (at most 99, a seeded sample) at random places among 99 items they
+  have not met, drawn at random (seeded): the metrics of that one list. Where a user
+  holds one item out (time cut, leave-last-out), the list holds it and 99 others.
 - related items (recipes that answer an item with items): the items most similar to
   each validation user's latest item (with no timestamps, a random one of theirs)
   against the user's held-out items; `hit_rate_at_10` is the share of users with a
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ..data.splits import Split
 
 NUM_RESULTS = 25  # the longest list a metric reads (MRR@25, NDCG@25, P@25)
-RANKED_LIST = 100  # the held-out item and 99 others
+RANKED_LIST = 100  # a held-out item and 99 others (at most 99 held-out items per list)
 
 Measure = Callable[[Any], dict[str, float]]  # a fitted scorer -> metrics
 
@@ -141,38 +142,43 @@ RANKED_LIST_METRICS = (
 
 
 def ranked_list(split: Split, seed: int = 0) -> Measure:
-    """Each validation user's held-out item ranked among RANKED_LIST - 1 others."""
+    """Each validation user's held-out items ranked among RANKED_LIST - 1 others."""
     users, lists, positives = _ranking_task(split, seed)
 
     def measure(scorer: Any) -> dict[str, float]:
         ranked = scorer.rank(users, lists)
         recs = [order.tolist() for order, _ in ranked]
-        return summarize(recs, [{p} for p in positives], split.info["items"])
+        return summarize(recs, positives, split.info["items"])
 
     return measure
 
 
-def _ranking_task(split: Split, seed: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
-    """Per validation user with a known held-out item: the list to rank (that item at a
-    random place among up to 99 items the user has not met) and the item."""
+def _ranking_task(split: Split, seed: int) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
+    """Per validation user with a known held-out item: the list to rank (their known
+    held-out items, at most RANKED_LIST - 1 of them (a seeded sample), each at a random
+    place among up to RANKED_LIST - 1 items the user has not met) and those items.
+    Every held-out item counts, not only the first: a choice made on one item per user
+    follows which 99 others were drawn (see docs/reference.md, "Search")."""
     rng = np.random.default_rng(seed)
     x = split.train.matrix().tocsr()
     n = split.train.n_items
     users, lists, positives = [], [], []
     for u, truth in zip(split.users.tolist(), split.truths, strict=True):
-        known = truth[truth >= 0]
+        known = np.unique(truth[truth >= 0])
         if not len(known):
             continue
-        pos = int(known[0])
+        if len(known) > RANKED_LIST - 1:
+            known = np.sort(rng.choice(known, RANKED_LIST - 1, replace=False))
         banned = np.zeros(n, dtype=bool)
         banned[x.indices[x.indptr[u] : x.indptr[u + 1]]] = True
-        banned[pos] = True
+        banned[known] = True
         free = np.flatnonzero(~banned)
         others = rng.choice(free, size=min(RANKED_LIST - 1, len(free)), replace=False)
-        items = np.insert(others, rng.integers(0, len(others) + 1), pos)
+        places = rng.integers(0, len(others) + 1, size=len(known))
+        items = np.insert(others, places, known)
         users.append(u)
         lists.append(items.astype(np.int64))
-        positives.append(pos)
+        positives.append(set(known.tolist()))
     return np.array(users, dtype=np.int64), lists, positives
 
 
