@@ -70,7 +70,7 @@ def input_lines(sol, seed: int = 0) -> bytes:
 
 
 def timed(sol, data: bytes, expr: str | None, num_results: int) -> tuple[float, bytes]:
-    answerer = Answerer(sol, num_results, False, expr)
+    answerer = Answerer(sol, num_results, include_seen=False, filter_expression=expr)
     out = io.BytesIO()
     chunk = min(1024, chunk_rows(len(sol.item_ids)))
     start = time.perf_counter()

@@ -206,7 +206,7 @@ def test_exclude_with_a_missing_placeholder_skips_the_whole_expression(tiny):
     text = (
         'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ($E) OR Interactions.EVENT_TYPE IN ("buy")'
     )
-    answerer = Answerer(pop, 10, True, text)
+    answerer = Answerer(pop, 10, include_seen=True, filter_expression=text)
     got = answerer.answer(
         [Request({}, user="u1"), Request({"filterValues": {"E": '"CLICK"'}}, user="u1")]
     )
@@ -218,7 +218,11 @@ def test_not_in_and_missing_values(tiny):
     pop = tiny["popularity-count"]
 
     def ask(text):
-        return items_of(Answerer(pop, 10, True, text).answer([Request({}, user="u1")])[0])
+        return items_of(
+            Answerer(pop, 10, include_seen=True, filter_expression=text).answer(
+                [Request({}, user="u1")]
+            )[0]
+        )
 
     assert ask('INCLUDE ItemID WHERE Items.G NOT IN ("x")') == ["b", "d"]  # d has no value
     assert ask('INCLUDE ItemID WHERE Items.G IN ("x")') == ["a", "c"]
@@ -237,15 +241,30 @@ def test_not_in_and_missing_values(tiny):
 
 def test_current_item_for_sims(tiny):
     sims = tiny["sims"]
-    answerer = Answerer(sims, 10, False, "INCLUDE ItemID WHERE Items.G IN CurrentItem.G")
+    answerer = Answerer(
+        sims,
+        10,
+        include_seen=False,
+        filter_expression="INCLUDE ItemID WHERE Items.G IN CurrentItem.G",
+    )
     got = answerer.answer([Request({}, item="a"), Request({}, item="b"), Request({}, item="zz")])
     assert set(items_of(got[0])) == {"c"}  # shares x with a
     assert set(items_of(got[1])) == {"c"}
     assert items_of(got[2]) == []  # an unknown item has no values
-    cheaper = Answerer(sims, 10, False, "INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE")
+    cheaper = Answerer(
+        sims,
+        10,
+        include_seen=False,
+        filter_expression="INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE",
+    )
     assert set(items_of(cheaper.answer([Request({}, item="b")])[0])) == {"a", "d"}
     # sims lines may carry a userId for interaction filters
-    seen = Answerer(sims, 10, False, 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")')
+    seen = Answerer(
+        sims,
+        10,
+        include_seen=False,
+        filter_expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")',
+    )
     assert "c" not in items_of(seen.answer([Request({}, user="u2", item="a")])[0])
 
 

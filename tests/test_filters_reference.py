@@ -354,8 +354,10 @@ def test_filtered_lists_match_the_reference(data, dataset, recipe, n, include_se
             out.append(Request(obj, user=user, item=item, items=lst))
         return out
 
-    plain = Answerer(sol, everything, include_seen).answer(requests(False))
-    filtered = Answerer(sol, n, include_seen, text).answer(requests(True))
+    plain = Answerer(sol, everything, include_seen=include_seen).answer(requests(False))
+    filtered = Answerer(sol, n, include_seen=include_seen, filter_expression=text).answer(
+        requests(True)
+    )
     assert len(filtered) == len(lines)
     for (user, item, _, given_values), full, got in zip(lines, plain, filtered, strict=True):
         values, error = ref_line(exprs, given_values)

@@ -157,7 +157,7 @@ def test_k_above_the_catalogue_gives_each_eligible_item_once(tied, name):
     recipe = recipes.recipe(name)
     everything = sol.item_ids.tolist()
     for include_seen in (False, True):
-        answerer = Answerer(sol, 500, include_seen)
+        answerer = Answerer(sol, 500, include_seen=include_seen)
         for value in [*known_ids(name, sol, 3), "nobody"]:
             answer = answerer.answer([request(name, value, everything[::-1])])[0]
             check_list(name, sol, answer, 500)

@@ -126,7 +126,7 @@ def check_exact(got: tuple[list[str], list[float]], want: list[tuple[str, float]
 @given(interactions(), st.integers(1, 20), st.booleans())
 def test_popularity_count_matches_reference(rows, n, include_seen):
     sol = train_and_load("popularity-count", rows)
-    answerer = Answerer(sol, n, include_seen)
+    answerer = Answerer(sol, n, include_seen=include_seen)
     users: list[str | None] = [*USERS, *UNKNOWN_USERS, None]
     answers = answerer.answer([Request(obj={}, user=u) for u in users])
     assert len(answers) == len(users)
@@ -138,7 +138,7 @@ def test_popularity_count_by_hand():
     # i2 three rows (one user twice), i10 and i1 one each: i1 < i10 in string order
     rows = [("u0", "i2", 1), ("u0", "i2", 2), ("u1", "i2", 3), ("u1", "i10", 4), ("u2", "i1", 5)]
     sol = train_and_load("popularity-count", rows)
-    answers = Answerer(sol, 25, False).answer(
+    answers = Answerer(sol, 25, include_seen=False).answer(
         [Request(obj={}), Request(obj={}, user="u1"), Request(obj={}, user="u2")]
     )
     assert answers[0] == (["i2", "i1", "i10"], [0.6, 0.2, 0.2])
@@ -223,7 +223,9 @@ def test_sims_matches_reference(rows, discount, min_co, n, include_seen):
     )
     sol = train_and_load("sims", rows, hp)
     queries = [*ITEMS, *UNKNOWN_ITEMS]
-    answers = Answerer(sol, n, include_seen).answer([Request(obj={}, item=q) for q in queries])
+    answers = Answerer(sol, n, include_seen=include_seen).answer(
+        [Request(obj={}, item=q) for q in queries]
+    )
     assert len(answers) == len(queries)
     for query, got in zip(queries, answers, strict=True):
         neighbours, fill = reference_sims(rows, query, discount, min_co)
@@ -282,7 +284,7 @@ def ranking_requests(draw) -> list[Request]:
 @given(interactions(), ranking_requests(), st.booleans())
 def test_personalized_ranking_properties(rows, requests, recency_mask):
     sol = train_and_load("personalized-ranking", rows, (f"recency_mask={recency_mask}",))
-    answerer = Answerer(sol, 25, False)
+    answerer = Answerer(sol, 25, include_seen=False)
     known = {item for _, item, _ in rows}
     index = {item: k for k, item in enumerate(sorted(known))}
     answers = answerer.answer(requests)
@@ -326,7 +328,7 @@ def test_user_personalization_properties(
 ):
     hp = (f"recency_mask={recency_mask}", f"max_history_length={max_history}")
     sol = train_and_load("user-personalization", rows, hp)
-    answerer = Answerer(sol, n, include_seen)
+    answerer = Answerer(sol, n, include_seen=include_seen)
     all_items = {item for _, item, _ in rows}
     index = {item: k for k, item in enumerate(sorted(all_items))}
     seen = seen_by_user(rows)

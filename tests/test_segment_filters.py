@@ -184,7 +184,7 @@ def test_filtered_segments_match_the_reference(data, dataset, rule, k, include_s
     text = " | ".join(e.text for e in exprs)
     sol = dataset.solution(rule)
     affinity = Affinity(sol.arrays, rule)
-    answerer = Answerer(sol, k, include_seen, text)
+    answerer = Answerer(sol, k, include_seen=include_seen, filter_expression=text)
     lines = []
     for _ in range(data.draw(st.integers(1, 5))):
         item = data.draw(st.integers(0, dataset.n_items - 1))
@@ -222,13 +222,13 @@ def test_user_blocks_and_groups_of_lines_change_no_byte(monkeypatch):
     text = 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("buy") | INCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("view", "click")'  # noqa: E501
     sol = dataset.solution(RULES[0])
     requests = [
-        Answerer(sol, 12, True).parse(json.dumps({"itemId": f"i{i:03d}"}).encode())
+        Answerer(sol, 12, include_seen=True).parse(json.dumps({"itemId": f"i{i:03d}"}).encode())
         for i in range(8)
     ]
-    first = Answerer(sol, 12, True, text).answer(requests)
+    first = Answerer(sol, 12, include_seen=True, filter_expression=text).answer(requests)
     monkeypatch.setattr(segments, "USER_BLOCK", 7)
     monkeypatch.setattr(segments, "LIST_BUDGET", 24)
-    assert Answerer(sol, 12, True, text).answer(requests) == first
+    assert Answerer(sol, 12, include_seen=True, filter_expression=text).answer(requests) == first
     assert any(len(users) for users, _ in first)
 
 
@@ -239,7 +239,10 @@ def test_attribute_lines_filter_the_users_of_any_matching_item():
     items = {"GENRES": ["a", "a", "b", "c"]}
     sol = dataset.solution(RULES[0], "item-attribute-affinity", items)
     answerer = Answerer(
-        sol, 6, True, 'EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("buy", "click")'
+        sol,
+        6,
+        include_seen=True,
+        filter_expression='EXCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("buy", "click")',
     )
     line = answerer.parse(json.dumps({"itemAttributes": 'ITEMS.GENRES = "a"'}).encode())
     users, _ = answerer.answer([line])[0]
@@ -294,7 +297,12 @@ def test_a_filter_of_the_other_kind_is_refused_by_the_scorer_side():
     dataset = Data([(0, 0, "buy"), (1, 1, "view"), (2, 0, "view")], 3, 2)
     sol = dataset.solution(RULES[0])
     with pytest.raises(UsageError, match="an ItemID filter takes items out of recommendations"):
-        Answerer(sol, 3, False, 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("buy")')
+        Answerer(
+            sol,
+            3,
+            include_seen=False,
+            filter_expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("buy")',
+        )
 
 
 # -- through pbatch run ---------------------------------------------------------------------

@@ -75,17 +75,18 @@ class Answerer:
         return cls(
             solution,
             options.num_results,
-            options.include_seen,
-            options.filter_expression,
-            options.exploration,
-            options.filter_source,
-            options.item_metadata,
+            include_seen=options.include_seen,
+            filter_expression=options.filter_expression,
+            exploration=options.exploration,
+            filter_source=options.filter_source,
+            item_metadata=options.item_metadata,
         )
 
     def __init__(
         self,
         solution: Solution,
         num_results: int = 25,
+        *,
         include_seen: bool = False,
         filter_expression: str | None = None,
         exploration: Exploration | None = None,
