@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from personalize_batch import recipes
 from personalize_batch.data import Interactions
@@ -87,7 +88,6 @@ class ALS(Method):
 
     def fit(self, train: Interactions, hp: dict[str, Any], cache: dict) -> Model:
         from implicit.als import AlternatingLeastSquares  # noqa: PLC0415
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
         model = AlternatingLeastSquares(
             factors=hp["factors"],
@@ -115,7 +115,9 @@ class EASE(Method):
         g = (x.T @ x).toarray().astype(np.float64)
         n = len(g)
         g[np.diag_indices(n)] += hp["lambda"]
-        p, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
+        # one thread above 8,192 items: OpenBLAS's threaded Cholesky crashes on large ones
+        with threadpool_limits(1 if n > 8192 else None, "blas"):
+            p, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
         if info == 0:
             p, info = sl.lapack.dpotri(p, lower=1, overwrite_c=1)
         if info:

@@ -4,7 +4,7 @@ limit, measured in the same run. Writes the "throughput" section of BENCHMARKS.m
     python benchmarks/throughput.py            # the full run (about half an hour)
     python benchmarks/throughput.py --quick    # small inputs, to check the script
 
-Needs the bench extra: pip install -e '.[bench]' (implicit, threadpoolctl).
+Needs the bench extra: pip install -e '.[bench]' (implicit).
 """
 
 from __future__ import annotations

@@ -163,3 +163,41 @@ def test_the_same_solution_on_any_processor(hp, tmp_path):
         assert got.keys() == first.keys()
         differ = [k for k in first if not np.array_equal(got[k], first[k])]
         assert not differ, f"{name}: {differ}"
+
+
+def test_one_thread_cholesky_is_the_same_model(monkeypatch):
+    """Above THREADED_CHOLESKY_ITEMS the factorization runs on one BLAS thread: the
+    model it gives is the closed form, bit for bit the threaded one's."""
+    x = _random_matrix()
+    threaded, _ = _fit(x)
+    monkeypatch.setattr(item_model, "THREADED_CHOLESKY_ITEMS", 10)
+    single, path = _fit(x)
+    assert path == "dense"
+    np.testing.assert_array_equal(single, threaded)
+    np.testing.assert_allclose(single, _reference(x, 5.0, 0.2), rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_large_exact_item_model_is_fitted():
+    """16,000 items on the exact path, in a child process: OpenBLAS's threaded Cholesky
+    killed the process (SIGSEGV) above about 15,500 items on two threads."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from personalize_batch.recipes import item_model\n"
+        "n, users = 16_000, 40_000\n"
+        "rng = np.random.default_rng(0)\n"
+        "rows = np.repeat(np.arange(users), 20)\n"
+        "cols = (rng.zipf(1.3, len(rows)) - 1) % n\n"
+        "x = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n))\n"
+        "x.data[:] = 1.0\n"
+        "parts, path = item_model.fit(x, min_users=1, regularization=10.0, dropout=0.1,\n"
+        "    k=50, max_dense_items=n, rank=8, support=sp.csr_matrix((n, n)), seed=0)\n"
+        "print(path, int((np.diff(parts['indptr']) > 0).sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    path, rows = done.stdout.split()
+    assert path == "dense" and int(rows) > 10_000

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ..errors import DataError
 from .numeric import positions_in_rows, topk
@@ -42,6 +43,12 @@ from .numeric import positions_in_rows, topk
 ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
 OVERSAMPLE = 16  # extra random directions of the randomized eigendecomposition
 POWER_ITERATIONS = 4  # subspace iterations of the randomized eigendecomposition
+# OpenBLAS's threaded Cholesky factorization (potrf) overruns a buffer and kills the
+# process on large matrices: measured above about 15,500 items on two threads (OpenBLAS
+# 0.3.30 and 0.3.31, AMD EPYC); its block sizes, and so that limit, differ between
+# processors. On one thread it has no such limit, so above this many items it runs on one,
+# at about half the speed (the inverse from the factor, potri, keeps every thread).
+THREADED_CHOLESKY_ITEMS = 8192
 
 
 def penalties(counts: np.ndarray, regularization: float, dropout: float) -> np.ndarray:
@@ -137,7 +144,7 @@ def _weight_blocks(g: np.ndarray, lam: np.ndarray):
     overwritten."""
     n = len(g)
     g[np.diag_indices(n)] += lam
-    chol, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
+    chol, info = cholesky(g)
     if info == 0:
         p, info = sl.lapack.dpotri(chol, lower=1, overwrite_c=1)
     if info != 0:
@@ -153,6 +160,15 @@ def _weight_blocks(g: np.ndarray, lam: np.ndarray):
         block = (-full / diag[None, :]).astype(np.float32)  # chosen as stored
         block[np.arange(e - s), np.arange(s, e)] = 0.0
         yield s, block
+
+
+def cholesky(g: np.ndarray) -> tuple[np.ndarray, int]:
+    """The lower Cholesky factor of `g` (overwritten) and LAPACK's info, on one BLAS
+    thread above THREADED_CHOLESKY_ITEMS (see there)."""
+    if len(g) <= THREADED_CHOLESKY_ITEMS:
+        return sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
 
 
 def _prune_blocks(blocks, k: int, n: int) -> dict[str, np.ndarray]:
