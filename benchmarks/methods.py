@@ -115,8 +115,8 @@ class EASE(Method):
         g = (x.T @ x).toarray().astype(np.float64)
         n = len(g)
         g[np.diag_indices(n)] += hp["lambda"]
-        # one thread above 8,192 items: OpenBLAS's threaded Cholesky crashes on large ones
-        with threadpool_limits(1 if n > 8192 else None, "blas"):
+        # one thread above 12,000 items: OpenBLAS's threaded Cholesky crashes on large ones
+        with threadpool_limits(1 if n > 12_000 else None, "blas"):
             p, info = sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
         if info == 0:
             p, info = sl.lapack.dpotri(p, lower=1, overwrite_c=1)

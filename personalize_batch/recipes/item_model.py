@@ -44,11 +44,12 @@ ROW_BLOCK = 1024  # rows of B handled at once (bounds temporary memory)
 OVERSAMPLE = 16  # extra random directions of the randomized eigendecomposition
 POWER_ITERATIONS = 4  # subspace iterations of the randomized eigendecomposition
 # OpenBLAS's threaded Cholesky factorization (potrf) overruns a buffer and kills the
-# process on large matrices: measured above about 15,500 items on two threads (OpenBLAS
-# 0.3.30 and 0.3.31, AMD EPYC); its block sizes, and so that limit, differ between
-# processors. On one thread it has no such limit, so above this many items it runs on one,
-# at about half the speed (the inverse from the factor, potri, keeps every thread).
-THREADED_CHOLESKY_ITEMS = 8192
+# process on large matrices: with its SkylakeX kernel (0.3.30 and 0.3.31, two threads)
+# above 15,540 items; its Haswell, Sandybridge, Zen, Cooperlake and SapphireRapids kernels
+# passed 15,000. On one thread it has no such limit, so above this many items (the default
+# max_dense_items stays below) it runs on one, at about half the speed; the inverse from
+# the factor (potri) keeps every thread.
+THREADED_CHOLESKY_ITEMS = 12_000
 
 
 def penalties(counts: np.ndarray, regularization: float, dropout: float) -> np.ndarray:
