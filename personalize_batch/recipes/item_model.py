@@ -32,6 +32,8 @@ data and hyperparameters give the same solution, bit for bit, on any processor.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
@@ -166,9 +168,8 @@ def _weight_blocks(g: np.ndarray, lam: np.ndarray):
 def cholesky(g: np.ndarray) -> tuple[np.ndarray, int]:
     """The lower Cholesky factor of `g` (overwritten) and LAPACK's info, on one BLAS
     thread above THREADED_CHOLESKY_ITEMS (see there)."""
-    if len(g) <= THREADED_CHOLESKY_ITEMS:
-        return sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
-    with threadpool_limits(limits=1, user_api="blas"):
+    large = len(g) > THREADED_CHOLESKY_ITEMS
+    with threadpool_limits(limits=1, user_api="blas") if large else nullcontext():
         return sl.lapack.dpotrf(g, lower=1, clean=1, overwrite_a=1)
 
 
