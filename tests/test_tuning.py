@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from personalize_batch import recipes, tuning
+from personalize_batch.data import read_interactions
 from personalize_batch.errors import UsageError
 from personalize_batch.recipes.item_model import penalties
 from personalize_batch.recipes.user_personalization import penalties_to_whole
@@ -143,8 +144,6 @@ def test_no_tune_gives_the_defaults_solution(tmp_path, recipe):
     defaults = recipes.recipe(recipe).hyperparameters.defaults()
     assert "tuning" not in sol.meta
     assert sol.hyperparameters == defaults
-    from personalize_batch.data import read_interactions
-
     expected = fit_arrays(recipe, read_interactions(inter), defaults)
     for name, arr in expected.items():
         assert np.array_equal(sol.arrays[name], arr), name
@@ -470,3 +469,49 @@ def test_a_search_on_a_sample_leaves_what_it_did_not_search_as_given(tmp_path, m
     assert (
         sol.hyperparameters["dropout"] == recipes.recipe(UP).hyperparameters.defaults()["dropout"]
     )
+
+
+def max_dense_items_fitted(monkeypatch) -> list[int]:
+    """The max_dense_items of every setting the search fits, as it fits them."""
+    fitted_with: list[int] = []
+    measure_with = tuning.objective
+
+    def spying(recipe, split, seed=0):
+        measure = measure_with(recipe, split, seed)
+
+        def measured(hp, cache):
+            fitted_with.append(hp["max_dense_items"])
+            return measure(hp, cache)
+
+        return measured
+
+    monkeypatch.setattr(tuning, "objective", spying)
+    return fitted_with
+
+
+def test_the_search_ranks_settings_on_half_the_exact_core_and_the_solution_keeps_it_all(
+    tmp_path, monkeypatch
+):
+    # a setting's exact item-item model costs the cube of its items: the search fits
+    # half of max_dense_items exactly (the rest low rank), the final fit all of them
+    fitted_with = max_dense_items_fitted(monkeypatch)
+    sol, _ = trained(tmp_path, cluster_rows(), hp_pairs=("max_dense_items=40",))
+    assert set(fitted_with) == {20} and len(fitted_with) > 1
+    assert sol.meta["tuning"]["searchDenseItems"] == 20
+    assert sol.hyperparameters["max_dense_items"] == 40
+    data = read_interactions(str(tmp_path / "i.csv"))
+    expected = fit_arrays(UP, data, sol.hyperparameters)
+    for name, arr in expected.items():
+        assert np.array_equal(sol.arrays[name], arr), name
+
+
+def test_a_searched_max_dense_items_is_fitted_as_searched(tmp_path, monkeypatch):
+    fitted_with = max_dense_items_fitted(monkeypatch)
+    config = tmp_path / "hpo.json"
+    ranges = {
+        "integerHyperParameterRanges": [{"name": "max_dense_items", "minValue": 8, "maxValue": 64}]
+    }
+    config.write_bytes(orjson.dumps({"algorithmHyperParameterRanges": ranges}))
+    sol, _ = trained(tmp_path, cluster_rows(), hpo_config=str(config))
+    assert len(set(fitted_with)) > 1  # the values the search tried, not one proxy
+    assert sol.meta["tuning"]["searchDenseItems"] is None

@@ -129,12 +129,10 @@ def choose(
         say(reason)
         return Choice(hp, {**report, "reason": reason})
 
-    search_data, scale, proxy = data, 1.0, {}
+    search_data, scale = data, 1.0
     if len(data.users) > SEARCH_ROWS:
         search_data = subset_users(data, SEARCH_ROWS, seed)
         scale = len(data.users) / len(search_data.users)
-        if "max_dense_items" in hp:
-            proxy = {"max_dense_items": min(hp["max_dense_items"], SEARCH_DENSE_ITEMS)}
     time_splits = declared.validation.time_splits
     split = validation_split(search_data, prof, seed, time_splits, validation)
     if split is None:
@@ -152,6 +150,9 @@ def choose(
         dims, metric, maximize, budget = hpo.apply(dims, metric, maximize, budget)
     dims = [d for d in dims if d.name not in given]
     start = {**space.start, **{k: hp[k] for k in given}}
+    proxy: dict[str, Any] = {}
+    if "max_dense_items" in hp and "max_dense_items" not in {d.name for d in dims}:
+        proxy = {"max_dense_items": search_dense_items(hp["max_dense_items"], scale != 1.0)}
     for name, (value, reason) in fixed.items():
         if name in given:
             continue
@@ -208,10 +209,10 @@ def choose(
             else {
                 "interactions": len(search_data.users),
                 "scale": scale,
-                **proxy,
                 "chosenOnSample": carried,
             }
         ),
+        searchDenseItems=proxy.get("max_dense_items"),
         objective={"metricName": metric, "type": "Maximize" if maximize else "Minimize"},
         fixedByData={k: v for k, (v, _) in fixed.items() if k not in given},
         fixedByUser=sorted(given),
@@ -225,6 +226,15 @@ def choose(
         },
     )
     return Choice(chosen, report)
+
+
+def search_dense_items(max_dense_items: int, sampled: bool) -> int:
+    """How many items the search's item-item models keep exact (the rest low rank):
+    half of the final fit's `max_dense_items`, an eighth of its cubic cost, and at most
+    SEARCH_DENSE_ITEMS on a sample of the users. The search only ranks settings; the
+    final fit keeps `max_dense_items`."""
+    core = max_dense_items // 2
+    return min(core, SEARCH_DENSE_ITEMS) if sampled else core
 
 
 def _temperature(chosen: dict[str, Any], defaults: dict[str, Any]) -> float:
