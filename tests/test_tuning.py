@@ -71,6 +71,14 @@ def trained(tmp_path, rows, timestamps=True, **kwargs):
     return load(str(path)), lines
 
 
+def assert_is_the_fit(sol, recipe: str, csv: str) -> None:
+    """The solution's arrays are, bit for bit, `recipe` fitted on `csv` with the
+    solution's own hyperparameters."""
+    expected = fit_arrays(recipe, read_interactions(csv), sol.hyperparameters)
+    for name, arr in expected.items():
+        assert np.array_equal(sol.arrays[name], arr), name
+
+
 def test_orderless_data_turns_order_off(tmp_path):
     sol, lines = trained(tmp_path, cluster_rows())
     tuning = sol.meta["tuning"]
@@ -144,9 +152,7 @@ def test_no_tune_gives_the_defaults_solution(tmp_path, recipe):
     defaults = recipes.recipe(recipe).hyperparameters.defaults()
     assert "tuning" not in sol.meta
     assert sol.hyperparameters == defaults
-    expected = fit_arrays(recipe, read_interactions(inter), defaults)
-    for name, arr in expected.items():
-        assert np.array_equal(sol.arrays[name], arr), name
+    assert_is_the_fit(sol, recipe, inter)
 
 
 def test_data_too_small_trains_the_defaults_and_says_so(tmp_path):
@@ -499,10 +505,7 @@ def test_the_search_ranks_settings_on_half_the_exact_core_and_the_solution_keeps
     assert set(fitted_with) == {20} and len(fitted_with) > 1
     assert sol.meta["tuning"]["searchDenseItems"] == 20
     assert sol.hyperparameters["max_dense_items"] == 40
-    data = read_interactions(str(tmp_path / "i.csv"))
-    expected = fit_arrays(UP, data, sol.hyperparameters)
-    for name, arr in expected.items():
-        assert np.array_equal(sol.arrays[name], arr), name
+    assert_is_the_fit(sol, UP, str(tmp_path / "i.csv"))
 
 
 def test_a_searched_max_dense_items_is_fitted_as_searched(tmp_path, monkeypatch):

@@ -149,9 +149,10 @@ def choose(
     if hpo is not None:
         dims, metric, maximize, budget = hpo.apply(dims, metric, maximize, budget)
     dims = [d for d in dims if d.name not in given]
+    searched = {d.name for d in dims}
     start = {**space.start, **{k: hp[k] for k in given}}
     proxy: dict[str, Any] = {}
-    if "max_dense_items" in hp and "max_dense_items" not in {d.name for d in dims}:
+    if "max_dense_items" in hp and "max_dense_items" not in searched:
         proxy = {"max_dense_items": search_dense_items(hp["max_dense_items"], scale != 1.0)}
     for name, (value, reason) in fixed.items():
         if name in given:
@@ -180,7 +181,6 @@ def choose(
     if sign * (default_score - best_score) >= 0:  # the defaults were as good: keep them
         best, best_score = dict(hp), default_score
     chosen = dict(best)
-    searched = {d.name for d in dims}
     if scale != 1.0 and declared.search.to_whole is not None:
         # only the searched values were chosen on the sample
         chosen.update(declared.search.to_whole({n: chosen[n] for n in searched}, scale))
